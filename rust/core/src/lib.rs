@@ -1,1 +1,41 @@
-pub fn x(){}
+//! TPM 2.0 HMAC keys that answer KeePassXC's challenges exactly as a YubiKey
+//! challenge-response slot does.
+//!
+//! An HMAC key is created inside the TPM (or imported from a secret the user keeps), persisted
+//! at a handle, and addressed by KeePassXC as `serial = handle, slot = 1`. A challenge is
+//! padded and trimmed as a YubiKey slot would ([`yubikey_message`]) and hashed by TPM2_HMAC in
+//! the chip; the key never leaves it.
+//!
+//! # Code structure
+//! - [`tpm`]: opening the TPM from a TCTI (explicit, environment, default search); retries.
+//! - [`address`]: persistent handles and KeePassXC's (serial, slot) address.
+//! - [`parent`]: the storage parent keys are created under (SRK, else an ECC primary).
+//! - [`key`]: HMAC key templates; create, import, persist, delete; what sits at a handle.
+//! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC.
+//! - [`store`]: listing keys.
+//! - [`secret`]: hex secrets to import.
+//! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
+//!
+//! # Notes on code safety
+//! This crate has no `unsafe` code (`#![forbid(unsafe_code)]`); all FFI is inside tss-esapi.
+//! Secrets and responses are held in `Zeroizing` buffers, and no error or log message ever
+//! contains them. Every transient object loaded into the TPM is flushed on every path,
+//! because a TPM without a resource manager has only a few transient slots.
+#![forbid(unsafe_code)]
+
+pub mod address;
+pub mod challenge;
+pub mod error;
+pub mod key;
+mod parent;
+mod rc;
+pub mod secret;
+pub mod store;
+pub mod tpm;
+
+pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
+pub use challenge::yubikey_message;
+pub use error::{Error, ErrorKind, Result};
+pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
+pub use secret::Secret;
+pub use tpm::Tpm;

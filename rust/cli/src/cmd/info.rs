@@ -1,0 +1,38 @@
+//! `tpm-hmac info`: one key's details.
+
+use keepassxc_tpm::{Error, KeyHandle, Tpm};
+
+use crate::output::{self, KeyJson};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The key's persistent handle (or its KeePassXC serial)
+    #[arg(long, value_parser = super::parse_handle)]
+    handle: KeyHandle,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
+    let key = tpm.key_info(args.handle)?;
+    if args.json {
+        println!("{}", output::json(&KeyJson::from(&key)));
+        return Ok(());
+    }
+    println!("Handle:        {}", key.handle);
+    println!("Algorithm:     {}", key.algorithm);
+    println!("Origin:        {:?}", key.origin);
+    println!(
+        "KeePassXC:     serial {} slot {} (--yubikey {})",
+        key.serial(),
+        key.slot(),
+        output::keepassxc_address(&key)
+    );
+    println!("Display name:  {}", key.display_name());
+    println!(
+        "Attributes:    fixedTPM={} fixedParent={} noDA={}",
+        key.fixed_tpm, key.fixed_parent, key.no_da
+    );
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! One module per subcommand.
+pub mod challenge;
+pub mod create;
+pub mod delete;
+pub mod import;
+pub mod info;
+pub mod list;
+
+use keepassxc_tpm::{Error, KeyHandle};
+
+/// clap value parser for `--handle`.
+pub fn parse_handle(text: &str) -> Result<KeyHandle, String> {
+    text.parse::<KeyHandle>().map_err(|e: Error| e.to_string())
+}

@@ -1,0 +1,125 @@
+//! KeePassXC's challenge → the bytes a YubiKey slot would hash → one TPM2_HMAC.
+//!
+//! KeePassXC pads the challenge PKCS#7-style to 64 bytes (a 32-byte KDF seed gets 32 bytes of
+//! 0x20). A slot in variable-length HMAC mode then drops the last byte of the 64 and every byte
+//! before it that equals it, and hashes the rest. Doing the same here gives the response a
+//! YubiKey holding the same secret would give: a TPM key and a YubiKey can be twins.
+
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::structures::MaxBuffer;
+use zeroize::Zeroizing;
+
+use crate::address::KeyHandle;
+use crate::error::{Error, Result};
+use crate::key::Object;
+use crate::rc::{self, codes};
+use crate::tpm::Tpm;
+
+/// A YubiKey challenge block.
+pub const CHALLENGE_BLOCK: usize = 64;
+
+/// The message a variable-length YubiKey HMAC slot hashes for KeePassXC's `challenge`.
+pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
+    if challenge.len() > CHALLENGE_BLOCK {
+        return Err(Error::ChallengeTooLong {
+            len: challenge.len(),
+        });
+    }
+    let mut block = challenge.to_vec();
+    let pad = CHALLENGE_BLOCK - challenge.len();
+    block.resize(CHALLENGE_BLOCK, pad as u8);
+    let last = block[CHALLENGE_BLOCK - 1];
+    let kept = block.iter().rposition(|&b| b != last).map_or(0, |i| i + 1);
+    block.truncate(kept);
+    Ok(block)
+}
+
+impl Tpm {
+    /// The response of the key at `handle` to KeePassXC's `challenge` (0 to 64 bytes): the same
+    /// bytes a YubiKey slot in variable-length HMAC mode holding the same secret returns.
+    /// Costs one TPM command once the key has been used in this connection, two before.
+    pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let message =
+            MaxBuffer::try_from(yubikey_message(challenge)?).map_err(|e| Error::Wrapper {
+                operation: "preparing the challenge",
+                text: e.to_string(),
+            })?;
+        let object = self.resolve(handle)?;
+        let answer = self.with_password(|tpm| {
+            // HashingAlgorithm::Null: use the key's own scheme (SHA-1 or SHA-256).
+            tpm.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null))
+                .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, &tpm.tcti)))
+        });
+        match answer {
+            Ok(digest) => Ok(Zeroizing::new(digest.value().to_vec())),
+            Err((code, error)) => Err(self.explain_failure(handle, code, error)),
+        }
+    }
+
+    /// Turns an HMAC failure into the error a person can act on: the key is gone, or the
+    /// handle holds something that is not an HMAC key.
+    fn explain_failure(&mut self, handle: KeyHandle, code: u32, error: Error) -> Error {
+        if matches!(error, Error::NoTpm { .. }) {
+            return error;
+        }
+        // The cached ESYS handle may be stale (key deleted by another program): look again.
+        self.forget(handle);
+        if rc::tpm_code(code) == Some(codes::HANDLE) {
+            return Error::EmptyHandle { handle };
+        }
+        if matches!(error, Error::Tpm { .. }) {
+            match self.object_at(handle) {
+                Ok(Object::Other(what)) => return Error::NotHmacKey { handle, what },
+                Err(e @ Error::EmptyHandle { .. }) => return e,
+                _ => {}
+            }
+        }
+        error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kdf_seed_is_hashed_as_is() {
+        let seed: Vec<u8> = (1..=32).collect();
+        assert_eq!(yubikey_message(&seed).unwrap(), seed);
+    }
+
+    #[test]
+    fn trailing_bytes_equal_to_the_padding_are_dropped_too() {
+        let mut seed = vec![7u8; 30];
+        seed.extend([0x20, 0x20]);
+        assert_eq!(yubikey_message(&seed).unwrap(), vec![7u8; 30]);
+    }
+
+    #[test]
+    fn full_block_drops_its_trailing_run() {
+        let mut block = vec![1u8; 60];
+        block.extend([9, 9, 9, 9]);
+        assert_eq!(yubikey_message(&block).unwrap(), vec![1u8; 60]);
+        assert_eq!(yubikey_message(&[5u8; 64]).unwrap(), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn empty_and_short_challenges() {
+        assert_eq!(yubikey_message(&[]).unwrap(), Vec::<u8>::new());
+        assert_eq!(yubikey_message(&[0xAA]).unwrap(), vec![0xAA]);
+        assert_eq!(
+            yubikey_message(&[63]).unwrap(),
+            Vec::<u8>::new(),
+            "a 1-byte 63 equals its padding"
+        );
+        assert_eq!(yubikey_message(&[0u8; 63]).unwrap(), vec![0u8; 63]);
+    }
+
+    #[test]
+    fn longer_than_a_block_is_refused() {
+        assert!(matches!(
+            yubikey_message(&[0u8; 65]),
+            Err(Error::ChallengeTooLong { len: 65 })
+        ));
+    }
+}

@@ -1,0 +1,177 @@
+//! One error type for everything the core does. Each variant is something a person can act on;
+//! its message says what is wrong and what to do, and TSS return codes are kept (as 0x%08X).
+
+use std::fmt;
+
+use crate::address::KeyHandle;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What went wrong. `Display` gives a single line with a remedy.
+#[derive(Debug)]
+pub enum Error {
+    /// No TPM answered on the TCTI (no device, no simulator, module missing, connection lost).
+    NoTpm { tcti: String, detail: String },
+    /// The TCTI configuration string could not be understood.
+    UnknownTcti { tcti: String },
+    /// The TPM device exists but this user may not open it.
+    PermissionDenied {
+        device: String,
+        group: Option<String>,
+    },
+    /// A handle string or serial that is not a persistent handle of the owner hierarchy.
+    BadHandle { input: String },
+    /// Nothing is stored at the handle.
+    EmptyHandle { handle: KeyHandle },
+    /// Something other than an HMAC key is stored at the handle.
+    NotHmacKey { handle: KeyHandle, what: String },
+    /// `create`/`import` was asked for a handle that is already in use.
+    HandleOccupied { handle: KeyHandle, what: String },
+    /// Every handle of the project range (or the TPM's NV memory) is in use.
+    NoFreeHandle { detail: String },
+    /// The TPM's dictionary-attack protection is locked out.
+    Lockout { rc: u32 },
+    /// The key's authorisation (PIN) was wrong.
+    AuthFailed { rc: u32 },
+    /// The key's policy (e.g. PCR binding) is not satisfied.
+    PolicyFailed { rc: u32 },
+    /// A secret to import is malformed; the reason says how.
+    BadSecret { reason: String },
+    /// A challenge longer than a YubiKey slot accepts.
+    ChallengeTooLong { len: usize },
+    /// The TPM has no room for another loaded object.
+    OutOfMemory { operation: &'static str, rc: u32 },
+    /// Any other TPM or TSS failure.
+    Tpm {
+        operation: &'static str,
+        rc: u32,
+        text: String,
+    },
+    /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
+    Wrapper {
+        operation: &'static str,
+        text: String,
+    },
+}
+
+/// The broad class of an [`Error`], for callers that map errors onto their own status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NoTpm,
+    PermissionDenied,
+    BadHandle,
+    NoSuchKey,
+    NotHmacKey,
+    HandleOccupied,
+    NoFreeHandle,
+    Lockout,
+    AuthFailed,
+    PolicyFailed,
+    BadSecret,
+    BadChallenge,
+    Other,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NoTpm { .. } | Error::UnknownTcti { .. } => ErrorKind::NoTpm,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::BadHandle { .. } => ErrorKind::BadHandle,
+            Error::EmptyHandle { .. } => ErrorKind::NoSuchKey,
+            Error::NotHmacKey { .. } => ErrorKind::NotHmacKey,
+            Error::HandleOccupied { .. } => ErrorKind::HandleOccupied,
+            Error::NoFreeHandle { .. } => ErrorKind::NoFreeHandle,
+            Error::Lockout { .. } => ErrorKind::Lockout,
+            Error::AuthFailed { .. } => ErrorKind::AuthFailed,
+            Error::PolicyFailed { .. } => ErrorKind::PolicyFailed,
+            Error::BadSecret { .. } => ErrorKind::BadSecret,
+            Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
+            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => {
+                ErrorKind::Other
+            }
+        }
+    }
+
+    /// The TSS return code behind this error, when there is one.
+    pub fn return_code(&self) -> Option<u32> {
+        match self {
+            Error::Lockout { rc }
+            | Error::AuthFailed { rc }
+            | Error::PolicyFailed { rc }
+            | Error::OutOfMemory { rc, .. }
+            | Error::Tpm { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoTpm { tcti, detail } => write!(
+                f,
+                "no TPM reachable through {tcti} ({detail}); check that the TPM is enabled in the firmware \
+                 or that the simulator runs, or pick another with --tcti or TPM2TOOLS_TCTI"
+            ),
+            Error::UnknownTcti { tcti } => write!(
+                f,
+                "unknown TCTI \"{tcti}\"; use e.g. device:/dev/tpmrm0, tabrmd:, swtpm:host=127.0.0.1,port=2321"
+            ),
+            Error::PermissionDenied { device, group: Some(group) } => write!(
+                f,
+                "permission denied opening {device}; add yourself to the \"{group}\" group \
+                 (sudo usermod -aG {group} $USER) and log in again"
+            ),
+            Error::PermissionDenied { device, group: None } => {
+                write!(f, "permission denied opening {device}; ask your administrator for access to it")
+            }
+            Error::BadHandle { input } => write!(
+                f,
+                "\"{input}\" is not a persistent TPM handle; give one between 0x81000000 and 0x817FFFFF, e.g. 0x81000100"
+            ),
+            Error::EmptyHandle { handle } => write!(
+                f,
+                "no key at {handle}; run `tpm-hmac list` to see the keys in this TPM (was it deleted, or the TPM cleared?)"
+            ),
+            Error::NotHmacKey { handle, what } => write!(
+                f,
+                "the TPM object at {handle} is {what}, not an HMAC key; run `tpm-hmac list` to see the HMAC keys"
+            ),
+            Error::HandleOccupied { handle, what } => write!(
+                f,
+                "{handle} already holds {what}; choose a free handle, or leave out --handle to take the next free one"
+            ),
+            Error::NoFreeHandle { detail } => write!(
+                f,
+                "no free persistent slot ({detail}); delete a key you no longer need with `tpm-hmac delete --handle …`"
+            ),
+            Error::Lockout { rc } => write!(
+                f,
+                "the TPM is in dictionary-attack lockout (TPM_RC_LOCKOUT, 0x{rc:08X}); wait for it to expire, \
+                 or reset it with the lockout password: tpm2_dictionarylockout --clear-lockout"
+            ),
+            Error::AuthFailed { rc } => {
+                write!(f, "wrong PIN for this key (0x{rc:08X}); each wrong PIN counts toward the TPM's lockout")
+            }
+            Error::PolicyFailed { rc } => write!(
+                f,
+                "the key's policy is not satisfied (0x{rc:08X}): the boot state changed since the key was created; \
+                 use your recovery secret to re-import the key"
+            ),
+            Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
+            Error::ChallengeTooLong { len } => {
+                write!(f, "the challenge has {len} bytes; a YubiKey-compatible slot accepts at most 64")
+            }
+            Error::OutOfMemory { operation, rc } => write!(
+                f,
+                "{operation}: the TPM has no room for another loaded object (0x{rc:08X}); \
+                 close other TPM programs or use a resource manager (tabrmd:, /dev/tpmrm0)"
+            ),
+            Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
+            Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,427 @@
+//! HMAC keys: their templates, creating or importing one under the storage parent, persisting
+//! it with EvictControl, deleting it, and telling what sits at a persistent handle.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use tss_esapi::attributes::{ObjectAttributes, ObjectAttributesBuilder};
+use tss_esapi::handles::{ObjectHandle, PersistentTpmHandle, TpmHandle};
+use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::dynamic_handles::Persistent;
+use tss_esapi::interface_types::resource_handles::Provision;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{
+    Digest, HmacScheme, KeyedHashScheme, Public, PublicBuilder, PublicKeyedHashParameters,
+    SensitiveData,
+};
+
+use crate::address::{KeyHandle, SLOT, SRK_HANDLE};
+use crate::error::{Error, Result};
+use crate::rc::{self, codes};
+use crate::secret::Secret;
+use crate::tpm::Tpm;
+
+/// The hash of an HMAC key. SHA-1 is what a YubiKey slot computes and KeePassXC expects.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    #[default]
+    Sha1,
+    Sha256,
+}
+
+impl Algorithm {
+    pub(crate) fn hashing(self) -> HashingAlgorithm {
+        match self {
+            Algorithm::Sha1 => HashingAlgorithm::Sha1,
+            Algorithm::Sha256 => HashingAlgorithm::Sha256,
+        }
+    }
+
+    /// Bytes in a response, and in an imported secret.
+    pub fn digest_len(self) -> usize {
+        match self {
+            Algorithm::Sha1 => 20,
+            Algorithm::Sha256 => 32,
+        }
+    }
+
+    fn parameters(self) -> PublicKeyedHashParameters {
+        PublicKeyedHashParameters::new(KeyedHashScheme::Hmac {
+            hmac_scheme: HmacScheme::new(self.hashing()),
+        })
+    }
+
+    /// The algorithm of a keyed-hash object's parameters, if it is an HMAC key we support.
+    /// (tss-esapi 7.7 has no getter for the scheme; its parameters compare by value.)
+    fn of(parameters: &PublicKeyedHashParameters) -> Option<Algorithm> {
+        [Algorithm::Sha1, Algorithm::Sha256]
+            .into_iter()
+            .find(|a| a.parameters() == *parameters)
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Algorithm::Sha1 => "HMAC-SHA1",
+            Algorithm::Sha256 => "HMAC-SHA256",
+        })
+    }
+}
+
+impl FromStr for Algorithm {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().replace('-', "").as_str() {
+            "sha1" | "hmacsha1" => Ok(Algorithm::Sha1),
+            "sha256" | "hmacsha256" => Ok(Algorithm::Sha256),
+            _ => Err(format!(
+                "unknown algorithm \"{s}\"; use sha1 (YubiKey-compatible) or sha256"
+            )),
+        }
+    }
+}
+
+/// Where the key's secret came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// Generated inside the TPM: no copy exists anywhere else.
+    Generated,
+    /// Imported from a secret the user holds (a YubiKey twin, or a recovery secret).
+    Imported,
+}
+
+/// An HMAC key in the TPM's persistent storage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyInfo {
+    pub handle: KeyHandle,
+    pub algorithm: Algorithm,
+    pub origin: Origin,
+    /// Exempt from dictionary-attack lockout (keys without a PIN).
+    pub no_da: bool,
+    /// Needs an authorisation value (PIN) to be used.
+    pub needs_pin: bool,
+    pub fixed_tpm: bool,
+    pub fixed_parent: bool,
+}
+
+impl KeyInfo {
+    /// KeePassXC's serial: the handle as an unsigned 32-bit number.
+    pub fn serial(&self) -> u32 {
+        self.handle.serial()
+    }
+
+    /// KeePassXC's slot: always 1.
+    pub fn slot(&self) -> i32 {
+        SLOT
+    }
+
+    /// The name KeePassXC shows, e.g. "TPM 2.0 HMAC-SHA1 [0x81000100]".
+    pub fn display_name(&self) -> String {
+        format!("TPM 2.0 {} [{}]", self.algorithm, self.handle)
+    }
+}
+
+/// What `create` and `import` are asked to make.
+#[derive(Clone, Debug, Default)]
+pub struct KeySpec {
+    /// Where to persist the key; `None` takes the first free handle of [`crate::PROJECT_RANGE`].
+    pub handle: Option<KeyHandle>,
+    pub algorithm: Algorithm,
+}
+
+/// The object at a persistent handle, described for a person when it is not one of our keys.
+pub(crate) enum Object {
+    Hmac(KeyInfo),
+    Other(String),
+}
+
+fn attributes(origin: Origin) -> Result<ObjectAttributes> {
+    ObjectAttributesBuilder::new()
+        .with_fixed_tpm(true)
+        .with_fixed_parent(true)
+        .with_sensitive_data_origin(origin == Origin::Generated)
+        .with_user_with_auth(true)
+        .with_sign_encrypt(true)
+        // No PIN: exempt from dictionary-attack lockout, so unclean shutdowns never lock the user out.
+        .with_no_da(true)
+        .build()
+        .map_err(|e| Error::Wrapper {
+            operation: "building the key attributes",
+            text: e.to_string(),
+        })
+}
+
+pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin) -> Result<Public> {
+    PublicBuilder::new()
+        .with_public_algorithm(PublicAlgorithm::KeyedHash)
+        .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
+        .with_object_attributes(attributes(origin)?)
+        .with_keyed_hash_parameters(algorithm.parameters())
+        .with_keyed_hash_unique_identifier(Digest::default())
+        .build()
+        .map_err(|e| Error::Wrapper {
+            operation: "building the key template",
+            text: e.to_string(),
+        })
+}
+
+/// Sorts a public area into "one of our HMAC keys" or a description of what it is.
+pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
+    let attrs = public.object_attributes();
+    let storage = attrs.restricted() && attrs.decrypt() && !attrs.sign_encrypt();
+    let what = match public {
+        Public::KeyedHash { parameters, .. } => match Algorithm::of(parameters) {
+            Some(algorithm) if attrs.sign_encrypt() && !attrs.decrypt() && !attrs.restricted() => {
+                return Object::Hmac(KeyInfo {
+                    handle,
+                    algorithm,
+                    origin: if attrs.sensitive_data_origin() {
+                        Origin::Generated
+                    } else {
+                        Origin::Imported
+                    },
+                    no_da: attrs.no_da(),
+                    needs_pin: !attrs.no_da(),
+                    fixed_tpm: attrs.fixed_tpm(),
+                    fixed_parent: attrs.fixed_parent(),
+                })
+            }
+            Some(_) => "a restricted keyed-hash key".to_owned(),
+            None if !attrs.sign_encrypt() && !attrs.decrypt() => "a sealed data object".to_owned(),
+            None => "a keyed-hash object with an unsupported scheme".to_owned(),
+        },
+        Public::Rsa { .. } | Public::Ecc { .. } => {
+            let alg = if matches!(public, Public::Rsa { .. }) {
+                "RSA"
+            } else {
+                "ECC"
+            };
+            if handle.value() >> 16 == 0x8101 {
+                format!("an {alg} endorsement key")
+            } else if storage && handle.value() == SRK_HANDLE {
+                format!("an {alg} storage key, probably the SRK")
+            } else if storage {
+                format!("an {alg} storage key")
+            } else if attrs.sign_encrypt() {
+                format!("an {alg} signing key")
+            } else {
+                format!("an {alg} decryption key")
+            }
+        }
+        Public::SymCipher { .. } => "a symmetric cipher key".to_owned(),
+    };
+    Object::Other(what)
+}
+
+impl Tpm {
+    /// The ESYS handle of the persistent object at `handle` (one ReadPublic the first time).
+    pub(crate) fn resolve(&mut self, handle: KeyHandle) -> Result<ObjectHandle> {
+        if let Some(object) = self.known.get(&handle) {
+            return Ok(*object);
+        }
+        let tpm_handle = persistent_tpm_handle(handle)?;
+        let object = self
+            .call(|ctx| ctx.tr_from_tpm_public(tpm_handle))
+            .map_err(|(code, e)| {
+                if rc::tpm_code(code) == Some(codes::HANDLE) {
+                    Error::EmptyHandle { handle }
+                } else {
+                    rc::classify("reading the object at the handle", e, &self.tcti)
+                }
+            })?;
+        self.known.insert(handle, object);
+        Ok(object)
+    }
+
+    /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
+    pub(crate) fn forget(&mut self, handle: KeyHandle) {
+        if let Some(mut object) = self.known.remove(&handle) {
+            let _ = self.ctx.tr_close(&mut object);
+        }
+    }
+
+    /// What is stored at `handle`.
+    pub(crate) fn object_at(&mut self, handle: KeyHandle) -> Result<Object> {
+        let object = self.resolve(handle)?;
+        let public = self.run("reading the key", |ctx| ctx.read_public(object.into()));
+        match public {
+            Ok((public, _, _)) => Ok(describe(handle, &public)),
+            Err(e) => {
+                self.forget(handle);
+                Err(e)
+            }
+        }
+    }
+
+    /// The HMAC key at `handle`, or why there is none.
+    pub fn key_info(&mut self, handle: KeyHandle) -> Result<KeyInfo> {
+        match self.object_at(handle)? {
+            Object::Hmac(info) => Ok(info),
+            Object::Other(what) => Err(Error::NotHmacKey { handle, what }),
+        }
+    }
+
+    /// Generates an HMAC key inside the TPM and persists it. The secret never leaves the TPM:
+    /// there is no backup, and whatever it protects depends on this one chip.
+    pub fn create_key(&mut self, spec: &KeySpec) -> Result<KeyInfo> {
+        self.provision(spec, None)
+    }
+
+    /// Imports `secret` (e.g. a YubiKey slot's HMAC secret) as an HMAC key and persists it.
+    pub fn import_key(&mut self, spec: &KeySpec, secret: &Secret) -> Result<KeyInfo> {
+        secret.check_length(spec.algorithm)?;
+        self.provision(spec, Some(secret))
+    }
+
+    fn provision(&mut self, spec: &KeySpec, secret: Option<&Secret>) -> Result<KeyInfo> {
+        let handle = match spec.handle {
+            Some(handle) => {
+                self.ensure_free(handle)?;
+                handle
+            }
+            None => self.first_free_handle()?,
+        };
+        let origin = if secret.is_some() {
+            Origin::Imported
+        } else {
+            Origin::Generated
+        };
+        let template = hmac_template(spec.algorithm, origin)?;
+        let sensitive = secret
+            .map(|s| SensitiveData::try_from(s.bytes()))
+            .transpose()
+            .map_err(|e| Error::BadSecret {
+                reason: e.to_string(),
+            })?;
+
+        let parent = self.storage_parent()?;
+        let created = self.with_password(|tpm| {
+            tpm.run("creating the key", |ctx| {
+                ctx.create(
+                    parent.handle.into(),
+                    template.clone(),
+                    None,
+                    sensitive.clone(),
+                    None,
+                    None,
+                )
+            })
+        });
+        let loaded = created.and_then(|key| {
+            self.with_password(|tpm| {
+                tpm.run("loading the key", |ctx| {
+                    ctx.load(
+                        parent.handle.into(),
+                        key.out_private.clone(),
+                        key.out_public.clone(),
+                    )
+                })
+            })
+        });
+        self.release_parent(parent);
+        let loaded: ObjectHandle = loaded?.into();
+
+        let persisted = self.with_password(|tpm| {
+            tpm.call(|ctx| {
+                ctx.evict_control(
+                    Provision::Owner,
+                    loaded,
+                    Persistent::Persistent(persistent_handle(handle)?),
+                )
+            })
+            .map_err(|(code, e)| match rc::tpm_code(code) {
+                Some(codes::NV_DEFINED) => Error::HandleOccupied {
+                    handle,
+                    what: "an object".to_owned(),
+                },
+                Some(codes::NV_SPACE) => Error::NoFreeHandle {
+                    detail: "the TPM's persistent memory is full".to_owned(),
+                },
+                _ => rc::classify("persisting the key", e, &tpm.tcti),
+            })
+        });
+        let _ = self.ctx.flush_context(loaded);
+        let mut persistent = persisted?;
+        // EvictControl's new ESYS handle is only needed to use the key; a fresh resolve is cheap.
+        let _ = self.ctx.tr_close(&mut persistent);
+        self.key_info(handle)
+    }
+
+    /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
+    pub fn delete_key(&mut self, handle: KeyHandle) -> Result<()> {
+        self.key_info(handle)?;
+        let object = self.resolve(handle)?;
+        let tcti = self.tcti.clone();
+        self.with_password(|tpm| {
+            tpm.call(|ctx| {
+                ctx.evict_control(
+                    Provision::Owner,
+                    object,
+                    Persistent::Persistent(persistent_handle(handle)?),
+                )
+            })
+            .map_err(|(_, e)| rc::classify("deleting the key", e, &tcti))
+        })?;
+        // EvictControl closed the ESYS handle itself.
+        self.known.remove(&handle);
+        Ok(())
+    }
+
+    /// Fails with `HandleOccupied` unless `handle` is empty.
+    fn ensure_free(&mut self, handle: KeyHandle) -> Result<()> {
+        match self.object_at(handle) {
+            Err(Error::EmptyHandle { .. }) => Ok(()),
+            Err(e) => Err(e),
+            Ok(Object::Hmac(info)) => Err(Error::HandleOccupied {
+                handle,
+                what: format!("an {} key", info.algorithm),
+            }),
+            Ok(Object::Other(what)) => Err(Error::HandleOccupied { handle, what }),
+        }
+    }
+
+    fn first_free_handle(&mut self) -> Result<KeyHandle> {
+        let used = self.persistent_handles()?;
+        crate::address::PROJECT_RANGE
+            .clone()
+            .find(|h| !used.contains(h))
+            .map(KeyHandle::new)
+            .transpose()?
+            .ok_or_else(|| Error::NoFreeHandle {
+                detail: format!(
+                    "all of 0x{:08x}..=0x{:08x} are in use",
+                    crate::address::PROJECT_RANGE.start(),
+                    crate::address::PROJECT_RANGE.end()
+                ),
+            })
+    }
+
+    /// Runs `f` with a password session (empty password) as the first authorisation.
+    pub(crate) fn with_password<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Tpm) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.ctx
+            .set_sessions((Some(AuthSession::Password), None, None));
+        let result = f(self);
+        self.ctx.clear_sessions();
+        result
+    }
+}
+
+pub(crate) fn persistent_handle(handle: KeyHandle) -> tss_esapi::Result<PersistentTpmHandle> {
+    PersistentTpmHandle::new(handle.value())
+}
+
+fn persistent_tpm_handle(handle: KeyHandle) -> Result<TpmHandle> {
+    persistent_handle(handle)
+        .map(TpmHandle::Persistent)
+        .map_err(|_| Error::BadHandle {
+            input: handle.to_string(),
+        })
+}

@@ -1,0 +1,118 @@
+//! A secret to import, parsed from hex the way ykman prints a challenge-response secret.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::key::Algorithm;
+
+/// HMAC key material. Zeroized on drop; never logged (its `Debug` hides the bytes).
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    /// Parses hex digits; spaces, tabs, newlines and colons between them are ignored.
+    pub fn from_hex(text: &str) -> Result<Secret> {
+        let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
+            text.bytes()
+                .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':'))
+                .collect(),
+        );
+        if digits.is_empty() {
+            return Err(Error::BadSecret {
+                reason: "the secret is empty; give it as hex, e.g. 40 hex digits for 20 bytes"
+                    .into(),
+            });
+        }
+        if let Some(pos) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+            return Err(Error::BadSecret {
+                reason: format!(
+                    "character {} is not a hex digit; give the secret as hex (0-9, a-f)",
+                    pos + 1
+                ),
+            });
+        }
+        if digits.len() % 2 != 0 {
+            return Err(Error::BadSecret {
+                reason: format!(
+                    "{} hex digits is an odd number; a byte takes two",
+                    digits.len()
+                ),
+            });
+        }
+        let mut bytes = Zeroizing::new(vec![0u8; digits.len() / 2]);
+        hex::decode_to_slice(&digits[..], &mut bytes[..]).map_err(|e| Error::BadSecret {
+            reason: e.to_string(),
+        })?;
+        Ok(Secret(bytes))
+    }
+
+    pub fn from_bytes(bytes: Zeroizing<Vec<u8>>) -> Secret {
+        Secret(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A YubiKey HMAC-SHA1 slot holds exactly 20 bytes; an HMAC-SHA256 key takes 32.
+    pub fn check_length(&self, algorithm: Algorithm) -> Result<()> {
+        let want = algorithm.digest_len();
+        if self.0.len() == want {
+            Ok(())
+        } else {
+            Err(Error::BadSecret {
+                reason: format!(
+                    "the secret has {} bytes; an {algorithm} key takes exactly {want} bytes ({} hex digits)",
+                    self.0.len(),
+                    want * 2
+                ),
+            })
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ykman_style_hex() {
+        let s = Secret::from_hex("303132333435363738393a3b3c3d3e3f40414243\n").unwrap();
+        assert_eq!(s.bytes(), b"0123456789:;<=>?@ABC");
+        let spaced = Secret::from_hex("30 31:32\t33").unwrap();
+        assert_eq!(spaced.bytes(), b"0123");
+    }
+
+    #[test]
+    fn refuses_bad_hex_with_a_reason() {
+        for (input, needle) in [
+            ("", "empty"),
+            ("abc", "odd"),
+            ("zz", "not a hex digit"),
+            ("0x1234", "not a hex digit"),
+        ] {
+            match Secret::from_hex(input) {
+                Err(Error::BadSecret { reason }) => {
+                    assert!(reason.contains(needle), "{input:?}: {reason}")
+                }
+                other => panic!("{input:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn length_must_match_the_algorithm() {
+        let s = Secret::from_hex(&"ab".repeat(20)).unwrap();
+        assert!(s.check_length(Algorithm::Sha1).is_ok());
+        assert!(matches!(
+            s.check_length(Algorithm::Sha256),
+            Err(Error::BadSecret { .. })
+        ));
+        assert_eq!(format!("{s:?}"), "Secret(20 bytes)");
+    }
+}

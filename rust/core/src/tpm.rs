@@ -1,0 +1,194 @@
+//! Opening a TPM: the TCTI comes from the caller, else from `TPM2TOOLS_TCTI` / `TCTI` /
+//! `TEST_TCTI`, else from a short default search. Also the retry of transient TPM answers.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::ErrorKind as IoErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::str::FromStr;
+use std::thread::sleep;
+use std::time::Duration;
+
+use tss_esapi::handles::ObjectHandle;
+use tss_esapi::tcti_ldr::TctiNameConf;
+use tss_esapi::Context;
+
+use crate::address::KeyHandle;
+use crate::error::{Error, Result};
+use crate::rc;
+
+/// Environment variables read for the TCTI, in tpm2-tools' order.
+pub const TCTI_ENV_VARS: [&str; 3] = ["TPM2TOOLS_TCTI", "TCTI", "TEST_TCTI"];
+
+/// Where we look when nothing is configured: the kernel's resource manager first (what
+/// systemd uses), then the tpm2-abrmd daemon, then the raw device.
+const DEFAULT_SEARCH: [&str; 3] = ["device:/dev/tpmrm0", "tabrmd:", "device:/dev/tpm0"];
+
+/// How often a command that got TPM_RC_RETRY / YIELDED / TESTING is sent again.
+const TRANSIENT_RETRIES: u32 = 20;
+
+/// An open connection to a TPM.
+pub struct Tpm {
+    pub(crate) ctx: Context,
+    /// The TCTI in use, for messages.
+    pub(crate) tcti: String,
+    /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
+    pub(crate) known: HashMap<KeyHandle, ObjectHandle>,
+}
+
+impl Tpm {
+    /// Opens the TPM named by `tcti` (e.g. `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`),
+    /// or by the environment, or found by the default search.
+    pub fn open(tcti: Option<&str>) -> Result<Tpm> {
+        if let Some(conf) = tcti.map(str::to_owned).or_else(configured_tcti) {
+            return Self::open_conf(&conf);
+        }
+        let mut first_error = None;
+        for conf in DEFAULT_SEARCH {
+            if let Some(device) = conf.strip_prefix("device:") {
+                if !Path::new(device).exists() {
+                    continue;
+                }
+            }
+            match Self::open_conf(conf) {
+                Ok(tpm) => return Ok(tpm),
+                Err(e @ Error::PermissionDenied { .. }) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| Error::NoTpm {
+            tcti: "the default search".to_owned(),
+            detail: "no /dev/tpmrm0, no tpm2-abrmd, no TCTI set in TPM2TOOLS_TCTI".to_owned(),
+        }))
+    }
+
+    fn open_conf(conf: &str) -> Result<Tpm> {
+        let name_conf = TctiNameConf::from_str(conf).map_err(|_| Error::UnknownTcti {
+            tcti: conf.to_owned(),
+        })?;
+        if let TctiNameConf::Device(_) = &name_conf {
+            check_device_access(device_path(conf))?;
+        }
+        let ctx = Context::new(name_conf).map_err(|e| Error::NoTpm {
+            tcti: conf.to_owned(),
+            detail: tcti_detail(&e),
+        })?;
+        Ok(Tpm {
+            ctx,
+            tcti: conf.to_owned(),
+            known: HashMap::new(),
+        })
+    }
+
+    /// The TCTI this connection uses.
+    pub fn tcti(&self) -> &str {
+        &self.tcti
+    }
+
+    /// Runs one TPM operation, sending it again while the TPM answers that it is busy.
+    pub(crate) fn call<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
+        let mut attempt = 0;
+        loop {
+            match f(&mut self.ctx) {
+                Ok(value) => return Ok(value),
+                Err(e) => {
+                    let code = rc_of(&e);
+                    if rc::is_transient(code) && attempt < TRANSIENT_RETRIES {
+                        attempt += 1;
+                        sleep(Duration::from_millis(5 * u64::from(attempt)));
+                        continue;
+                    }
+                    return Err((code, e));
+                }
+            }
+        }
+    }
+
+    /// [`Tpm::call`] with the failure turned into our error.
+    pub(crate) fn run<T>(
+        &mut self,
+        operation: &'static str,
+        f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> Result<T> {
+        self.call(f)
+            .map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
+    }
+}
+
+/// The raw TSS2_RC of a tss-esapi error (0 for wrapper errors).
+pub(crate) fn rc_of(e: &tss_esapi::Error) -> u32 {
+    match e {
+        tss_esapi::Error::Tss2Error(code) => rc::raw(code),
+        tss_esapi::Error::WrapperError(_) => 0,
+    }
+}
+
+fn tcti_detail(e: &tss_esapi::Error) -> String {
+    match e {
+        tss_esapi::Error::Tss2Error(code) => {
+            let raw = rc::raw(code);
+            if raw & 0xFFFF == 0x000A {
+                format!("connection failed, 0x{raw:08X}")
+            } else if raw & 0xFFFF == 0x0002 || raw & 0xFFFF == 0x0004 {
+                format!("TCTI module not installed or not loadable, 0x{raw:08X}")
+            } else {
+                format!("0x{raw:08X}")
+            }
+        }
+        tss_esapi::Error::WrapperError(kind) => kind.to_string(),
+    }
+}
+
+/// The first TCTI set in the environment, if any.
+pub fn configured_tcti() -> Option<String> {
+    TCTI_ENV_VARS
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// The device of a `device:` TCTI (tss-esapi keeps DeviceConfig's path private).
+fn device_path(conf: &str) -> &str {
+    match conf.strip_prefix("device:") {
+        Some(path) if !path.is_empty() => path,
+        _ => "/dev/tpm0",
+    }
+}
+
+/// Opens the device once ourselves so that "permission denied" and "no such device" get
+/// their own messages instead of an opaque TCTI code.
+fn check_device_access(device: &str) -> Result<()> {
+    match OpenOptions::new().read(true).write(true).open(device) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == IoErrorKind::PermissionDenied => Err(Error::PermissionDenied {
+            device: device.to_owned(),
+            group: std::fs::metadata(device)
+                .ok()
+                .and_then(|m| group_name(m.gid())),
+        }),
+        Err(e) if e.kind() == IoErrorKind::NotFound => Err(Error::NoTpm {
+            tcti: format!("device:{device}"),
+            detail: format!("{device} does not exist"),
+        }),
+        Err(e) => Err(Error::NoTpm {
+            tcti: format!("device:{device}"),
+            detail: e.to_string(),
+        }),
+    }
+}
+
+/// The name of group `gid` from /etc/group (the TPM device is usually group "tss").
+fn group_name(gid: u32) -> Option<String> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        let id = fields.nth(1)?.parse::<u32>().ok()?;
+        (id == gid).then(|| name.to_owned())
+    })
+}
