@@ -93,7 +93,7 @@ function(keepassxc_tpm_setup core_target)
     set(tpm_source "${driver_dir}/YubiKeyInterfaceTPM.cpp")
     target_sources(${core_target} PRIVATE "${driver_dir}/YubiKeyInterfaceTPM.h" "${tpm_source}")
     # Only the TPM driver sees the bridge header (as a system header: it is generated code)
-    set_property(SOURCE "${tpm_source}" APPEND PROPERTY COMPILE_OPTIONS "SHELL:-isystem ${bridge_include_dir}")
+    set_property(SOURCE "${tpm_source}" APPEND PROPERTY COMPILE_OPTIONS "-isystem${bridge_include_dir}")
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY OBJECT_DEPENDS "${bridge_header}")
 
     # keepassx_core uses the plain target_link_libraries signature, so this must too
