@@ -346,9 +346,8 @@ impl Tpm {
             })
         });
         let _ = self.ctx.flush_context(loaded);
-        let mut persistent = persisted?;
-        // EvictControl's new ESYS handle is only needed to use the key; a fresh resolve is cheap.
-        let _ = self.ctx.tr_close(&mut persistent);
+        // EvictControl's new ESYS handle is the key's: keep it, no ReadPublic needed to use it.
+        self.known.insert(handle, persisted?);
         self.key_info(handle)
     }
 

@@ -1,0 +1,434 @@
+//! The core against a real software TPM (swtpm through tpm2-tss): responses, key attributes,
+//! persistence, enumeration, every error variant, and nothing lost on failures.
+
+use hmac::{Hmac, Mac};
+use keepassxc_tpm::{Algorithm, Error, KeyHandle, KeySpec, Origin, Secret, Tpm};
+use sha1::Sha1;
+use sha2::Sha256;
+use swtpm_fixture::{persist_srk, tpm2, transient_objects, CommandLog, Swtpm};
+
+const YUBIKEY_SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
+
+fn handle(value: u32) -> KeyHandle {
+    KeyHandle::new(value).unwrap()
+}
+
+fn open(swtpm: &Swtpm) -> Tpm {
+    Tpm::open(Some(&swtpm.tcti())).expect("swtpm reachable")
+}
+
+/// An independent statement of what a YubiKey slot in variable-length mode hashes for
+/// KeePassXC: pad to 64 with the pad length (PKCS#7), then pop the trailing run.
+fn reference_message(challenge: &[u8]) -> Vec<u8> {
+    let mut block = challenge.to_vec();
+    let pad = 64 - block.len();
+    block.extend(std::iter::repeat(pad as u8).take(pad));
+    let last = block[63];
+    while block.last() == Some(&last) {
+        block.pop();
+    }
+    block
+}
+
+fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(key).unwrap();
+    mac.update(message);
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
+    let spec = KeySpec {
+        handle: at.map(handle),
+        algorithm,
+    };
+    tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap())
+        .expect("import")
+        .handle
+}
+
+#[test]
+fn rfc2202_vectors_through_the_tpm() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    // RFC 2202 HMAC-SHA1 test cases 1, 3 and 5 (the ones with 20-byte keys). Their data is
+    // shorter than 64 bytes and does not end in its padding byte, so a YubiKey slot hashes it as is.
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "0b".repeat(20).leak(),
+            b"Hi There".to_vec(),
+            "b617318655057264e28bc0b6fb378c8ef146be00",
+        ),
+        (
+            "aa".repeat(20).leak(),
+            vec![0xdd; 50],
+            "125d7342b9ac11cd91a39af48aa17b4f63f175d3",
+        ),
+        (
+            "0c".repeat(20).leak(),
+            b"Test With Truncation".to_vec(),
+            "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04",
+        ),
+    ];
+    for (secret, data, expected) in cases {
+        let key = import(&mut tpm, secret, None, Algorithm::Sha1);
+        assert_eq!(
+            hex::encode(&tpm.challenge(key, &data).unwrap()[..]),
+            expected
+        );
+        tpm.delete_key(key).unwrap();
+    }
+}
+
+#[test]
+fn responses_match_a_yubikey_slot_for_every_challenge_length() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let secret = hex::decode(YUBIKEY_SECRET).unwrap();
+    let mut challenges: Vec<Vec<u8>> = [0usize, 1, 32, 63, 64]
+        .iter()
+        .map(|&n| (0..n as u8).map(|b| b ^ 0x5a).collect())
+        .collect();
+    for run in 1..=3 {
+        let mut seed: Vec<u8> = (0..32 - run).map(|b| b as u8 + 1).collect();
+        seed.extend(std::iter::repeat(0x20).take(run));
+        challenges.push(seed);
+    }
+    challenges.push(vec![0x20; 32]);
+    challenges.push(vec![0x40; 64]);
+    for challenge in challenges {
+        let response = tpm.challenge(key, &challenge).unwrap();
+        assert_eq!(response.len(), 20);
+        assert_eq!(
+            &response[..],
+            &hmac_sha1(&secret, &reference_message(&challenge))[..],
+            "challenge {}",
+            hex::encode(&challenge)
+        );
+    }
+    assert_eq!(transient_objects(&swtpm.tcti()), 0, "nothing left loaded");
+}
+
+#[test]
+fn sha256_keys_give_32_byte_responses() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let secret = "11".repeat(32);
+    let key = import(&mut tpm, &secret, None, Algorithm::Sha256);
+    let challenge = [7u8; 32];
+    let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(&secret).unwrap()).unwrap();
+    mac.update(&reference_message(&challenge));
+    assert_eq!(
+        &tpm.challenge(key, &challenge).unwrap()[..],
+        &mac.finalize().into_bytes()[..]
+    );
+    assert_eq!(tpm.key_info(key).unwrap().algorithm, Algorithm::Sha256);
+}
+
+#[test]
+fn generated_keys_have_the_promised_attributes() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let key = tpm.create_key(&KeySpec::default()).unwrap();
+    assert_eq!(
+        key.handle,
+        handle(0x8100_0100),
+        "first handle of the project range"
+    );
+    assert_eq!(
+        (key.algorithm, key.origin),
+        (Algorithm::Sha1, Origin::Generated)
+    );
+    // Read back independently with tpm2-tools.
+    let public = tpm2(&swtpm.tcti(), &["tpm2_readpublic", "-c", "0x81000100"]);
+    let attrs = public
+        .lines()
+        .find(|l| l.trim_start().starts_with("value:") || l.contains("fixedtpm"))
+        .unwrap_or("");
+    for flag in [
+        "fixedtpm",
+        "fixedparent",
+        "sensitivedataorigin",
+        "userwithauth",
+        "noda",
+        "sign",
+    ] {
+        assert!(public.contains(flag), "{flag} missing in {attrs}\n{public}");
+    }
+    assert!(
+        public.contains("keyedhash") && public.contains("hmac") && public.contains("sha1"),
+        "{public}"
+    );
+    assert_eq!(tpm.challenge(key.handle, b"abc").unwrap().len(), 20);
+
+    let imported = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    assert_eq!(imported, handle(0x8100_0101));
+    let public = tpm2(&swtpm.tcti(), &["tpm2_readpublic", "-c", "0x81000101"]);
+    assert!(
+        public.contains("fixedtpm") && public.contains("fixedparent") && public.contains("noda"),
+        "{public}"
+    );
+    assert!(
+        !public.contains("sensitivedataorigin"),
+        "an imported key's secret comes from outside:\n{public}"
+    );
+}
+
+#[test]
+fn keys_survive_a_tpm_restart() {
+    let mut swtpm = Swtpm::start();
+    let (key, before) = {
+        let mut tpm = open(&swtpm);
+        let key = tpm.create_key(&KeySpec::default()).unwrap().handle;
+        (key, tpm.challenge(key, &[1u8; 32]).unwrap())
+    };
+    swtpm.restart();
+    let mut tpm = open(&swtpm);
+    assert_eq!(tpm.challenge(key, &[1u8; 32]).unwrap(), before);
+    assert_eq!(tpm.list_keys().unwrap().len(), 1);
+}
+
+#[test]
+fn listing_skips_what_is_not_an_hmac_key() {
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let mut tpm = open(&swtpm);
+    let a = import(&mut tpm, YUBIKEY_SECRET, Some(0x8100_0200), Algorithm::Sha1);
+    let b = tpm
+        .create_key(&KeySpec {
+            handle: None,
+            algorithm: Algorithm::Sha256,
+        })
+        .unwrap()
+        .handle;
+    let keys = tpm.list_keys().unwrap();
+    let listed: Vec<(u32, i32)> = keys.iter().map(|k| (k.serial(), k.slot())).collect();
+    assert_eq!(listed, vec![(b.value(), 1), (a.value(), 1)]);
+    assert_eq!(keys[0].display_name(), "TPM 2.0 HMAC-SHA256 [0x81000100]");
+    assert!(
+        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
+        "the SRK is there, just not listed"
+    );
+}
+
+#[test]
+fn challenge_costs_two_commands_cold_and_one_warm() {
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let proxy = CommandLog::start(swtpm.port());
+    let mut tpm = Tpm::open(Some(&proxy.tcti())).unwrap();
+    tpm.challenge(key, &[3u8; 32]).unwrap();
+    assert_eq!(
+        proxy.commands(),
+        vec![0x173, 0x155],
+        "ReadPublic, then HMAC"
+    );
+    proxy.clear();
+    tpm.challenge(key, &[4u8; 32]).unwrap();
+    assert_eq!(
+        proxy.commands(),
+        vec![0x155],
+        "a warm challenge is the HMAC alone"
+    );
+}
+
+#[test]
+fn unreachable_and_unknown_tpms() {
+    let mut swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    swtpm.stop();
+    let started = std::time::Instant::now();
+    assert!(matches!(Tpm::open(Some(&tcti)), Err(Error::NoTpm { .. })));
+    assert!(started.elapsed().as_secs() < 5, "fails fast");
+    assert!(matches!(
+        Tpm::open(Some("nonsense:x")),
+        Err(Error::UnknownTcti { .. })
+    ));
+    match Tpm::open(Some("device:/nonexistent/tpmrm0")) {
+        Err(e @ Error::NoTpm { .. }) => assert!(e.to_string().contains("does not exist"), "{e}"),
+        other => panic!("{:?}", other.err()),
+    }
+}
+
+#[test]
+fn handle_errors_say_what_is_there() {
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let mut tpm = open(&swtpm);
+    match tpm.challenge(handle(0x8100_0001), &[0u8; 32]) {
+        Err(e @ Error::NotHmacKey { .. }) => assert!(
+            e.to_string().contains("storage key, probably the SRK"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        tpm.challenge(handle(0x8100_0150), &[0u8; 32]),
+        Err(Error::EmptyHandle { .. })
+    ));
+    assert!(matches!(
+        tpm.key_info(handle(0x8100_0001)),
+        Err(Error::NotHmacKey { .. })
+    ));
+    assert!(matches!(
+        tpm.delete_key(handle(0x8100_0001)),
+        Err(Error::NotHmacKey { .. })
+    ));
+    assert!(matches!(
+        tpm.delete_key(handle(0x8100_0150)),
+        Err(Error::EmptyHandle { .. })
+    ));
+    assert!(
+        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
+        "a refused delete removes nothing"
+    );
+    assert!(matches!(
+        tpm.challenge(handle(0x8100_0001), &[0u8; 65]),
+        Err(Error::ChallengeTooLong { len: 65 })
+    ));
+}
+
+#[test]
+fn failed_provisioning_changes_nothing() {
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let mut tpm = open(&swtpm);
+    let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let before = tpm.challenge(key, &[9u8; 32]).unwrap();
+
+    let occupied = KeySpec {
+        handle: Some(key),
+        algorithm: Algorithm::Sha1,
+    };
+    assert!(matches!(
+        tpm.create_key(&occupied),
+        Err(Error::HandleOccupied { .. })
+    ));
+    let srk = KeySpec {
+        handle: Some(handle(0x8100_0001)),
+        algorithm: Algorithm::Sha1,
+    };
+    match tpm.import_key(&srk, &Secret::from_hex(YUBIKEY_SECRET).unwrap()) {
+        Err(e @ Error::HandleOccupied { .. }) => assert!(e.to_string().contains("SRK"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let short = Secret::from_hex("0102").unwrap();
+    assert!(matches!(
+        tpm.import_key(&KeySpec::default(), &short),
+        Err(Error::BadSecret { .. })
+    ));
+
+    assert_eq!(
+        tpm.challenge(key, &[9u8; 32]).unwrap(),
+        before,
+        "the occupant is unchanged"
+    );
+    assert_eq!(tpm.list_keys().unwrap().len(), 1);
+    assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001));
+    assert_eq!(
+        transient_objects(&swtpm.tcti()),
+        0,
+        "failures flushed what they loaded"
+    );
+}
+
+#[test]
+fn a_full_tpm_says_so_and_keeps_every_key() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let mut made = Vec::new();
+    let error = loop {
+        match tpm.create_key(&KeySpec::default()) {
+            Ok(key) => made.push(key.handle),
+            Err(e) => break e,
+        }
+        assert!(made.len() <= 256, "the project range has 256 handles");
+    };
+    assert!(matches!(error, Error::NoFreeHandle { .. }), "{error}");
+    assert!(!made.is_empty());
+    assert_eq!(tpm.list_keys().unwrap().len(), made.len(), "no key lost");
+    for key in made.iter().take(3) {
+        assert_eq!(tpm.challenge(*key, b"still here").unwrap().len(), 20);
+    }
+    assert_eq!(transient_objects(&swtpm.tcti()), 0);
+}
+
+#[test]
+fn wrong_pin_then_lockout_are_reported_and_noda_keys_keep_working() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    persist_srk(&tcti, swtpm.dir());
+    // A DA-protected HMAC key with a PIN, made by tpm2-tools (this project's own PIN keys come later).
+    let dir = swtpm.dir().to_str().unwrap().to_owned();
+    let (public, private, ctx) = (
+        format!("{dir}/pin.pub"),
+        format!("{dir}/pin.priv"),
+        format!("{dir}/pin.ctx"),
+    );
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_create",
+            "-Q",
+            "-C",
+            "0x81000001",
+            "-G",
+            "hmac",
+            "-p",
+            "1234",
+            "-u",
+            &public,
+            "-r",
+            &private,
+        ],
+    );
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_load",
+            "-Q",
+            "-C",
+            "0x81000001",
+            "-u",
+            &public,
+            "-r",
+            &private,
+            "-c",
+            &ctx,
+        ],
+    );
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_evictcontrol",
+            "-Q",
+            "-C",
+            "o",
+            "-c",
+            &ctx,
+            "0x81000300",
+        ],
+    );
+    tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
+    let mut tpm = open(&swtpm);
+    let noda = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let pin_key = handle(0x8100_0300);
+    let mut saw_lockout = false;
+    for _ in 0..10 {
+        match tpm.challenge(pin_key, &[1u8; 32]) {
+            Err(Error::AuthFailed { rc }) => assert_eq!(rc & 0xFBF, 0x98E & 0xFBF),
+            Err(e @ Error::Lockout { .. }) => {
+                assert!(e.to_string().contains("0x00000921"), "{e}");
+                saw_lockout = true;
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(saw_lockout, "swtpm locks out after a few failures");
+    assert_eq!(
+        tpm.challenge(noda, &[1u8; 32]).unwrap().len(),
+        20,
+        "noDA keys are not locked out"
+    );
+}

@@ -1,0 +1,121 @@
+//! A loopback proxy in front of a TPM simulator that records the command code of every TPM
+//! command sent through it (and can keep the raw bytes, for the bus-encryption checks).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// What crossed the proxy.
+#[derive(Clone, Default)]
+pub struct CommandLog {
+    inner: Arc<Mutex<Log>>,
+    port: u16,
+}
+
+#[derive(Default)]
+struct Log {
+    commands: Vec<u32>,
+    to_tpm: Vec<u8>,
+    from_tpm: Vec<u8>,
+}
+
+impl CommandLog {
+    /// Listens on free loopback ports P, P+1 and forwards them to the swtpm at
+    /// `upstream_port` (commands) and `upstream_port + 1` (control, passed through unlogged).
+    pub fn start(upstream_port: u16) -> CommandLog {
+        let (commands, control) = crate::swtpm::listener_pair();
+        let port = commands.local_addr().expect("proxy address").port();
+        let log = CommandLog {
+            inner: Arc::default(),
+            port,
+        };
+        let shared = log.clone();
+        thread::spawn(move || {
+            for client in commands.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    continue;
+                };
+                shared.pump(client, server, true);
+            }
+        });
+        let shared = log.clone();
+        thread::spawn(move || {
+            for client in control.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port + 1)) else {
+                    continue;
+                };
+                shared.pump(client, server, false);
+            }
+        });
+        log
+    }
+
+    pub fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+
+    /// Command codes seen so far (e.g. 0x0173 ReadPublic, 0x0155 HMAC).
+    pub fn commands(&self) -> Vec<u32> {
+        self.inner.lock().expect("log").commands.clone()
+    }
+
+    pub fn clear(&self) {
+        let mut log = self.inner.lock().expect("log");
+        *log = Log::default();
+    }
+
+    /// Every byte sent in either direction.
+    pub fn traffic(&self) -> (Vec<u8>, Vec<u8>) {
+        let log = self.inner.lock().expect("log");
+        (log.to_tpm.clone(), log.from_tpm.clone())
+    }
+
+    fn pump(&self, client: TcpStream, server: TcpStream, logged: bool) {
+        let (c2, s2) = (
+            client.try_clone().expect("clone"),
+            server.try_clone().expect("clone"),
+        );
+        let log = logged.then(|| self.inner.clone());
+        let log2 = log.clone();
+        thread::spawn(move || forward(client, server, log, true));
+        thread::spawn(move || forward(s2, c2, log2, false));
+    }
+}
+
+/// Copies one direction. The swtpm TCTI sends each command as one TPM command buffer:
+/// tag (2 bytes), size (4), command code (4).
+fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>, to_tpm: bool) {
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(log) = &log {
+            let mut log = log.lock().expect("log");
+            if to_tpm {
+                log.to_tpm.extend_from_slice(&buf[..n]);
+                pending.extend_from_slice(&buf[..n]);
+                while pending.len() >= 10 {
+                    let size = u32::from_be_bytes([pending[2], pending[3], pending[4], pending[5]])
+                        as usize;
+                    if size < 10 || pending.len() < size {
+                        break;
+                    }
+                    log.commands.push(u32::from_be_bytes([
+                        pending[6], pending[7], pending[8], pending[9],
+                    ]));
+                    pending.drain(..size);
+                }
+            } else {
+                log.from_tpm.extend_from_slice(&buf[..n]);
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
