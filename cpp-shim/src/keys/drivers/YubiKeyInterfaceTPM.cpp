@@ -103,6 +103,10 @@ namespace
 
 YubiKeyInterfaceTPM::YubiKeyInterfaceTPM()
 {
+    // tpm2-tss prints its own log lines to stderr on every TPM error; our messages say what to do instead
+    if (!qEnvironmentVariableIsSet("TSS2_LOG")) {
+        qputenv("TSS2_LOG", "all+none");
+    }
     // The TPM is only contacted when keys are detected or challenged
     m_initialized = true;
 }
@@ -116,6 +120,15 @@ YubiKeyInterfaceTPM* YubiKeyInterfaceTPM::instance()
     }
 
     return m_instance;
+}
+
+/**
+ * Whether a serial number addresses a TPM key: TPM keys use their persistent handle
+ * (0x81000000 and above) as serial, a range YubiKey serial numbers do not reach.
+ */
+bool YubiKeyInterfaceTPM::isTpmSerial(unsigned int serial)
+{
+    return keepassxc_tpm::is_tpm_serial(serial);
 }
 
 /**

@@ -42,6 +42,7 @@ class YubiKeyInterfaceTPM : public YubiKeyInterface
 
 public:
     static YubiKeyInterfaceTPM* instance();
+    static bool isTpmSerial(unsigned int serial);
 
 #ifdef KEEPASSXC_TPM_KEYMAP_API
     YubiKey::KeyMap findValidKeys(int& connectedKeys) override;
