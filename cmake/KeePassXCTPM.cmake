@@ -103,5 +103,14 @@ function(keepassxc_tpm_setup core_target)
         ${CMAKE_DL_LIBS}
         pthread
         m)
+
+    # For tests and the demo: creates a database protected by password + hardware key with KeePassXC's
+    # own code (keepassxc-cli 2.7's db-create cannot add one). Built only when asked for; not installed.
+    set(make_db_source "${KEEPASSXC_TPM_SOURCE_DIR}/tests/keepassxc/helper/keepassxc-tpm-make-db.cpp")
+    if(EXISTS "${make_db_source}")
+        add_executable(keepassxc-tpm-make-db EXCLUDE_FROM_ALL "${make_db_source}")
+        target_link_libraries(keepassxc-tpm-make-db ${core_target})
+    endif()
+
     message(STATUS "keepassxc-tpm: bridge from ${KEEPASSXC_TPM_SOURCE_DIR}, cargo profile ${cargo_profile_dir}")
 endfunction()

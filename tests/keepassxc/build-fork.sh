@@ -2,7 +2,8 @@
 # Builds a KeePassXC fork with TPM keys as hardware keys: fetches KeePassXC's source (fetch-source.sh),
 # copies the driver (cpp-shim/src) and the CMake module (cmake/) into the tree, applies the
 # registration patch for that version, configures with WITH_XC_YUBIKEY=ON WITH_XC_TPM=ON and builds
-# keepassxc, keepassxc-cli and the hardware-key tests with ninja (ccache when present).
+# keepassxc, keepassxc-cli, the hardware-key tests and keepassxc-tpm-make-db (tests/keepassxc/helper)
+# with ninja (ccache when present).
 #
 # Usage: tests/keepassxc/build-fork.sh VERSION [ninja targets...]     (VERSION 2.7.4 or 2.7.10)
 # Environment: JOBS (default 2), CMAKE_BUILD_TYPE (default Release).
@@ -14,7 +15,7 @@ set -eu
 [ $# -ge 1 ] || { echo "usage: $0 VERSION [ninja targets...]" >&2; exit 2; }
 VERSION=$1
 shift
-TARGETS=${*:-keepassxc keepassxc-cli testykchallengeresponsekey testcli}
+TARGETS=${*:-keepassxc keepassxc-cli testykchallengeresponsekey testcli keepassxc-tpm-make-db}
 JOBS=${JOBS:-2}
 BUILD_TYPE=${CMAKE_BUILD_TYPE:-Release}
 
