@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The main job: set up a fresh Debian 12 machine, build keepassxc-tpm, and use a TPM HMAC key.
+# Uses the machine's TPM (/dev/tpmrm0) or the one in TPM2TOOLS_TCTI; without either it starts a
+# software TPM (swtpm) whose state is kept in build/demo/swtpm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+top=$PWD
+scripts/install-deps.sh
+. scripts/swtpm.sh
+
+echo "== Building tpm-hmac"
+cargo build --release --locked -p tpm-hmac
+tpm_hmac="$top/target/release/tpm-hmac"
+
+if [ -n "${TPM2TOOLS_TCTI:-}" ]; then
+  tcti=$TPM2TOOLS_TCTI
+elif [ -r /dev/tpmrm0 ] && [ -w /dev/tpmrm0 ]; then
+  tcti=device:/dev/tpmrm0
+else
+  echo "== No TPM device here: starting a software TPM (swtpm gives no security; demo only)"
+  start_swtpm "$top/build/demo/swtpm"
+  trap stop_swtpm EXIT
+  tcti=$SWTPM_TCTI
+fi
+export TPM2TOOLS_TCTI=$tcti
+echo "== TPM: $tcti"
+
+handle=$("$tpm_hmac" list --json | python3 -c 'import json,sys; k=json.load(sys.stdin); print(k[0]["handle"] if k else "")')
+if [ -z "$handle" ]; then
+  echo "== Creating an HMAC-SHA1 key inside the TPM"
+  handle=$("$tpm_hmac" create)
+fi
+"$tpm_hmac" list
+serial=$(( handle ))
+seed=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+echo "== Challenge (a 32-byte KDF seed, as KeePassXC sends): $seed"
+echo "   response: $("$tpm_hmac" challenge --handle "$handle" --hex "$seed")"
+
+if [ -x tests/keepassxc/demo.sh ]; then
+  tests/keepassxc/demo.sh "$handle"
+else
+  echo "== KeePassXC: use this key as hardware key 'TPM 2.0 … [$serial] - Slot 1', or keepassxc-cli --yubikey 1:$serial"
+fi

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages keepassxc-tpm needs (build, tests, KeePassXC fork). Idempotent:
+# only missing packages are installed. Uses sudo when not run as root.
+set -euo pipefail
+
+packages=(
+  # core, CLI and tests: tpm2-tss, a software TPM, tpm2-tools as an independent checker
+  pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd dbus-daemon openssl python3-venv
+  # the KeePassXC fork (facts: Debian's keepassxc build dependencies) and its GUI tests
+  dpkg-dev ca-certificates cmake ninja-build g++ ccache qtbase5-dev qtbase5-private-dev qttools5-dev qttools5-dev-tools
+  libqt5svg5-dev libqt5x11extras5-dev libbotan-2-dev libargon2-dev libqrencode-dev zlib1g-dev libpcsclite-dev
+  libusb-1.0-0-dev libminizip-dev libreadline-dev libxi-dev libxtst-dev libzxcvbn-dev xvfb xauth xdotool imagemagick
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust (https://rustup.rs), then run again" >&2; exit 1; }

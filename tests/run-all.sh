@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every test of keepassxc-tpm: the Rust crates against private swtpm instances, then the
+# KeePassXC fork tests. Each test starts and stops its own software TPM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+export TSS2_LOG=all+none   # ESYS's own stderr lines; our errors are checked by the tests
+cargo build --workspace --locked
+cargo test --workspace --locked
+if [ -x tests/keepassxc/run-tests.sh ]; then
+  tests/keepassxc/run-tests.sh
+fi
+echo "run-all: all tests passed"
