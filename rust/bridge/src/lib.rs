@@ -44,7 +44,7 @@ mod ffi {
         serial: u32,
         /// Always 1: a TPM key has one "slot".
         slot: i32,
-        /// E.g. "TPM 2.0 HMAC-SHA1 [0x81000100]".
+        /// E.g. "TPM 2.0 HMAC-SHA1 0x81000100"; KeePassXC appends " [serial] - Slot 1".
         display_name: String,
     }
 
@@ -108,7 +108,7 @@ fn status_of(kind: ErrorKind) -> Status {
     match kind {
         ErrorKind::NoTpm => Status::NoTpm,
         ErrorKind::PermissionDenied => Status::PermissionDenied,
-        ErrorKind::NoSuchKey => Status::NoSuchKey,
+        ErrorKind::NoSuchKey | ErrorKind::BadHandle => Status::NoSuchKey,
         ErrorKind::NotHmacKey => Status::NotHmacKey,
         ErrorKind::Lockout => Status::Lockout,
         ErrorKind::AuthFailed => Status::AuthFailed,
@@ -118,7 +118,7 @@ fn status_of(kind: ErrorKind) -> Status {
     }
 }
 
-fn list_keys() -> KeyList {
+pub fn list_keys() -> KeyList {
     match with_tpm(|tpm| tpm.list_keys()) {
         Ok(keys) => KeyList {
             status: Status::Ok,
@@ -140,7 +140,7 @@ fn list_keys() -> KeyList {
     }
 }
 
-fn is_tpm_serial(serial: u32) -> bool {
+pub fn is_tpm_serial(serial: u32) -> bool {
     KeyHandle::from_serial(serial).is_ok()
 }
 
@@ -152,7 +152,7 @@ fn failure(status: Status, message: String) -> ChallengeResult {
     }
 }
 
-fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {
+pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {
     let handle = match KeyHandle::from_address(serial, slot) {
         Ok(h) => h,
         Err(e) => return failure(status_of(e.kind()), e.to_string()),
@@ -180,9 +180,16 @@ fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> C
     }
 }
 
-fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
+pub fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
     let mut scratch = Zeroizing::new([0u8; 64]);
     let mut result = challenge(serial, slot, &[0u8; 32], &mut scratch[..]);
     result.response_len = 0;
     result
+}
+
+/// The functions as C++ calls them, for the crate's own tests (cxx's glue is what KeePassXC uses).
+#[doc(hidden)]
+pub mod testing {
+    pub use super::ffi::{ChallengeResult, KeyList, Status};
+    pub use super::{challenge, is_tpm_serial, list_keys, test_challenge};
 }

@@ -120,9 +120,9 @@ impl KeyInfo {
         SLOT
     }
 
-    /// The name KeePassXC shows, e.g. "TPM 2.0 HMAC-SHA1 [0x81000100]".
+    /// The key's name, e.g. "TPM 2.0 HMAC-SHA1 0x81000100" (KeePassXC adds " [serial] - Slot 1").
     pub fn display_name(&self) -> String {
-        format!("TPM 2.0 {} [{}]", self.algorithm, self.handle)
+        format!("TPM 2.0 {} {}", self.algorithm, self.handle)
     }
 }
 

@@ -204,7 +204,7 @@ fn listing_skips_what_is_not_an_hmac_key() {
     let keys = tpm.list_keys().unwrap();
     let listed: Vec<(u32, i32)> = keys.iter().map(|k| (k.serial(), k.slot())).collect();
     assert_eq!(listed, vec![(b.value(), 1), (a.value(), 1)]);
-    assert_eq!(keys[0].display_name(), "TPM 2.0 HMAC-SHA256 [0x81000100]");
+    assert_eq!(keys[0].display_name(), "TPM 2.0 HMAC-SHA256 0x81000100");
     assert!(
         tpm.persistent_handles().unwrap().contains(&0x8100_0001),
         "the SRK is there, just not listed"

@@ -1,0 +1,89 @@
+//! The bridge as KeePassXC's driver calls it, against a private swtpm: listing, responses,
+//! status codes, and detection running on one thread while challenges run on others.
+//! One test function: the bridge reads the TCTI from the environment once per process.
+
+use hmac::{Hmac, Mac};
+use keepassxc_tpm::{KeySpec, Secret, Tpm};
+use keepassxc_tpm_bridge::testing::{challenge, is_tpm_serial, list_keys, test_challenge, Status};
+use sha1::Sha1;
+use swtpm_fixture::{persist_srk, Swtpm};
+
+const SECRET: &str = "1ce30fd78d20dcfa40b50c18779afb0f02288db7";
+
+#[test]
+fn keepassxc_path_against_swtpm() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    persist_srk(&tcti, swtpm.dir());
+    let mut tpm = Tpm::open(Some(&tcti)).unwrap();
+    tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap())
+        .unwrap();
+    drop(tpm);
+    std::env::set_var("TPM2TOOLS_TCTI", &tcti);
+    std::env::set_var("TSS2_LOG", "all+none");
+
+    let list = list_keys();
+    assert_eq!(list.status, Status::Ok, "{}", list.message);
+    let serials: Vec<(u32, i32)> = list.keys.iter().map(|k| (k.serial, k.slot)).collect();
+    assert_eq!(serials, vec![(0x8100_0100, 1)], "the SRK is not listed");
+    assert!(list.keys[0].display_name.starts_with("TPM 2.0 HMAC-SHA1"));
+
+    let mut response = [0u8; 64];
+    let result = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    assert_eq!(result.status, Status::Ok, "{}", result.message);
+    assert_eq!(result.response_len, 20);
+    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
+    mac.update(b"UnitTest");
+    assert_eq!(&response[..20], &mac.finalize().into_bytes()[..]);
+
+    assert_eq!(test_challenge(0x8100_0100, 1).status, Status::Ok);
+    assert!(is_tpm_serial(0x8100_0100) && !is_tpm_serial(12_345_678));
+
+    let mut small = [0u8; 8];
+    assert_eq!(
+        challenge(0x8100_0100, 1, b"x", &mut small).status,
+        Status::BufferTooSmall
+    );
+    assert_eq!(
+        challenge(0x8100_0001, 1, b"x", &mut response).status,
+        Status::NotHmacKey
+    );
+    assert_eq!(
+        challenge(0x8100_0155, 1, b"x", &mut response).status,
+        Status::NoSuchKey
+    );
+    assert_eq!(
+        challenge(0x8100_0100, 1, &[0u8; 65], &mut response).status,
+        Status::BadChallenge
+    );
+    assert_eq!(
+        challenge(0x8100_0100, 2, b"x", &mut response).status,
+        Status::NoSuchKey,
+        "TPM keys have slot 1 only"
+    );
+
+    // Detection on one thread while two others challenge: all succeed (the bridge serialises).
+    let workers: Vec<_> = (0..3)
+        .map(|t| {
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    if t == 0 {
+                        assert_eq!(list_keys().status, Status::Ok);
+                    } else {
+                        let mut out = [0u8; 64];
+                        let r = challenge(0x8100_0100, 1, &[t as u8; 32], &mut out);
+                        assert_eq!(
+                            (r.status, r.response_len),
+                            (Status::Ok, 20),
+                            "{}",
+                            r.message
+                        );
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+}
