@@ -20,8 +20,9 @@
  * (a TPM key through the fork's driver), using KeePassXC's own code (keepassx_core). keepassxc-cli
  * 2.7.x's db-create cannot add a challenge-response key; the GUI can, this tool does it for scripts.
  *
- * Usage: keepassxc-tpm-make-db FILE.kdbx SLOT:SERIAL [ENTRY-TITLE...]
- * The password is read from the first line of standard input. Exit code 0 on success.
+ * Usage: keepassxc-tpm-make-db FILE.kdbx SLOT:SERIAL|none [ENTRY-TITLE...]
+ * The password is read from the first line of standard input; "none" makes a password-only database
+ * with the same KDF settings (for timing comparisons). Exit code 0 on success.
  */
 
 #include "core/Database.h"
@@ -46,15 +47,16 @@ int main(int argc, char** argv)
     QTextStream err(stderr);
     const auto args = app.arguments();
     if (args.size() < 3) {
-        err << "usage: keepassxc-tpm-make-db FILE.kdbx SLOT:SERIAL [ENTRY-TITLE...]  (password on stdin)\n";
+        err << "usage: keepassxc-tpm-make-db FILE.kdbx SLOT:SERIAL|none [ENTRY-TITLE...]  (password on stdin)\n";
         return 2;
     }
 
+    const bool withHardwareKey = args.at(2) != QStringLiteral("none");
     const auto parts = args.at(2).split(':');
-    bool slotOk = false;
-    bool serialOk = parts.size() == 2;
-    const int slot = parts.at(0).toInt(&slotOk);
-    const unsigned int serial = serialOk ? parts.at(1).toUInt(&serialOk, 10) : 0;
+    bool slotOk = !withHardwareKey;
+    bool serialOk = !withHardwareKey || parts.size() == 2;
+    const int slot = withHardwareKey ? parts.at(0).toInt(&slotOk) : 0;
+    const unsigned int serial = withHardwareKey && serialOk ? parts.at(1).toUInt(&serialOk, 10) : 0;
     if (!slotOk || !serialOk) {
         err << "keepassxc-tpm-make-db: the key must be given as SLOT:SERIAL, e.g. 1:2164261120\n";
         return 2;
@@ -75,7 +77,9 @@ int main(int argc, char** argv)
 
     auto key = QSharedPointer<CompositeKey>::create();
     key->addKey(QSharedPointer<PasswordKey>::create(password));
-    key->addChallengeResponseKey(QSharedPointer<ChallengeResponseKey>::create(YubiKeySlot(serial, slot)));
+    if (withHardwareKey) {
+        key->addChallengeResponseKey(QSharedPointer<ChallengeResponseKey>::create(YubiKeySlot(serial, slot)));
+    }
 
     auto db = QSharedPointer<Database>::create();
     // A database made in code defaults to AES-KDF (KDBX 3.1); Argon2 makes it KDBX 4 as the GUI does
@@ -104,7 +108,7 @@ int main(int argc, char** argv)
         err << "keepassxc-tpm-make-db: saving " << args.at(1) << " failed: " << error << "\n";
         return 1;
     }
-    err << "keepassxc-tpm-make-db: wrote " << args.at(1) << " (KDBX 4, password + hardware key " << slot << ":"
-        << serial << ")\n";
+    err << "keepassxc-tpm-make-db: wrote " << args.at(1) << " (KDBX 4, password"
+        << (withHardwareKey ? QStringLiteral(" + hardware key %1:%2").arg(slot).arg(serial) : QString()) << ")\n";
     return 0;
 }
