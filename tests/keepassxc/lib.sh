@@ -1,4 +1,4 @@
-# Shared by the tests/keepassxc test scripts (sourced, POSIX sh): the fork's build tree, a private
+# Shared by the tests/keepassxc test scripts (sourced by bash): the fork's build tree, a private
 # swtpm per script run, the tpm-hmac tool, and pass/fail reporting.
 # Callers set VERSION before sourcing. swtpm is a test stand-in for a TPM; it gives no security.
 
@@ -49,43 +49,13 @@ kx_tpm_hmac_build() {
 }
 tpm_hmac() { "$TPM_HMAC" "$@"; }
 
-# Starts swtpm on two free loopback ports with its state in $1; exports TPM2TOOLS_TCTI.
+# Starts swtpm (scripts/swtpm.sh) with its state in $1, stops it on exit; exports TPM2TOOLS_TCTI.
+. "$KX_ROOT/scripts/swtpm.sh"
 kx_start_swtpm() {
     command -v swtpm >/dev/null 2>&1 || { say "FAIL: swtpm is not installed (apt-get install swtpm swtpm-tools)" >&2; exit 1; }
-    mkdir -p "$1"
-    port=$(python3 -c '
-import socket
-for _ in range(50):
-    a = socket.socket(); a.bind(("127.0.0.1", 0)); p = a.getsockname()[1]
-    b = socket.socket()
-    try:
-        b.bind(("127.0.0.1", p + 1))
-    except OSError:
-        a.close(); continue
-    a.close(); b.close(); print(p); break
-')
-    swtpm socket --tpm2 --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
-        --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" --tpmstate "dir=$1" \
-        --flags not-need-init,startup-clear >"$1/swtpm.log" 2>&1 &
-    KX_SWTPM_PID=$!
-    trap kx_stop_swtpm EXIT
-    export TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port"
-    for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    say "FAIL: swtpm did not start (see $1/swtpm.log)" >&2
-    exit 1
-}
-
-kx_stop_swtpm() {
-    if [ -n "${KX_SWTPM_PID:-}" ]; then
-        kill "$KX_SWTPM_PID" 2>/dev/null || true
-        wait "$KX_SWTPM_PID" 2>/dev/null || true
-        KX_SWTPM_PID=
-    fi
+    start_swtpm "$1" || { say "FAIL: swtpm did not start" >&2; exit 1; }
+    trap stop_swtpm EXIT
+    export TPM2TOOLS_TCTI=$SWTPM_TCTI
 }
 
 # A TCTI where nothing listens, for "TPM unreachable" checks.

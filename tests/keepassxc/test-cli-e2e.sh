@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Issue 3, test 2: end to end with the fork's keepassxc-cli against swtpm. A KDBX 4 database protected
 # by password + TPM key, made with KeePassXC's own code (keepassxc-tpm-make-db), opens with
 # `ls --yubikey 1:<serial>`; it fails with a clear message with a wrong password, with the TPM
@@ -7,7 +7,7 @@
 #
 # Usage: tests/keepassxc/test-cli-e2e.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
-set -eu
+set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=cli-e2e
@@ -22,7 +22,7 @@ kx_start_swtpm "$WORK/swtpm"
 
 # A fresh key generated inside the TPM; its serial is the persistent handle in decimal.
 tpm_hmac create >"$WORK/create.log" 2>&1 || { cat "$WORK/create.log" >&2; fail "tpm-hmac create"; finish; }
-HANDLE=$(grep -o '0x81[0-9a-fA-F]\{6\}' "$WORK/create.log" | head -1)
+HANDLE=$(grep -o '0x81[0-9a-fA-F]\{6\}' "$WORK/create.log" | head -1 || true)
 [ -n "$HANDLE" ] || { cat "$WORK/create.log" >&2; fail "tpm-hmac create printed no handle"; finish; }
 SERIAL=$(printf '%d' "$HANDLE")
 say "TPM key at $HANDLE = KeePassXC hardware key 1:$SERIAL ($TPM2TOOLS_TCTI)"

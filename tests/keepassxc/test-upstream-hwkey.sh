@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Issue 3, test 1: KeePassXC's own hardware-key tests run and pass in the fork with a TPM key that
 # holds the secret their source documents (TestYkChallengeResponseKey and TestCli::testYubiKeyOption,
 # which opens upstream's tests/data/YubiKeyProtectedPasswords.kdbx, written with a real YubiKey).
@@ -6,7 +6,7 @@
 #
 # Usage: tests/keepassxc/test-upstream-hwkey.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
-set -eu
+set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=upstream-hwkey

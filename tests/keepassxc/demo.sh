@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The KeePassXC part of the README's main job: builds the newest KeePassXC fork obtainable here
+# (2.7.10, else 2.7.4), creates a demo database protected by password + the TPM key at HANDLE with
+# KeePassXC's own code, opens it with the fork's keepassxc-cli and prints its entries, then says how
+# to open it in the fork's GUI.
+#
+# Usage: tests/keepassxc/demo.sh HANDLE      (TPM2TOOLS_TCTI names the TPM, as for tpm-hmac)
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 HANDLE   (e.g. 0x81000100)" >&2; exit 2; }
+HANDLE=$1
+SERIAL=$((HANDLE))
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$ROOT/build}
+
+VERSION=""
+for candidate in 2.7.10 2.7.4; do
+    echo "== Building the KeePassXC $candidate fork (first build about 10 minutes; later ones are incremental)"
+    rc=0
+    "$HERE/build-fork.sh" "$candidate" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        VERSION=$candidate
+        break
+    elif [ "$rc" -ne 77 ]; then
+        exit "$rc"
+    fi
+    echo "== KeePassXC $candidate is not available here; trying the next version"
+done
+[ -n "$VERSION" ] || { echo "demo: no KeePassXC source could be downloaded" >&2; exit 1; }
+BIN=$BUILD/keepassxc-$VERSION/build
+
+DIR=$BUILD/demo
+DB=$DIR/demo.kdbx
+PASSWORD="demo password"
+mkdir -p "$DIR"
+rm -f "$DB"
+echo "== Creating $DB: password \"$PASSWORD\" + TPM key $HANDLE (KeePassXC hardware key 1:$SERIAL)"
+printf '%s\n' "$PASSWORD" | "$BIN/src/keepassxc-tpm-make-db" "$DB" "1:$SERIAL" "Example bank" "Example mail"
+
+echo "== Opening it with the fork's keepassxc-cli: keepassxc-cli ls --yubikey 1:$SERIAL $DB"
+printf '%s\n' "$PASSWORD" | "$BIN/src/cli/keepassxc-cli" ls --yubikey "1:$SERIAL" "$DB"
+printf '%s\n' "$PASSWORD" | "$BIN/src/cli/keepassxc-cli" show --yubikey "1:$SERIAL" "$DB" "Example bank"
+
+cat <<EOF
+== Open it in the fork's GUI:
+     TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' $BIN/src/keepassxc $DB
+   In the unlock dialog enter the password "$PASSWORD", tick "Hardware key" and choose
+   "TPM 2.0 HMAC-SHA1 ... [$SERIAL] - Slot 1" (click Refresh if the list is empty), then Unlock.
+   To protect one of your own databases: Database > Database Security > Add additional protection >
+   Challenge-Response, and pick the same TPM entry.
+EOF
+case "${TPM2TOOLS_TCTI:-}" in
+    swtpm:*)
+        echo "   This demo used a software TPM (no security) that stops with this script; to use the GUI with it,"
+        echo "   start it again with the state in build/demo/swtpm (see scripts/swtpm.sh) and set TPM2TOOLS_TCTI." ;;
+esac
