@@ -3,7 +3,7 @@
 //! One test function: the bridge reads the TCTI from the environment once per process.
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{KeySpec, Secret, Tpm};
+use keepassxc_tpm::{KeySpec, Metadata, Secret, Tpm};
 use keepassxc_tpm_bridge::testing::{challenge, is_tpm_serial, list_keys, test_challenge, Status};
 use sha1::Sha1;
 use swtpm_fixture::{persist_srk, Swtpm};
@@ -16,10 +16,12 @@ fn keepassxc_path_against_swtpm() {
     let tcti = swtpm.tcti();
     persist_srk(&tcti, swtpm.dir());
     let mut tpm = Tpm::open(Some(&tcti)).unwrap();
+    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
     tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap())
         .unwrap();
     drop(tpm);
     std::env::set_var("TPM2TOOLS_TCTI", &tcti);
+    std::env::set_var("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"));
     std::env::set_var("TSS2_LOG", "all+none");
 
     let list = list_keys();

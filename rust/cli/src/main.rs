@@ -26,6 +26,10 @@ struct Cli {
     /// TPM connection, e.g. device:/dev/tpmrm0, tabrmd:, swtpm:host=127.0.0.1,port=2321
     #[arg(long, global = true, value_name = "CONF")]
     tcti: Option<String>,
+    /// Send challenges without the encrypted session (debugging and measurement only: the
+    /// response then crosses the bus between TPM and CPU in clear)
+    #[arg(long, global = true)]
+    no_bus_encryption: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +68,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Error> {
     let mut tpm = Tpm::open(cli.tcti.as_deref())?;
+    tpm.set_bus_encryption(!cli.no_bus_encryption);
     match cli.command {
         Command::List(args) => cmd::list::run(&mut tpm, args),
         Command::Create(args) => cmd::create::run(&mut tpm, args),

@@ -17,8 +17,17 @@ fn tpm_hmac(tcti: &str, args: &[&str]) -> Output {
         .arg(tcti)
         .args(args)
         .env_remove("TSS2_LOG")
+        // The test's own metadata file (the per-user default must not be touched by tests).
+        .env("KEEPASSXC_TPM_METADATA", metadata_path(tcti))
         .output()
         .expect("run tpm-hmac")
+}
+
+fn metadata_path(tcti: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "tpm-hmac-test-{}.json",
+        tcti.replace([':', ',', '=', '/'], "_")
+    ))
 }
 
 fn ok(tcti: &str, args: &[&str]) -> String {
@@ -119,22 +128,42 @@ fn list_create_import_challenge_info_delete() {
 }
 
 #[test]
-fn one_challenge_process_sends_two_tpm_commands() {
+fn tpm_commands_of_one_challenge_process() {
     let swtpm = Swtpm::start();
+    let proxy = CommandLog::start(swtpm.port());
+    // Through the proxy from the start, so the key's pin and the challenge use one metadata file.
     ok(
-        &swtpm.tcti(),
+        &proxy.tcti(),
         &["import", "--secret-file", &secret_file(&swtpm, SECRET)],
     );
-    let proxy = CommandLog::start(swtpm.port());
-    ok(
+    proxy.clear();
+    let encrypted = ok(
         &proxy.tcti(),
         &["challenge", "--handle", "0x81000100", "--hex", "00"],
     );
     assert_eq!(
         proxy.commands(),
-        vec![0x173, 0x155],
-        "ReadPublic + HMAC, nothing else"
+        vec![0x173, 0x173, 0x176, 0x155, 0x165],
+        "ReadPublic key + SRK, StartAuthSession, HMAC, FlushContext of the session at exit"
     );
+    proxy.clear();
+    let clear = ok(
+        &proxy.tcti(),
+        &[
+            "--no-bus-encryption",
+            "challenge",
+            "--handle",
+            "0x81000100",
+            "--hex",
+            "00",
+        ],
+    );
+    assert_eq!(
+        proxy.commands(),
+        vec![0x173, 0x155],
+        "without encryption: ReadPublic + HMAC"
+    );
+    assert_eq!(encrypted, clear);
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! before it that equals it, and hashes the rest. Doing the same here gives the response a
 //! YubiKey holding the same secret would give: a TPM key and a YubiKey can be twins.
 
+use tss_esapi::handles::ObjectHandle;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::MaxBuffer;
 use zeroize::Zeroizing;
 
@@ -37,7 +39,8 @@ pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
 impl Tpm {
     /// The response of the key at `handle` to KeePassXC's `challenge` (0 to 64 bytes): the same
     /// bytes a YubiKey slot in variable-length HMAC mode holding the same secret returns.
-    /// Costs one TPM command once the key has been used in this connection, two before.
+    /// Costs one TPM command once the key has been used in this connection; the first challenge
+    /// also reads the key's and the storage key's public areas and starts the session.
     pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let message =
             MaxBuffer::try_from(yubikey_message(challenge)?).map_err(|e| Error::Wrapper {
@@ -45,21 +48,44 @@ impl Tpm {
                 text: e.to_string(),
             })?;
         let object = self.resolve(handle)?;
-        let answer = self.with_password(|tpm| {
-            // HashingAlgorithm::Null: use the key's own scheme (SHA-1 or SHA-256).
-            tpm.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null))
-                .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, &tpm.tcti)))
-        });
-        match answer {
-            Ok(digest) => Ok(Zeroizing::new(digest.value().to_vec())),
-            Err((code, error)) => Err(self.explain_failure(handle, code, error)),
+        let reused = self.session.is_some();
+        let mut answer = self.hmac(handle, object, &message);
+        if answer.is_err() && reused {
+            // The kept session may be gone (the TPM restarted): try once more with a new one.
+            self.end_session();
+            answer = self.hmac(handle, object, &message);
         }
+        answer.map_err(|(code, error)| {
+            self.end_session();
+            self.explain_failure(handle, code, error)
+        })
+    }
+
+    /// One TPM2_HMAC: in the encrypted session, or with a password session when bus encryption
+    /// is off. HashingAlgorithm::Null uses the key's own scheme (SHA-1 or SHA-256).
+    fn hmac(
+        &mut self,
+        handle: KeyHandle,
+        object: ObjectHandle,
+        message: &MaxBuffer,
+    ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
+        let session = if self.bus_encryption {
+            self.encrypting_session(handle).map_err(|e| (0, e))?
+        } else {
+            AuthSession::Password
+        };
+        self.ctx.set_sessions((Some(session), None, None));
+        let result = self.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null));
+        self.ctx.clear_sessions();
+        result
+            .map(|digest| Zeroizing::new(digest.value().to_vec()))
+            .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, &self.tcti)))
     }
 
     /// Turns an HMAC failure into the error a person can act on: the key is gone, or the
     /// handle holds something that is not an HMAC key.
     fn explain_failure(&mut self, handle: KeyHandle, code: u32, error: Error) -> Error {
-        if matches!(error, Error::NoTpm { .. }) {
+        if matches!(error, Error::NoTpm { .. } | Error::StorageKeyChanged { .. }) {
             return error;
         }
         // The cached ESYS handle may be stale (key deleted by another program): look again.
@@ -69,7 +95,7 @@ impl Tpm {
         }
         if matches!(error, Error::Tpm { .. }) {
             match self.object_at(handle) {
-                Ok(Object::Other(what)) => return Error::NotHmacKey { handle, what },
+                Ok(Object::Other { what, .. }) => return Error::NotHmacKey { handle, what },
                 Err(e @ Error::EmptyHandle { .. }) => return e,
                 _ => {}
             }

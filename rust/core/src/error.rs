@@ -35,6 +35,8 @@ pub enum Error {
     AuthFailed { rc: u32 },
     /// The key's policy (e.g. PCR binding) is not satisfied.
     PolicyFailed { rc: u32 },
+    /// The storage key salting the session is not the one pinned when the key was made.
+    StorageKeyChanged { handle: KeyHandle },
     /// A secret to import is malformed; the reason says how.
     BadSecret { reason: String },
     /// A challenge longer than a YubiKey slot accepts.
@@ -69,6 +71,7 @@ pub enum ErrorKind {
     PolicyFailed,
     BadSecret,
     BadChallenge,
+    StorageKeyChanged,
     Other,
 }
 
@@ -86,6 +89,7 @@ impl Error {
             Error::AuthFailed { .. } => ErrorKind::AuthFailed,
             Error::PolicyFailed { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } => ErrorKind::BadSecret,
+            Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
             Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => {
                 ErrorKind::Other
@@ -160,6 +164,12 @@ impl fmt::Display for Error {
                  use your recovery secret to re-import the key"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
+            Error::StorageKeyChanged { handle } => write!(
+                f,
+                "the TPM's storage key is not the one {handle} was created under: this is a different TPM, or \
+                 something between TPM and CPU is answering for it; if you replaced the SRK at 0x81000001 \
+                 yourself, remove the entry for {handle} from the keepassxc-tpm metadata file"
+            ),
             Error::ChallengeTooLong { len } => {
                 write!(f, "the challenge has {len} bytes; a YubiKey-compatible slot accepts at most 64")
             }

@@ -18,6 +18,7 @@ use tss_esapi::structures::{
 
 use crate::address::{KeyHandle, SLOT, SRK_HANDLE};
 use crate::error::{Error, Result};
+use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
 use crate::secret::Secret;
 use crate::tpm::Tpm;
@@ -137,7 +138,11 @@ pub struct KeySpec {
 /// The object at a persistent handle, described for a person when it is not one of our keys.
 pub(crate) enum Object {
     Hmac(KeyInfo),
-    Other(String),
+    /// Anything else; `storage` when it is a restricted decryption key (a possible parent).
+    Other {
+        what: String,
+        storage: bool,
+    },
 }
 
 fn attributes(origin: Origin) -> Result<ObjectAttributes> {
@@ -215,7 +220,8 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
         }
         Public::SymCipher { .. } => "a symmetric cipher key".to_owned(),
     };
-    Object::Other(what)
+    let storage = storage && matches!(public, Public::Rsa { .. } | Public::Ecc { .. });
+    Object::Other { what, storage }
 }
 
 impl Tpm {
@@ -262,7 +268,7 @@ impl Tpm {
     pub fn key_info(&mut self, handle: KeyHandle) -> Result<KeyInfo> {
         match self.object_at(handle)? {
             Object::Hmac(info) => Ok(info),
-            Object::Other(what) => Err(Error::NotHmacKey { handle, what }),
+            Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
         }
     }
 
@@ -299,7 +305,9 @@ impl Tpm {
                 reason: e.to_string(),
             })?;
 
-        let parent = self.storage_parent()?;
+        let parent = self.storage_parent(true)?;
+        // Pinned so that challenges can tell this storage key from a stand-in.
+        let parent_name = self.name_of(parent.handle.into());
         let created = self.with_password(|tpm| {
             tpm.run("creating the key", |ctx| {
                 ctx.create(
@@ -348,6 +356,12 @@ impl Tpm {
         let _ = self.ctx.flush_context(loaded);
         // EvictControl's new ESYS handle is the key's: keep it, no ReadPublic needed to use it.
         self.known.insert(handle, persisted?);
+        let record = KeyRecord {
+            storage_key_name: parent_name.ok(),
+            ..KeyRecord::default()
+        };
+        // Without the record the key works; only the storage-key check is off for it.
+        let _ = self.metadata.set(handle, Some(record));
         self.key_info(handle)
     }
 
@@ -368,6 +382,7 @@ impl Tpm {
         })?;
         // EvictControl closed the ESYS handle itself.
         self.known.remove(&handle);
+        let _ = self.metadata.set(handle, None);
         Ok(())
     }
 
@@ -380,7 +395,7 @@ impl Tpm {
                 handle,
                 what: format!("an {} key", info.algorithm),
             }),
-            Ok(Object::Other(what)) => Err(Error::HandleOccupied { handle, what }),
+            Ok(Object::Other { what, .. }) => Err(Error::HandleOccupied { handle, what }),
         }
     }
 

@@ -11,7 +11,9 @@
 //! - [`address`]: persistent handles and KeePassXC's (serial, slot) address.
 //! - [`parent`]: the storage parent keys are created under (SRK, else an ECC primary).
 //! - [`key`]: HMAC key templates; create, import, persist, delete; what sits at a handle.
-//! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC.
+//! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
+//!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
+//! - [`metadata`]: the per-user file pinning each key's storage key (and PCR binding).
 //! - [`store`]: listing keys.
 //! - [`secret`]: hex secrets to import.
 //! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
@@ -27,9 +29,11 @@ pub mod address;
 pub mod challenge;
 pub mod error;
 pub mod key;
+pub mod metadata;
 mod parent;
 mod rc;
 pub mod secret;
+mod session;
 pub mod store;
 pub mod tpm;
 
@@ -37,5 +41,6 @@ pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::yubikey_message;
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
+pub use metadata::{KeyRecord, Metadata};
 pub use secret::Secret;
 pub use tpm::Tpm;

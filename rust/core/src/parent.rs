@@ -5,8 +5,9 @@
 use tss_esapi::attributes::ObjectAttributesBuilder;
 use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
+use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
-use tss_esapi::interface_types::resource_handles::Hierarchy;
+use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::structures::{
     EccPoint, EccScheme, KeyDerivationFunctionScheme, Public, PublicBuilder,
     PublicEccParametersBuilder, SymmetricDefinitionObject,
@@ -14,6 +15,7 @@ use tss_esapi::structures::{
 
 use crate::address::{KeyHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
+use crate::key::{persistent_handle, Object};
 use crate::tpm::Tpm;
 
 pub(crate) struct Parent {
@@ -59,19 +61,39 @@ pub(crate) fn ecc_srk_template() -> Result<Public> {
 }
 
 impl Tpm {
-    pub(crate) fn storage_parent(&mut self) -> Result<Parent> {
+    /// The storage key to create keys under or to salt a session with. When `provisioning`,
+    /// the SRK is checked to be a storage key, and the standard ECC SRK is persisted at
+    /// 0x81000001 when that handle is empty (as systemd does), so later sessions need no
+    /// CreatePrimary. On the challenge path nothing is checked or changed: a wrong object
+    /// fails StartAuthSession, and the pinned name catches a different one.
+    pub(crate) fn storage_parent(&mut self, provisioning: bool) -> Result<Parent> {
         let srk = KeyHandle::new(SRK_HANDLE)?;
-        match self.object_at(srk) {
-            Ok(crate::key::Object::Other(_)) if self.is_storage_key(srk)? => {
-                let object = self.resolve(srk)?;
-                return Ok(Parent {
-                    handle: object.into(),
-                    transient: false,
-                });
+        let found = if provisioning {
+            match self.object_at(srk) {
+                Ok(Object::Other { storage: true, .. }) => Ok(true),
+                // Something else sits at 0x81000001: leave it alone.
+                Ok(_) => Ok(false),
+                Err(Error::EmptyHandle { .. }) => return self.persist_srk(srk),
+                Err(e) => Err(e),
             }
-            Ok(_) | Err(Error::EmptyHandle { .. }) => {}
-            Err(e) => return Err(e),
+        } else {
+            match self.resolve(srk) {
+                Ok(_) => Ok(true),
+                Err(Error::EmptyHandle { .. }) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        if found? {
+            let object = self.resolve(srk)?;
+            return Ok(Parent {
+                handle: object.into(),
+                transient: false,
+            });
         }
+        self.transient_primary()
+    }
+
+    fn transient_primary(&mut self) -> Result<Parent> {
         let template = ecc_srk_template()?;
         let primary = self.with_password(|tpm| {
             tpm.run("creating the storage primary key", |ctx| {
@@ -84,14 +106,24 @@ impl Tpm {
         })
     }
 
-    fn is_storage_key(&mut self, handle: KeyHandle) -> Result<bool> {
-        let object = self.resolve(handle)?;
-        let (public, _, _) = self.run("reading the SRK", |ctx| ctx.read_public(object.into()))?;
-        let attrs = public.object_attributes();
-        Ok(matches!(public, Public::Rsa { .. } | Public::Ecc { .. })
-            && attrs.restricted()
-            && attrs.decrypt()
-            && !attrs.sign_encrypt())
+    fn persist_srk(&mut self, srk: KeyHandle) -> Result<Parent> {
+        let primary = self.transient_primary()?;
+        let persisted = self.with_password(|tpm| {
+            tpm.run("persisting the SRK at 0x81000001", |ctx| {
+                ctx.evict_control(
+                    Provision::Owner,
+                    primary.handle.into(),
+                    Persistent::Persistent(persistent_handle(srk)?),
+                )
+            })
+        });
+        self.release_parent(primary);
+        let object = persisted?;
+        self.known.insert(srk, object);
+        Ok(Parent {
+            handle: object.into(),
+            transient: false,
+        })
     }
 
     pub(crate) fn release_parent(&mut self, parent: Parent) {

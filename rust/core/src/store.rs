@@ -47,7 +47,7 @@ impl Tpm {
             let handle = KeyHandle::new(value)?;
             match self.object_at(handle) {
                 Ok(Object::Hmac(info)) => keys.push(info),
-                Ok(Object::Other(_)) => self.forget(handle),
+                Ok(Object::Other { .. }) => self.forget(handle),
                 // Deleted between the two calls by another program: not a key any more.
                 Err(Error::EmptyHandle { .. }) => {}
                 Err(e) => return Err(e),

@@ -16,7 +16,9 @@ use tss_esapi::Context;
 
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
+use crate::metadata::Metadata;
 use crate::rc;
+use crate::session::Session;
 
 /// Environment variables read for the TCTI, in tpm2-tools' order.
 pub const TCTI_ENV_VARS: [&str; 3] = ["TPM2TOOLS_TCTI", "TCTI", "TEST_TCTI"];
@@ -35,6 +37,11 @@ pub struct Tpm {
     pub(crate) tcti: String,
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
     pub(crate) known: HashMap<KeyHandle, ObjectHandle>,
+    /// The encrypted session challenges run in, once started.
+    pub(crate) session: Option<Session>,
+    /// Whether challenges run in an encrypted session (on unless switched off for debugging).
+    pub(crate) bus_encryption: bool,
+    pub(crate) metadata: Metadata,
 }
 
 impl Tpm {
@@ -80,7 +87,28 @@ impl Tpm {
             ctx,
             tcti: conf.to_owned(),
             known: HashMap::new(),
+            session: None,
+            bus_encryption: true,
+            metadata: Metadata::default_location(),
         })
+    }
+
+    /// Switches the encrypted session of challenges off (only to debug or to measure it: the
+    /// response then crosses the bus in clear).
+    pub fn set_bus_encryption(&mut self, on: bool) {
+        if !on {
+            self.end_session();
+        }
+        self.bus_encryption = on;
+    }
+
+    /// Uses `metadata` instead of the per-user default file.
+    pub fn set_metadata(&mut self, metadata: Metadata) {
+        self.metadata = metadata;
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
     /// The TCTI this connection uses.

@@ -2,7 +2,7 @@
 //! persistence, enumeration, every error variant, and nothing lost on failures.
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{Algorithm, Error, KeyHandle, KeySpec, Origin, Secret, Tpm};
+use keepassxc_tpm::{Algorithm, Error, KeyHandle, KeySpec, Metadata, Origin, Secret, Tpm};
 use sha1::Sha1;
 use sha2::Sha256;
 use swtpm_fixture::{persist_srk, tpm2, transient_objects, CommandLog, Swtpm};
@@ -14,7 +14,14 @@ fn handle(value: u32) -> KeyHandle {
 }
 
 fn open(swtpm: &Swtpm) -> Tpm {
-    Tpm::open(Some(&swtpm.tcti())).expect("swtpm reachable")
+    open_at(swtpm, &swtpm.tcti())
+}
+
+/// A connection to `tcti` (the swtpm, or a proxy in front of it) with the test's own metadata file.
+fn open_at(swtpm: &Swtpm, tcti: &str) -> Tpm {
+    let mut tpm = Tpm::open(Some(tcti)).expect("swtpm reachable");
+    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+    tpm
 }
 
 /// An independent statement of what a YubiKey slot in variable-length mode hashes for
@@ -211,25 +218,134 @@ fn listing_skips_what_is_not_an_hmac_key() {
     );
 }
 
+const READ_PUBLIC: u32 = 0x173;
+const START_AUTH_SESSION: u32 = 0x176;
+const HMAC: u32 = 0x155;
+
 #[test]
-fn challenge_costs_two_commands_cold_and_one_warm() {
+fn tpm_commands_per_challenge_cold_and_warm() {
     let swtpm = Swtpm::start();
     let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
     let proxy = CommandLog::start(swtpm.port());
-    let mut tpm = Tpm::open(Some(&proxy.tcti())).unwrap();
+    let mut tpm = open_at(&swtpm, &proxy.tcti());
     tpm.challenge(key, &[3u8; 32]).unwrap();
     assert_eq!(
         proxy.commands(),
-        vec![0x173, 0x155],
-        "ReadPublic, then HMAC"
+        vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC],
+        "key, SRK, session, HMAC"
     );
     proxy.clear();
     tpm.challenge(key, &[4u8; 32]).unwrap();
     assert_eq!(
         proxy.commands(),
-        vec![0x155],
-        "a warm challenge is the HMAC alone"
+        vec![HMAC],
+        "a warm challenge reuses the session: the HMAC alone"
     );
+
+    let mut clear = open_at(&swtpm, &proxy.tcti());
+    clear.set_bus_encryption(false);
+    proxy.clear();
+    clear.challenge(key, &[3u8; 32]).unwrap();
+    assert_eq!(
+        proxy.commands(),
+        vec![READ_PUBLIC, HMAC],
+        "without encryption: ReadPublic, then HMAC"
+    );
+}
+
+#[test]
+fn the_response_never_crosses_the_bus_in_clear() {
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let proxy = CommandLog::start(swtpm.port());
+    let challenges: Vec<[u8; 32]> = (0..20u8).map(|i| [i.wrapping_mul(37) | 1; 32]).collect();
+    let run = |encrypted: bool| -> (usize, usize) {
+        let mut tpm = open_at(&swtpm, &proxy.tcti());
+        tpm.set_bus_encryption(encrypted);
+        proxy.clear();
+        let responses: Vec<Vec<u8>> = challenges
+            .iter()
+            .map(|c| tpm.challenge(key, c).unwrap().to_vec())
+            .collect();
+        let (to_tpm, from_tpm) = proxy.traffic();
+        let in_clear = responses.iter().filter(|r| contains(&from_tpm, r)).count();
+        let challenges_in_clear = challenges
+            .iter()
+            .filter(|c| contains(&to_tpm, &c[..]))
+            .count();
+        (in_clear, challenges_in_clear)
+    };
+    assert_eq!(
+        run(true),
+        (0, 0),
+        "encrypted: no response and no challenge readable on the bus"
+    );
+    assert_eq!(
+        run(false),
+        (20, 20),
+        "negative control: without encryption every response is on the bus"
+    );
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn a_different_storage_key_is_refused() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let mut tpm = open(&swtpm);
+    let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    assert!(
+        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
+        "provisioning persisted the ECC SRK"
+    );
+    tpm.challenge(key, b"ok").unwrap();
+    drop(tpm);
+    // Replace the SRK with another storage key, as a stand-in TPM or an interposer would present.
+    tpm2(
+        &tcti,
+        &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000001"],
+    );
+    let ctx = swtpm.dir().join("rsa.ctx");
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_createprimary",
+            "-Q",
+            "-C",
+            "o",
+            "-G",
+            "rsa2048",
+            "-c",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_evictcontrol",
+            "-Q",
+            "-C",
+            "o",
+            "-c",
+            ctx.to_str().unwrap(),
+            "0x81000001",
+        ],
+    );
+    tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
+    let mut tpm = open(&swtpm);
+    match tpm.challenge(key, b"ok") {
+        Err(e @ Error::StorageKeyChanged { .. }) => {
+            assert!(e.to_string().contains("different TPM"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without the pin (a lost metadata file) the key still works.
+    std::fs::remove_file(swtpm.dir().join("keys.json")).unwrap();
+    let mut tpm = open(&swtpm);
+    assert_eq!(tpm.challenge(key, b"ok").unwrap().len(), 20);
 }
 
 #[test]

@@ -1,0 +1,111 @@
+//! The floor: one TPM2_HMAC command, its bytes written by hand, over a TCP connection to swtpm
+//! that stays open. No TSS library, no marshalling code, no session setup: what no client can
+//! beat on this transport.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+const TPM_ST_SESSIONS: u16 = 0x8002;
+const TPM_CC_HMAC: u32 = 0x0000_0155;
+const TPM_RS_PW: u32 = 0x4000_0009;
+const TPM_ALG_NULL: u16 = 0x0010;
+
+/// A connection to swtpm's command port (the swtpm TCTI speaks raw TPM commands there).
+pub struct RawTpm {
+    stream: TcpStream,
+    command: Vec<u8>,
+}
+
+impl RawTpm {
+    /// Connects and prepares `TPM2_HMAC(handle, message, TPM_ALG_NULL)` with an empty password.
+    pub fn connect(port: u16, handle: u32, message: &[u8]) -> std::io::Result<RawTpm> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        Ok(RawTpm {
+            stream,
+            command: hmac_command(handle, message),
+        })
+    }
+
+    /// Sends the command and returns the digest (checks the response code).
+    pub fn hmac(&mut self) -> std::io::Result<Vec<u8>> {
+        self.stream.write_all(&self.command)?;
+        let mut header = [0u8; 10];
+        self.stream.read_exact(&mut header)?;
+        let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
+        let rc = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
+        let mut body = vec![0u8; size.saturating_sub(10)];
+        self.stream.read_exact(&mut body)?;
+        if rc != 0 {
+            return Err(std::io::Error::other(format!("TPM2_HMAC answered 0x{rc:08X}")));
+        }
+        // parameterSize (4), TPM2B_DIGEST (2 + n), then the session's response area.
+        let n = u16::from_be_bytes([body[4], body[5]]) as usize;
+        Ok(body[6..6 + n].to_vec())
+    }
+}
+
+/// TPM2_HMAC: header, key handle, authorization area (password session, empty password),
+/// TPM2B_MAX_BUFFER message, hash algorithm NULL (the key's own scheme).
+pub fn hmac_command(handle: u32, message: &[u8]) -> Vec<u8> {
+    let mut auth = Vec::new();
+    auth.extend(TPM_RS_PW.to_be_bytes());
+    auth.extend(0u16.to_be_bytes()); // nonce
+    auth.push(0); // session attributes
+    auth.extend(0u16.to_be_bytes()); // hmac (the password)
+    let mut body = Vec::new();
+    body.extend(handle.to_be_bytes());
+    body.extend((auth.len() as u32).to_be_bytes());
+    body.extend(auth);
+    body.extend((message.len() as u16).to_be_bytes());
+    body.extend_from_slice(message);
+    body.extend(TPM_ALG_NULL.to_be_bytes());
+    let mut command = Vec::new();
+    command.extend(TPM_ST_SESSIONS.to_be_bytes());
+    command.extend(((10 + body.len()) as u32).to_be_bytes());
+    command.extend(TPM_CC_HMAC.to_be_bytes());
+    command.extend(body);
+    command
+}
+
+/// A readable name for the TPM command codes that show up here.
+pub fn command_name(code: u32) -> String {
+    match code {
+        0x120 => "EvictControl".into(),
+        0x131 => "CreatePrimary".into(),
+        0x143 => "SelfTest".into(),
+        0x144 => "Startup".into(),
+        0x153 => "Create".into(),
+        0x155 => "HMAC".into(),
+        0x157 => "Load".into(),
+        0x161 => "ContextLoad".into(),
+        0x162 => "ContextSave".into(),
+        0x165 => "FlushContext".into(),
+        0x167 => "LoadExternal".into(),
+        0x16B => "PolicyAuthValue".into(),
+        0x173 => "ReadPublic".into(),
+        0x176 => "StartAuthSession".into(),
+        0x17A => "GetCapability".into(),
+        0x17B => "GetRandom".into(),
+        0x17E => "PCR_Read".into(),
+        0x18A => "TestParms".into(),
+        0x18C => "PolicyPassword".into(),
+        other => format!("0x{other:03X}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_layout() {
+        let c = hmac_command(0x8100_0100, &[0xAA; 3]);
+        assert_eq!(c.len(), 10 + 4 + 4 + 9 + 2 + 3 + 2);
+        assert_eq!(&c[..2], &[0x80, 0x02]);
+        assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
+        assert_eq!(&c[6..10], &[0, 0, 1, 0x55]);
+        assert_eq!(&c[10..14], &[0x81, 0, 1, 0]);
+        assert_eq!(&c[c.len() - 2..], &[0, 0x10]);
+    }
+}
