@@ -71,12 +71,7 @@ mod ffi {
         /// Computes the response a YubiKey slot in variable-length HMAC mode would give for
         /// `challenge` (the raw KeePassXC challenge, 0..=64 bytes, unpadded) into `response`
         /// (give it at least 64 bytes). Nothing is kept in Rust memory afterwards.
-        fn challenge(
-            serial: u32,
-            slot: i32,
-            challenge: &[u8],
-            response: &mut [u8],
-        ) -> ChallengeResult;
+        fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult;
         /// Checks that the key answers, without returning the response.
         fn test_challenge(serial: u32, slot: i32) -> ChallengeResult;
     }
@@ -125,18 +120,10 @@ pub fn list_keys() -> KeyList {
             message: String::new(),
             keys: keys
                 .iter()
-                .map(|k| KeyInfo {
-                    serial: k.serial(),
-                    slot: k.slot(),
-                    display_name: k.display_name(),
-                })
+                .map(|k| KeyInfo { serial: k.serial(), slot: k.slot(), display_name: k.display_name() })
                 .collect(),
         },
-        Err(e) => KeyList {
-            status: status_of(e.kind()),
-            message: e.to_string(),
-            keys: Vec::new(),
-        },
+        Err(e) => KeyList { status: status_of(e.kind()), message: e.to_string(), keys: Vec::new() },
     }
 }
 
@@ -145,11 +132,7 @@ pub fn is_tpm_serial(serial: u32) -> bool {
 }
 
 fn failure(status: Status, message: String) -> ChallengeResult {
-    ChallengeResult {
-        status,
-        message,
-        response_len: 0,
-    }
+    ChallengeResult { status, message, response_len: 0 }
 }
 
 pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {
@@ -157,24 +140,15 @@ pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) 
         Ok(h) => h,
         Err(e) => return failure(status_of(e.kind()), e.to_string()),
     };
-    let answer: keepassxc_tpm::Result<Zeroizing<Vec<u8>>> =
-        with_tpm(|tpm| tpm.challenge(handle, challenge));
+    let answer: keepassxc_tpm::Result<Zeroizing<Vec<u8>>> = with_tpm(|tpm| tpm.challenge(handle, challenge));
     match answer {
         Ok(bytes) if bytes.len() <= response.len() => {
             response[..bytes.len()].copy_from_slice(&bytes);
-            ChallengeResult {
-                status: Status::Ok,
-                message: String::new(),
-                response_len: bytes.len(),
-            }
+            ChallengeResult { status: Status::Ok, message: String::new(), response_len: bytes.len() }
         }
         Ok(bytes) => failure(
             Status::BufferTooSmall,
-            format!(
-                "the response has {} bytes but the buffer only {}",
-                bytes.len(),
-                response.len()
-            ),
+            format!("the response has {} bytes but the buffer only {}", bytes.len(), response.len()),
         ),
         Err(e) => failure(status_of(e.kind()), e.to_string()),
     }

@@ -17,8 +17,7 @@ fn keepassxc_path_against_swtpm() {
     persist_srk(&tcti, swtpm.dir());
     let mut tpm = Tpm::open(Some(&tcti)).unwrap();
     tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
-    tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap())
-        .unwrap();
+    tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap()).unwrap();
     drop(tpm);
     std::env::set_var("TPM2TOOLS_TCTI", &tcti);
     std::env::set_var("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"));
@@ -42,27 +41,11 @@ fn keepassxc_path_against_swtpm() {
     assert!(is_tpm_serial(0x8100_0100) && !is_tpm_serial(12_345_678));
 
     let mut small = [0u8; 8];
-    assert_eq!(
-        challenge(0x8100_0100, 1, b"x", &mut small).status,
-        Status::BufferTooSmall
-    );
-    assert_eq!(
-        challenge(0x8100_0001, 1, b"x", &mut response).status,
-        Status::NotHmacKey
-    );
-    assert_eq!(
-        challenge(0x8100_0155, 1, b"x", &mut response).status,
-        Status::NoSuchKey
-    );
-    assert_eq!(
-        challenge(0x8100_0100, 1, &[0u8; 65], &mut response).status,
-        Status::BadChallenge
-    );
-    assert_eq!(
-        challenge(0x8100_0100, 2, b"x", &mut response).status,
-        Status::NoSuchKey,
-        "TPM keys have slot 1 only"
-    );
+    assert_eq!(challenge(0x8100_0100, 1, b"x", &mut small).status, Status::BufferTooSmall);
+    assert_eq!(challenge(0x8100_0001, 1, b"x", &mut response).status, Status::NotHmacKey);
+    assert_eq!(challenge(0x8100_0155, 1, b"x", &mut response).status, Status::NoSuchKey);
+    assert_eq!(challenge(0x8100_0100, 1, &[0u8; 65], &mut response).status, Status::BadChallenge);
+    assert_eq!(challenge(0x8100_0100, 2, b"x", &mut response).status, Status::NoSuchKey, "TPM keys have slot 1 only");
 
     // Detection on one thread while two others challenge: all succeed (the bridge serialises).
     let workers: Vec<_> = (0..3)
@@ -74,12 +57,7 @@ fn keepassxc_path_against_swtpm() {
                     } else {
                         let mut out = [0u8; 64];
                         let r = challenge(0x8100_0100, 1, &[t as u8; 32], &mut out);
-                        assert_eq!(
-                            (r.status, r.response_len),
-                            (Status::Ok, 20),
-                            "{}",
-                            r.message
-                        );
+                        assert_eq!((r.status, r.response_len), (Status::Ok, 20), "{}", r.message);
                     }
                 }
             })

@@ -42,13 +42,7 @@ pub fn line(key: &KeyInfo) -> String {
         Origin::Generated => "generated in TPM",
         Origin::Imported => "imported",
     };
-    format!(
-        "{}  {:<11}  {:<16}  --yubikey {}",
-        key.handle,
-        key.algorithm.to_string(),
-        origin,
-        keepassxc_address(key)
-    )
+    format!("{}  {:<11}  {:<16}  --yubikey {}", key.handle, key.algorithm.to_string(), origin, keepassxc_address(key))
 }
 
 pub fn json<T: Serialize>(value: &T) -> String {

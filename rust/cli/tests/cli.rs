@@ -24,19 +24,12 @@ fn tpm_hmac(tcti: &str, args: &[&str]) -> Output {
 }
 
 fn metadata_path(tcti: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "tpm-hmac-test-{}.json",
-        tcti.replace([':', ',', '=', '/'], "_")
-    ))
+    std::env::temp_dir().join(format!("tpm-hmac-test-{}.json", tcti.replace([':', ',', '=', '/'], "_")))
 }
 
 fn ok(tcti: &str, args: &[&str]) -> String {
     let out = tpm_hmac(tcti, args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -45,15 +38,8 @@ fn fails(tcti: &str, args: &[&str]) -> String {
     let out = tpm_hmac(tcti, args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{args:?} should fail");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: one line on stderr, got:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("ERROR:esys"),
-        "{stderr}"
-    );
+    assert_eq!(stderr.lines().count(), 1, "{args:?}: one line on stderr, got:\n{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("ERROR:esys"), "{stderr}");
     assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
     stderr
 }
@@ -68,22 +54,11 @@ fn secret_file(swtpm: &Swtpm, hex: &str) -> String {
 fn list_create_import_challenge_info_delete() {
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
-    assert_eq!(
-        serde_json::from_str::<Value>(&ok(&tcti, &["list", "--json"])).unwrap(),
-        Value::Array(vec![])
-    );
+    assert_eq!(serde_json::from_str::<Value>(&ok(&tcti, &["list", "--json"])).unwrap(), Value::Array(vec![]));
 
     assert_eq!(ok(&tcti, &["create"]).trim(), "0x81000100");
-    let imported: Value = serde_json::from_str(&ok(
-        &tcti,
-        &[
-            "import",
-            "--secret-file",
-            &secret_file(&swtpm, SECRET),
-            "--json",
-        ],
-    ))
-    .unwrap();
+    let imported: Value =
+        serde_json::from_str(&ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, SECRET), "--json"])).unwrap();
     assert_eq!(imported["handle"], "0x81000101");
     assert_eq!(imported["serial"], 0x8100_0101u32);
     assert_eq!(imported["slot"], 1);
@@ -92,35 +67,18 @@ fn list_create_import_challenge_info_delete() {
     let listed: Value = serde_json::from_str(&ok(&tcti, &["list", "--json"])).unwrap();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2);
-    assert_eq!(
-        listed[1], imported,
-        "create/import print the same object as list"
-    );
+    assert_eq!(listed[1], imported, "create/import print the same object as list");
     assert_eq!(listed[0]["origin"], "generated");
 
     let challenge = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-    let response = ok(
-        &tcti,
-        &["challenge", "--handle", "0x81000101", "--hex", challenge],
-    );
+    let response = ok(&tcti, &["challenge", "--handle", "0x81000101", "--hex", challenge]);
     let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
     mac.update(&hex::decode(challenge).unwrap());
-    assert_eq!(
-        response.trim(),
-        hex::encode(mac.finalize().into_bytes()),
-        "lowercase hex HMAC-SHA1"
-    );
+    assert_eq!(response.trim(), hex::encode(mac.finalize().into_bytes()), "lowercase hex HMAC-SHA1");
     // The decimal serial KeePassXC shows works as a handle too.
-    assert_eq!(
-        ok(
-            &tcti,
-            &["challenge", "--handle", "2164261121", "--hex", challenge]
-        ),
-        response
-    );
+    assert_eq!(ok(&tcti, &["challenge", "--handle", "2164261121", "--hex", challenge]), response);
 
-    let info: Value =
-        serde_json::from_str(&ok(&tcti, &["info", "--handle", "0x81000101", "--json"])).unwrap();
+    let info: Value = serde_json::from_str(&ok(&tcti, &["info", "--handle", "0x81000101", "--json"])).unwrap();
     assert_eq!(info, imported);
     ok(&tcti, &["delete", "--handle", "0x81000100"]);
     let listed: Value = serde_json::from_str(&ok(&tcti, &["list", "--json"])).unwrap();
@@ -132,37 +90,17 @@ fn tpm_commands_of_one_challenge_process() {
     let swtpm = Swtpm::start();
     let proxy = CommandLog::start(swtpm.port());
     // Through the proxy from the start, so the key's pin and the challenge use one metadata file.
-    ok(
-        &proxy.tcti(),
-        &["import", "--secret-file", &secret_file(&swtpm, SECRET)],
-    );
+    ok(&proxy.tcti(), &["import", "--secret-file", &secret_file(&swtpm, SECRET)]);
     proxy.clear();
-    let encrypted = ok(
-        &proxy.tcti(),
-        &["challenge", "--handle", "0x81000100", "--hex", "00"],
-    );
+    let encrypted = ok(&proxy.tcti(), &["challenge", "--handle", "0x81000100", "--hex", "00"]);
     assert_eq!(
         proxy.commands(),
         vec![0x173, 0x173, 0x176, 0x155, 0x165],
         "ReadPublic key + SRK, StartAuthSession, HMAC, FlushContext of the session at exit"
     );
     proxy.clear();
-    let clear = ok(
-        &proxy.tcti(),
-        &[
-            "--no-bus-encryption",
-            "challenge",
-            "--handle",
-            "0x81000100",
-            "--hex",
-            "00",
-        ],
-    );
-    assert_eq!(
-        proxy.commands(),
-        vec![0x173, 0x155],
-        "without encryption: ReadPublic + HMAC"
-    );
+    let clear = ok(&proxy.tcti(), &["--no-bus-encryption", "challenge", "--handle", "0x81000100", "--hex", "00"]);
+    assert_eq!(proxy.commands(), vec![0x173, 0x155], "without encryption: ReadPublic + HMAC");
     assert_eq!(encrypted, clear);
 }
 
@@ -171,42 +109,18 @@ fn every_failure_is_one_line_with_a_remedy() {
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
     persist_srk(&tcti, swtpm.dir());
-    ok(
-        &tcti,
-        &["import", "--secret-file", &secret_file(&swtpm, SECRET)],
-    );
-    let before = ok(
-        &tcti,
-        &["challenge", "--handle", "0x81000100", "--hex", "aa"],
-    );
+    ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, SECRET)]);
+    let before = ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "aa"]);
 
     let too_long = "00".repeat(65);
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (
-            vec!["challenge", "--handle", "0x81000001", "--hex", "00"],
-            "storage key, probably the SRK, not an HMAC key",
-        ),
-        (
-            vec!["challenge", "--handle", "0x81000123", "--hex", "00"],
-            "no key at 0x81000123",
-        ),
-        (
-            vec!["challenge", "--handle", "0x81000100", "--hex", &too_long],
-            "at most 64",
-        ),
-        (
-            vec!["challenge", "--handle", "0x81000100", "--hex", "xyz"],
-            "not hex",
-        ),
-        (
-            vec!["create", "--handle", "0x81000100"],
-            "already holds an HMAC-SHA1 key",
-        ),
+        (vec!["challenge", "--handle", "0x81000001", "--hex", "00"], "storage key, probably the SRK, not an HMAC key"),
+        (vec!["challenge", "--handle", "0x81000123", "--hex", "00"], "no key at 0x81000123"),
+        (vec!["challenge", "--handle", "0x81000100", "--hex", &too_long], "at most 64"),
+        (vec!["challenge", "--handle", "0x81000100", "--hex", "xyz"], "not hex"),
+        (vec!["create", "--handle", "0x81000100"], "already holds an HMAC-SHA1 key"),
         (vec!["create", "--handle", "0x81000001"], "probably the SRK"),
-        (
-            vec!["import", "--secret-file", "/nonexistent/secret"],
-            "cannot read",
-        ),
+        (vec!["import", "--secret-file", "/nonexistent/secret"], "cannot read"),
         (vec!["delete", "--handle", "0x81000001"], "not an HMAC key"),
         (vec!["info", "--handle", "0x81000001"], "not an HMAC key"),
     ];
@@ -220,13 +134,7 @@ fn every_failure_is_one_line_with_a_remedy() {
     assert!(fails(&tcti, &["import", "--secret-file", &short]).contains("exactly 20 bytes"));
 
     // Nothing was lost or left loaded by the failures.
-    assert_eq!(
-        ok(
-            &tcti,
-            &["challenge", "--handle", "0x81000100", "--hex", "aa"]
-        ),
-        before
-    );
+    assert_eq!(ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "aa"]), before);
     assert_eq!(transient_objects(&tcti), 0);
 }
 
@@ -237,14 +145,8 @@ fn usage_errors_and_unreachable_tpms_fail_fast() {
     swtpm.stop();
     let started = Instant::now();
     let line = fails(&tcti, &["list"]);
-    assert!(
-        line.contains("no TPM reachable") && line.contains("0x000A000A"),
-        "{line}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "an unreachable TPM fails within seconds"
-    );
+    assert!(line.contains("no TPM reachable") && line.contains("0x000A000A"), "{line}");
+    assert!(started.elapsed() < Duration::from_secs(5), "an unreachable TPM fails within seconds");
     assert!(fails("bogus:thing", &["list"]).contains("unknown TCTI"));
     assert!(fails("device:/nonexistent/tpm", &["list"]).contains("does not exist"));
     let out = tpm_hmac(&tcti, &["challenge", "--handle", "0x1234", "--hex", "00"]);
@@ -258,60 +160,32 @@ fn permission_denied_names_the_group() {
         eprintln!("SKIP: needs root and setpriv to run as another user");
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("fake-dev-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("fake-dev-").tempdir().unwrap();
     let device = dir.path().join("tpmrm0");
     std::fs::write(&device, b"").unwrap();
     // root:root 0660 and a world-traversable directory: the "nobody" user may see but not open it.
-    Command::new("chmod")
-        .args(["0755", dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    Command::new("chmod")
-        .args(["0660", device.to_str().unwrap()])
-        .status()
-        .unwrap();
+    Command::new("chmod").args(["0755", dir.path().to_str().unwrap()]).status().unwrap();
+    Command::new("chmod").args(["0660", device.to_str().unwrap()]).status().unwrap();
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_tpm-hmac"),
-            "--tcti",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_tpm-hmac"), "--tcti"])
         .arg(format!("device:{}", device.display()))
         .arg("list")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        stderr.contains("permission denied") && stderr.contains("\"root\" group"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("permission denied") && stderr.contains("\"root\" group"), "{stderr}");
 }
 
 fn nix_is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
 
 #[test]
 fn help_has_examples() {
-    let out = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .arg("--help")
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tpm-hmac")).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        help.contains("Examples:") && help.contains("--yubikey 1:"),
-        "{help}"
-    );
+    assert!(help.contains("Examples:") && help.contains("--yubikey 1:"), "{help}");
     for sub in ["list", "create", "import", "challenge", "info", "delete"] {
         assert!(help.contains(sub), "{sub}");
     }

@@ -26,9 +26,7 @@ impl KeyHandle {
         if OWNER_PERSISTENT.contains(&value) {
             Ok(KeyHandle(value))
         } else {
-            Err(Error::BadHandle {
-                input: format!("0x{value:08X}"),
-            })
+            Err(Error::BadHandle { input: format!("0x{value:08X}") })
         }
     }
 
@@ -40,9 +38,7 @@ impl KeyHandle {
     /// The key at KeePassXC's (serial, slot) address.
     pub fn from_address(serial: u32, slot: i32) -> Result<Self> {
         if slot != SLOT {
-            return Err(Error::BadHandle {
-                input: format!("{slot}:{serial} (a TPM key only has slot {SLOT})"),
-            });
+            return Err(Error::BadHandle { input: format!("{slot}:{serial} (a TPM key only has slot {SLOT})") });
         }
         Self::from_serial(serial)
     }
@@ -70,15 +66,10 @@ impl FromStr for KeyHandle {
 
     fn from_str(input: &str) -> Result<Self> {
         let text = input.trim();
-        let bad = || Error::BadHandle {
-            input: input.to_owned(),
-        };
+        let bad = || Error::BadHandle { input: input.to_owned() };
         let value = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             u32::from_str_radix(hex, 16).map_err(|_| bad())?
-        } else if text.len() == 8
-            && text.bytes().all(|b| b.is_ascii_hexdigit())
-            && text.starts_with("81")
-        {
+        } else if text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()) && text.starts_with("81") {
             u32::from_str_radix(text, 16).map_err(|_| bad())?
         } else {
             text.parse::<u32>().map_err(|_| bad())?
@@ -93,56 +84,27 @@ mod tests {
 
     #[test]
     fn parses_hex_bare_hex_and_decimal() {
-        assert_eq!(
-            "0x81000100".parse::<KeyHandle>().unwrap().value(),
-            0x8100_0100
-        );
-        assert_eq!(
-            "0X817fffff".parse::<KeyHandle>().unwrap().value(),
-            0x817F_FFFF
-        );
-        assert_eq!(
-            "81000100".parse::<KeyHandle>().unwrap().value(),
-            0x8100_0100
-        );
-        assert_eq!(
-            "2164261120".parse::<KeyHandle>().unwrap().value(),
-            0x8100_0100
-        );
+        assert_eq!("0x81000100".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
+        assert_eq!("0X817fffff".parse::<KeyHandle>().unwrap().value(), 0x817F_FFFF);
+        assert_eq!("81000100".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
+        assert_eq!("2164261120".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
     }
 
     #[test]
     fn refuses_what_is_not_an_owner_persistent_handle() {
-        for bad in [
-            "",
-            "0x",
-            "0x80000000",
-            "0x81800000",
-            "0x1",
-            "-1",
-            "0x81000100 junk",
-            "0x1_0000_0000",
-            "1:0x81000100",
-        ] {
-            assert!(
-                matches!(bad.parse::<KeyHandle>(), Err(Error::BadHandle { .. })),
-                "{bad:?}"
-            );
+        for bad in
+            ["", "0x", "0x80000000", "0x81800000", "0x1", "-1", "0x81000100 junk", "0x1_0000_0000", "1:0x81000100"]
+        {
+            assert!(matches!(bad.parse::<KeyHandle>(), Err(Error::BadHandle { .. })), "{bad:?}");
         }
     }
 
     #[test]
     fn address_is_serial_and_slot_one() {
         let h = KeyHandle::from_address(0x8100_0100, 1).unwrap();
-        assert_eq!(
-            (h.serial(), h.to_string()),
-            (0x8100_0100, "0x81000100".to_owned())
-        );
+        assert_eq!((h.serial(), h.to_string()), (0x8100_0100, "0x81000100".to_owned()));
         assert!(KeyHandle::from_address(0x8100_0100, 2).is_err());
-        assert!(
-            KeyHandle::from_serial(12_345_678).is_err(),
-            "a YubiKey serial is not a TPM key"
-        );
+        assert!(KeyHandle::from_serial(12_345_678).is_err(), "a YubiKey serial is not a TPM key");
     }
 
     #[test]

@@ -23,9 +23,7 @@ pub const CHALLENGE_BLOCK: usize = 64;
 /// The message a variable-length YubiKey HMAC slot hashes for KeePassXC's `challenge`.
 pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
     if challenge.len() > CHALLENGE_BLOCK {
-        return Err(Error::ChallengeTooLong {
-            len: challenge.len(),
-        });
+        return Err(Error::ChallengeTooLong { len: challenge.len() });
     }
     let mut block = challenge.to_vec();
     let pad = CHALLENGE_BLOCK - challenge.len();
@@ -42,11 +40,8 @@ impl Tpm {
     /// Costs one TPM command once the key has been used in this connection; the first challenge
     /// also reads the key's and the storage key's public areas and starts the session.
     pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let message =
-            MaxBuffer::try_from(yubikey_message(challenge)?).map_err(|e| Error::Wrapper {
-                operation: "preparing the challenge",
-                text: e.to_string(),
-            })?;
+        let message = MaxBuffer::try_from(yubikey_message(challenge)?)
+            .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
         let reused = self.session.is_some();
         let mut answer = self.hmac(handle, object, &message);
@@ -70,7 +65,7 @@ impl Tpm {
         message: &MaxBuffer,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
         let session = if self.bus_encryption {
-            self.encrypting_session(handle).map_err(|e| (0, e))?
+            self.encrypting_session(handle, object).map_err(|e| (0, e))?
         } else {
             AuthSession::Password
         };
@@ -133,19 +128,12 @@ mod tests {
     fn empty_and_short_challenges() {
         assert_eq!(yubikey_message(&[]).unwrap(), Vec::<u8>::new());
         assert_eq!(yubikey_message(&[0xAA]).unwrap(), vec![0xAA]);
-        assert_eq!(
-            yubikey_message(&[63]).unwrap(),
-            Vec::<u8>::new(),
-            "a 1-byte 63 equals its padding"
-        );
+        assert_eq!(yubikey_message(&[63]).unwrap(), Vec::<u8>::new(), "a 1-byte 63 equals its padding");
         assert_eq!(yubikey_message(&[0u8; 63]).unwrap(), vec![0u8; 63]);
     }
 
     #[test]
     fn longer_than_a_block_is_refused() {
-        assert!(matches!(
-            yubikey_message(&[0u8; 65]),
-            Err(Error::ChallengeTooLong { len: 65 })
-        ));
+        assert!(matches!(yubikey_message(&[0u8; 65]), Err(Error::ChallengeTooLong { len: 65 })));
     }
 }

@@ -15,10 +15,7 @@ pub enum Error {
     /// The TCTI configuration string could not be understood.
     UnknownTcti { tcti: String },
     /// The TPM device exists but this user may not open it.
-    PermissionDenied {
-        device: String,
-        group: Option<String>,
-    },
+    PermissionDenied { device: String, group: Option<String> },
     /// A handle string or serial that is not a persistent handle of the owner hierarchy.
     BadHandle { input: String },
     /// Nothing is stored at the handle.
@@ -44,16 +41,9 @@ pub enum Error {
     /// The TPM has no room for another loaded object.
     OutOfMemory { operation: &'static str, rc: u32 },
     /// Any other TPM or TSS failure.
-    Tpm {
-        operation: &'static str,
-        rc: u32,
-        text: String,
-    },
+    Tpm { operation: &'static str, rc: u32, text: String },
     /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
-    Wrapper {
-        operation: &'static str,
-        text: String,
-    },
+    Wrapper { operation: &'static str, text: String },
 }
 
 /// The broad class of an [`Error`], for callers that map errors onto their own status codes.
@@ -91,9 +81,7 @@ impl Error {
             Error::BadSecret { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
-            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => {
-                ErrorKind::Other
-            }
+            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => ErrorKind::Other,
         }
     }
 

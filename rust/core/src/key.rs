@@ -12,8 +12,7 @@ use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Digest, HmacScheme, KeyedHashScheme, Public, PublicBuilder, PublicKeyedHashParameters,
-    SensitiveData,
+    Digest, HmacScheme, KeyedHashScheme, Public, PublicBuilder, PublicKeyedHashParameters, SensitiveData,
 };
 
 use crate::address::{KeyHandle, SLOT, SRK_HANDLE};
@@ -49,17 +48,13 @@ impl Algorithm {
     }
 
     fn parameters(self) -> PublicKeyedHashParameters {
-        PublicKeyedHashParameters::new(KeyedHashScheme::Hmac {
-            hmac_scheme: HmacScheme::new(self.hashing()),
-        })
+        PublicKeyedHashParameters::new(KeyedHashScheme::Hmac { hmac_scheme: HmacScheme::new(self.hashing()) })
     }
 
     /// The algorithm of a keyed-hash object's parameters, if it is an HMAC key we support.
     /// (tss-esapi 7.7 has no getter for the scheme; its parameters compare by value.)
     fn of(parameters: &PublicKeyedHashParameters) -> Option<Algorithm> {
-        [Algorithm::Sha1, Algorithm::Sha256]
-            .into_iter()
-            .find(|a| a.parameters() == *parameters)
+        [Algorithm::Sha1, Algorithm::Sha256].into_iter().find(|a| a.parameters() == *parameters)
     }
 }
 
@@ -79,9 +74,7 @@ impl FromStr for Algorithm {
         match s.to_ascii_lowercase().replace('-', "").as_str() {
             "sha1" | "hmacsha1" => Ok(Algorithm::Sha1),
             "sha256" | "hmacsha256" => Ok(Algorithm::Sha256),
-            _ => Err(format!(
-                "unknown algorithm \"{s}\"; use sha1 (YubiKey-compatible) or sha256"
-            )),
+            _ => Err(format!("unknown algorithm \"{s}\"; use sha1 (YubiKey-compatible) or sha256")),
         }
     }
 }
@@ -155,10 +148,7 @@ fn attributes(origin: Origin) -> Result<ObjectAttributes> {
         // No PIN: exempt from dictionary-attack lockout, so unclean shutdowns never lock the user out.
         .with_no_da(true)
         .build()
-        .map_err(|e| Error::Wrapper {
-            operation: "building the key attributes",
-            text: e.to_string(),
-        })
+        .map_err(|e| Error::Wrapper { operation: "building the key attributes", text: e.to_string() })
 }
 
 pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin) -> Result<Public> {
@@ -169,10 +159,7 @@ pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin) -> Result<Publ
         .with_keyed_hash_parameters(algorithm.parameters())
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
-        .map_err(|e| Error::Wrapper {
-            operation: "building the key template",
-            text: e.to_string(),
-        })
+        .map_err(|e| Error::Wrapper { operation: "building the key template", text: e.to_string() })
 }
 
 /// Sorts a public area into "one of our HMAC keys" or a description of what it is.
@@ -185,11 +172,7 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
                 return Object::Hmac(KeyInfo {
                     handle,
                     algorithm,
-                    origin: if attrs.sensitive_data_origin() {
-                        Origin::Generated
-                    } else {
-                        Origin::Imported
-                    },
+                    origin: if attrs.sensitive_data_origin() { Origin::Generated } else { Origin::Imported },
                     no_da: attrs.no_da(),
                     needs_pin: !attrs.no_da(),
                     fixed_tpm: attrs.fixed_tpm(),
@@ -201,11 +184,7 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
             None => "a keyed-hash object with an unsupported scheme".to_owned(),
         },
         Public::Rsa { .. } | Public::Ecc { .. } => {
-            let alg = if matches!(public, Public::Rsa { .. }) {
-                "RSA"
-            } else {
-                "ECC"
-            };
+            let alg = if matches!(public, Public::Rsa { .. }) { "RSA" } else { "ECC" };
             if handle.value() >> 16 == 0x8101 {
                 format!("an {alg} endorsement key")
             } else if storage && handle.value() == SRK_HANDLE {
@@ -231,15 +210,13 @@ impl Tpm {
             return Ok(*object);
         }
         let tpm_handle = persistent_tpm_handle(handle)?;
-        let object = self
-            .call(|ctx| ctx.tr_from_tpm_public(tpm_handle))
-            .map_err(|(code, e)| {
-                if rc::tpm_code(code) == Some(codes::HANDLE) {
-                    Error::EmptyHandle { handle }
-                } else {
-                    rc::classify("reading the object at the handle", e, &self.tcti)
-                }
-            })?;
+        let object = self.call(|ctx| ctx.tr_from_tpm_public(tpm_handle)).map_err(|(code, e)| {
+            if rc::tpm_code(code) == Some(codes::HANDLE) {
+                Error::EmptyHandle { handle }
+            } else {
+                rc::classify("reading the object at the handle", e, &self.tcti)
+            }
+        })?;
         self.known.insert(handle, object);
         Ok(object)
     }
@@ -292,42 +269,25 @@ impl Tpm {
             }
             None => self.first_free_handle()?,
         };
-        let origin = if secret.is_some() {
-            Origin::Imported
-        } else {
-            Origin::Generated
-        };
+        let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
         let template = hmac_template(spec.algorithm, origin)?;
         let sensitive = secret
             .map(|s| SensitiveData::try_from(s.bytes()))
             .transpose()
-            .map_err(|e| Error::BadSecret {
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
 
         let parent = self.storage_parent(true)?;
         // Pinned so that challenges can tell this storage key from a stand-in.
         let parent_name = self.name_of(parent.handle.into());
         let created = self.with_password(|tpm| {
             tpm.run("creating the key", |ctx| {
-                ctx.create(
-                    parent.handle.into(),
-                    template.clone(),
-                    None,
-                    sensitive.clone(),
-                    None,
-                    None,
-                )
+                ctx.create(parent.handle.into(), template.clone(), None, sensitive.clone(), None, None)
             })
         });
         let loaded = created.and_then(|key| {
             self.with_password(|tpm| {
                 tpm.run("loading the key", |ctx| {
-                    ctx.load(
-                        parent.handle.into(),
-                        key.out_private.clone(),
-                        key.out_public.clone(),
-                    )
+                    ctx.load(parent.handle.into(), key.out_private.clone(), key.out_public.clone())
                 })
             })
         });
@@ -336,27 +296,22 @@ impl Tpm {
 
         let persisted = self.with_password(|tpm| {
             tpm.call(|ctx| {
-                ctx.evict_control(
-                    Provision::Owner,
-                    loaded,
-                    Persistent::Persistent(persistent_handle(handle)?),
-                )
+                ctx.evict_control(Provision::Owner, loaded, Persistent::Persistent(persistent_handle(handle)?))
             })
             .map_err(|(code, e)| match rc::tpm_code(code) {
-                Some(codes::NV_DEFINED) => Error::HandleOccupied {
-                    handle,
-                    what: "an object".to_owned(),
-                },
-                Some(codes::NV_SPACE) => Error::NoFreeHandle {
-                    detail: "the TPM's persistent memory is full".to_owned(),
-                },
+                Some(codes::NV_DEFINED) => Error::HandleOccupied { handle, what: "an object".to_owned() },
+                Some(codes::NV_SPACE) => {
+                    Error::NoFreeHandle { detail: "the TPM's persistent memory is full".to_owned() }
+                }
                 _ => rc::classify("persisting the key", e, &tpm.tcti),
             })
         });
         let _ = self.ctx.flush_context(loaded);
         // EvictControl's new ESYS handle is the key's: keep it, no ReadPublic needed to use it.
-        self.known.insert(handle, persisted?);
+        let object = persisted?;
+        self.known.insert(handle, object);
         let record = KeyRecord {
+            key_name: self.name_of(object).ok(),
             storage_key_name: parent_name.ok(),
             ..KeyRecord::default()
         };
@@ -372,11 +327,7 @@ impl Tpm {
         let tcti = self.tcti.clone();
         self.with_password(|tpm| {
             tpm.call(|ctx| {
-                ctx.evict_control(
-                    Provision::Owner,
-                    object,
-                    Persistent::Persistent(persistent_handle(handle)?),
-                )
+                ctx.evict_control(Provision::Owner, object, Persistent::Persistent(persistent_handle(handle)?))
             })
             .map_err(|(_, e)| rc::classify("deleting the key", e, &tcti))
         })?;
@@ -391,28 +342,22 @@ impl Tpm {
         match self.object_at(handle) {
             Err(Error::EmptyHandle { .. }) => Ok(()),
             Err(e) => Err(e),
-            Ok(Object::Hmac(info)) => Err(Error::HandleOccupied {
-                handle,
-                what: format!("an {} key", info.algorithm),
-            }),
+            Ok(Object::Hmac(info)) => Err(Error::HandleOccupied { handle, what: format!("an {} key", info.algorithm) }),
             Ok(Object::Other { what, .. }) => Err(Error::HandleOccupied { handle, what }),
         }
     }
 
     fn first_free_handle(&mut self) -> Result<KeyHandle> {
         let used = self.persistent_handles()?;
-        crate::address::PROJECT_RANGE
-            .clone()
-            .find(|h| !used.contains(h))
-            .map(KeyHandle::new)
-            .transpose()?
-            .ok_or_else(|| Error::NoFreeHandle {
+        crate::address::PROJECT_RANGE.clone().find(|h| !used.contains(h)).map(KeyHandle::new).transpose()?.ok_or_else(
+            || Error::NoFreeHandle {
                 detail: format!(
                     "all of 0x{:08x}..=0x{:08x} are in use",
                     crate::address::PROJECT_RANGE.start(),
                     crate::address::PROJECT_RANGE.end()
                 ),
-            })
+            },
+        )
     }
 
     /// Runs `f` with a password session (empty password) as the first authorisation.
@@ -420,8 +365,7 @@ impl Tpm {
         &mut self,
         f: impl FnOnce(&mut Tpm) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        self.ctx
-            .set_sessions((Some(AuthSession::Password), None, None));
+        self.ctx.set_sessions((Some(AuthSession::Password), None, None));
         let result = f(self);
         self.ctx.clear_sessions();
         result
@@ -433,9 +377,5 @@ pub(crate) fn persistent_handle(handle: KeyHandle) -> tss_esapi::Result<Persiste
 }
 
 fn persistent_tpm_handle(handle: KeyHandle) -> Result<TpmHandle> {
-    persistent_handle(handle)
-        .map(TpmHandle::Persistent)
-        .map_err(|_| Error::BadHandle {
-            input: handle.to_string(),
-        })
+    persistent_handle(handle).map(TpmHandle::Persistent).map_err(|_| Error::BadHandle { input: handle.to_string() })
 }

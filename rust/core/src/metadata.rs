@@ -17,6 +17,10 @@ pub const METADATA_ENV: &str = "KEEPASSXC_TPM_METADATA";
 /// What we remember about one key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
+    /// The key's TPM name (hex): a record whose key name differs belongs to another key that
+    /// once sat at this handle (another TPM, a simulator, a re-created key) and is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
     /// Name (hex) of the storage key that salts the encrypted session: pinned at provisioning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key_name: Option<String>,
@@ -41,11 +45,7 @@ impl Metadata {
     /// `$KEEPASSXC_TPM_METADATA`, else `$XDG_DATA_HOME/keepassxc-tpm/keys.json`, else
     /// `~/.local/share/keepassxc-tpm/keys.json`.
     pub fn default_location() -> Metadata {
-        let env = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let path = env(METADATA_ENV).or_else(|| {
             env("XDG_DATA_HOME")
                 .or_else(|| env("HOME").map(|h| h.join(".local/share")))
@@ -55,9 +55,7 @@ impl Metadata {
     }
 
     pub fn at(path: impl Into<PathBuf>) -> Metadata {
-        Metadata {
-            path: Some(path.into()),
-        }
+        Metadata { path: Some(path.into()) }
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -110,10 +108,8 @@ mod tests {
         let meta = Metadata::at(dir.path().join("sub/keys.json"));
         let h = KeyHandle::new(0x8100_0100).unwrap();
         assert_eq!(meta.get(h), None);
-        let record = KeyRecord {
-            storage_key_name: Some("000b12".into()),
-            pcrs: vec![7, 16],
-        };
+        let record =
+            KeyRecord { key_name: Some("000b34".into()), storage_key_name: Some("000b12".into()), pcrs: vec![7, 16] };
         meta.set(h, Some(record.clone())).unwrap();
         assert_eq!(meta.get(h), Some(record));
         meta.set(h, None).unwrap();
@@ -129,11 +125,7 @@ mod tests {
         let h = KeyHandle::new(0x8100_0100).unwrap();
         assert_eq!(meta.get(h), None);
         meta.set(h, Some(KeyRecord::default())).unwrap();
-        assert_eq!(
-            meta.get(h),
-            Some(KeyRecord::default()),
-            "a broken file is replaced on the next write"
-        );
+        assert_eq!(meta.get(h), Some(KeyRecord::default()), "a broken file is replaced on the next write");
         assert_eq!(Metadata { path: None }.get(h), None);
     }
 }

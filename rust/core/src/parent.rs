@@ -9,8 +9,8 @@ use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::{Hierarchy, Provision};
 use tss_esapi::structures::{
-    EccPoint, EccScheme, KeyDerivationFunctionScheme, Public, PublicBuilder,
-    PublicEccParametersBuilder, SymmetricDefinitionObject,
+    EccPoint, EccScheme, KeyDerivationFunctionScheme, Public, PublicBuilder, PublicEccParametersBuilder,
+    SymmetricDefinitionObject,
 };
 
 use crate::address::{KeyHandle, SRK_HANDLE};
@@ -27,10 +27,7 @@ pub(crate) struct Parent {
 /// The TCG "H-2" ECC P-256 SRK template (TCG TPM v2.0 Provisioning Guidance, 7.5.1), as
 /// systemd and tpm2-tools use it.
 pub(crate) fn ecc_srk_template() -> Result<Public> {
-    let build = |e: tss_esapi::Error| Error::Wrapper {
-        operation: "building the SRK template",
-        text: e.to_string(),
-    };
+    let build = |e: tss_esapi::Error| Error::Wrapper { operation: "building the SRK template", text: e.to_string() };
     let attributes = ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
@@ -85,10 +82,7 @@ impl Tpm {
         };
         if found? {
             let object = self.resolve(srk)?;
-            return Ok(Parent {
-                handle: object.into(),
-                transient: false,
-            });
+            return Ok(Parent { handle: object.into(), transient: false });
         }
         self.transient_primary()
     }
@@ -100,10 +94,7 @@ impl Tpm {
                 ctx.create_primary(Hierarchy::Owner, template.clone(), None, None, None, None)
             })
         })?;
-        Ok(Parent {
-            handle: primary.key_handle,
-            transient: true,
-        })
+        Ok(Parent { handle: primary.key_handle, transient: true })
     }
 
     fn persist_srk(&mut self, srk: KeyHandle) -> Result<Parent> {
@@ -120,10 +111,7 @@ impl Tpm {
         self.release_parent(primary);
         let object = persisted?;
         self.known.insert(srk, object);
-        Ok(Parent {
-            handle: object.into(),
-            transient: false,
-        })
+        Ok(Parent { handle: object.into(), transient: false })
     }
 
     pub(crate) fn release_parent(&mut self, parent: Parent) {

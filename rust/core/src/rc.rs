@@ -41,10 +41,7 @@ pub(crate) fn raw(code: &Tss2ResponseCode) -> u32 {
         Tss2ResponseCode::FormatZero(c) => c.to_string(),
         Tss2ResponseCode::FormatOne(c) => c.to_string(),
     };
-    text.rsplit("0x")
-        .next()
-        .and_then(|hex| u32::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(u32::MAX)
+    text.rsplit("0x").next().and_then(|hex| u32::from_str_radix(hex.trim(), 16).ok()).unwrap_or(u32::MAX)
 }
 
 /// The TPM's own code inside `rc` with the handle/parameter/session number removed, or `None`
@@ -55,19 +52,12 @@ pub(crate) fn tpm_code(rc: u32) -> Option<u32> {
         return None;
     }
     let rc = rc & 0xFFFF;
-    Some(if rc & 0x80 != 0 {
-        0x80 | (rc & 0x3F)
-    } else {
-        rc & 0xFFF
-    })
+    Some(if rc & 0x80 != 0 { 0x80 | (rc & 0x3F) } else { rc & 0xFFF })
 }
 
 /// True for answers that mean "ask again": the TPM was busy, yielded or self-testing.
 pub(crate) fn is_transient(rc: u32) -> bool {
-    matches!(
-        tpm_code(rc),
-        Some(codes::RETRY | codes::YIELDED | codes::TESTING | codes::NV_RATE)
-    )
+    matches!(tpm_code(rc), Some(codes::RETRY | codes::YIELDED | codes::TESTING | codes::NV_RATE))
 }
 
 /// True when the connection itself failed: the ESYS context must be recreated.
@@ -81,20 +71,12 @@ pub(crate) fn is_connection_lost(rc: u32) -> bool {
 /// empty handle, a wrong object type) match on [`tpm_code`] first.
 pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &str) -> Error {
     let code = match err {
-        tss_esapi::Error::WrapperError(kind) => {
-            return Error::Wrapper {
-                operation,
-                text: kind.to_string(),
-            }
-        }
+        tss_esapi::Error::WrapperError(kind) => return Error::Wrapper { operation, text: kind.to_string() },
         tss_esapi::Error::Tss2Error(code) => code,
     };
     let rc = raw(&code);
     if is_connection_lost(rc) {
-        return Error::NoTpm {
-            tcti: tcti.to_owned(),
-            detail: format!("{operation}: connection failed, 0x{rc:08X}"),
-        };
+        return Error::NoTpm { tcti: tcti.to_owned(), detail: format!("{operation}: connection failed, 0x{rc:08X}") };
     }
     match tpm_code(rc) {
         Some(codes::LOCKOUT) => Error::Lockout { rc },
@@ -105,11 +87,7 @@ pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &st
             tcti: tcti.to_owned(),
             detail: format!("the TPM was not started up (TPM2_Startup), 0x{rc:08X}"),
         },
-        _ => Error::Tpm {
-            operation,
-            rc,
-            text: code.to_string(),
-        },
+        _ => Error::Tpm { operation, rc, text: code.to_string() },
     }
 }
 
@@ -130,11 +108,7 @@ mod tests {
         assert_eq!(tpm_code(0x921), Some(codes::LOCKOUT));
         assert_eq!(tpm_code(0x902), Some(codes::OBJECT_MEMORY));
         assert_eq!(tpm_code(0x14C), Some(codes::NV_DEFINED));
-        assert_eq!(
-            tpm_code(0x000B_0921),
-            Some(codes::LOCKOUT),
-            "resource manager passes TPM codes through"
-        );
+        assert_eq!(tpm_code(0x000B_0921), Some(codes::LOCKOUT), "resource manager passes TPM codes through");
     }
 
     #[test]

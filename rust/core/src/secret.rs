@@ -11,37 +11,25 @@ pub struct Secret(Zeroizing<Vec<u8>>);
 impl Secret {
     /// Parses hex digits; spaces, tabs, newlines and colons between them are ignored.
     pub fn from_hex(text: &str) -> Result<Secret> {
-        let digits: Zeroizing<Vec<u8>> = Zeroizing::new(
-            text.bytes()
-                .filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':'))
-                .collect(),
-        );
+        let digits: Zeroizing<Vec<u8>> =
+            Zeroizing::new(text.bytes().filter(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':')).collect());
         if digits.is_empty() {
             return Err(Error::BadSecret {
-                reason: "the secret is empty; give it as hex, e.g. 40 hex digits for 20 bytes"
-                    .into(),
+                reason: "the secret is empty; give it as hex, e.g. 40 hex digits for 20 bytes".into(),
             });
         }
         if let Some(pos) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
             return Err(Error::BadSecret {
-                reason: format!(
-                    "character {} is not a hex digit; give the secret as hex (0-9, a-f)",
-                    pos + 1
-                ),
+                reason: format!("character {} is not a hex digit; give the secret as hex (0-9, a-f)", pos + 1),
             });
         }
         if digits.len() % 2 != 0 {
             return Err(Error::BadSecret {
-                reason: format!(
-                    "{} hex digits is an odd number; a byte takes two",
-                    digits.len()
-                ),
+                reason: format!("{} hex digits is an odd number; a byte takes two", digits.len()),
             });
         }
         let mut bytes = Zeroizing::new(vec![0u8; digits.len() / 2]);
-        hex::decode_to_slice(&digits[..], &mut bytes[..]).map_err(|e| Error::BadSecret {
-            reason: e.to_string(),
-        })?;
+        hex::decode_to_slice(&digits[..], &mut bytes[..]).map_err(|e| Error::BadSecret { reason: e.to_string() })?;
         Ok(Secret(bytes))
     }
 
@@ -90,12 +78,8 @@ mod tests {
 
     #[test]
     fn refuses_bad_hex_with_a_reason() {
-        for (input, needle) in [
-            ("", "empty"),
-            ("abc", "odd"),
-            ("zz", "not a hex digit"),
-            ("0x1234", "not a hex digit"),
-        ] {
+        for (input, needle) in [("", "empty"), ("abc", "odd"), ("zz", "not a hex digit"), ("0x1234", "not a hex digit")]
+        {
             match Secret::from_hex(input) {
                 Err(Error::BadSecret { reason }) => {
                     assert!(reason.contains(needle), "{input:?}: {reason}")
@@ -109,10 +93,7 @@ mod tests {
     fn length_must_match_the_algorithm() {
         let s = Secret::from_hex(&"ab".repeat(20)).unwrap();
         assert!(s.check_length(Algorithm::Sha1).is_ok());
-        assert!(matches!(
-            s.check_length(Algorithm::Sha256),
-            Err(Error::BadSecret { .. })
-        ));
+        assert!(matches!(s.check_length(Algorithm::Sha256), Err(Error::BadSecret { .. })));
         assert_eq!(format!("{s:?}"), "Secret(20 bytes)");
     }
 }

@@ -23,18 +23,19 @@ pub(crate) struct Session {
 }
 
 impl Tpm {
-    /// The encrypting session for a challenge to `key`, started on first use.
-    pub(crate) fn encrypting_session(&mut self, key: KeyHandle) -> Result<AuthSession> {
+    /// The encrypting session for a challenge to `key` (loaded as `object`), started on first use.
+    pub(crate) fn encrypting_session(&mut self, key: KeyHandle, object: ObjectHandle) -> Result<AuthSession> {
         if self.session.is_none() {
             self.session = Some(self.start_salted_session()?);
         }
-        let session = self.session.as_ref().expect("started above");
-        if let Some(pinned) = self.metadata.get(key).and_then(|r| r.storage_key_name) {
-            if pinned != session.salted_by {
+        let salted_by = self.session.as_ref().map(|s| s.salted_by.clone()).unwrap_or_default();
+        if let Some(record) = self.metadata.get(key) {
+            let same_key = record.key_name.is_some() && record.key_name == self.name_of(object).ok();
+            if same_key && record.storage_key_name.is_some_and(|pinned| pinned != salted_by) {
                 return Err(Error::StorageKeyChanged { handle: key });
             }
         }
-        Ok(session.handle)
+        Ok(self.session.as_ref().expect("started above").handle)
     }
 
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).
@@ -63,27 +64,20 @@ impl Tpm {
             operation: "starting the encrypted session",
             text: "the TPM returned no session".to_owned(),
         })?;
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_decrypt(true)
-            .with_encrypt(true)
-            .with_continue_session(true)
-            .build();
-        if let Err(e) = self.run("setting the session attributes", |ctx| {
-            ctx.tr_sess_set_attributes(handle, attributes, mask)
-        }) {
+        let (attributes, mask) =
+            SessionAttributesBuilder::new().with_decrypt(true).with_encrypt(true).with_continue_session(true).build();
+        if let Err(e) =
+            self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
+        {
             let _ = self.ctx.flush_context(object_of(handle));
             return Err(e);
         }
-        Ok(Session {
-            handle,
-            salted_by: salted_by?,
-        })
+        Ok(Session { handle, salted_by: salted_by? })
     }
 
     /// The TPM name (hex) of a loaded object; ESYS keeps it, no TPM command is sent.
     pub(crate) fn name_of(&mut self, object: ObjectHandle) -> Result<String> {
-        self.run("reading an object's name", |ctx| ctx.tr_get_name(object))
-            .map(|name| hex::encode(name.value()))
+        self.run("reading an object's name", |ctx| ctx.tr_get_name(object)).map(|name| hex::encode(name.value()))
     }
 }
 

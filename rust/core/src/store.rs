@@ -25,12 +25,7 @@ impl Tpm {
                 break;
             };
             let values: Vec<u32> = list.iter().map(|h: &TpmHandle| u32::from(*h)).collect();
-            handles.extend(
-                values
-                    .iter()
-                    .copied()
-                    .filter(|h| OWNER_PERSISTENT.contains(h)),
-            );
+            handles.extend(values.iter().copied().filter(|h| OWNER_PERSISTENT.contains(h)));
             match values.last() {
                 Some(&last) if more && last < *OWNER_PERSISTENT.end() => next = last + 1,
                 _ => break,

@@ -73,16 +73,12 @@ impl Tpm {
     }
 
     fn open_conf(conf: &str) -> Result<Tpm> {
-        let name_conf = TctiNameConf::from_str(conf).map_err(|_| Error::UnknownTcti {
-            tcti: conf.to_owned(),
-        })?;
+        let name_conf = TctiNameConf::from_str(conf).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })?;
         if let TctiNameConf::Device(_) = &name_conf {
             check_device_access(device_path(conf))?;
         }
-        let ctx = Context::new(name_conf).map_err(|e| Error::NoTpm {
-            tcti: conf.to_owned(),
-            detail: tcti_detail(&e),
-        })?;
+        let ctx =
+            Context::new(name_conf).map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(&e) })?;
         Ok(Tpm {
             ctx,
             tcti: conf.to_owned(),
@@ -144,8 +140,7 @@ impl Tpm {
         operation: &'static str,
         f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
     ) -> Result<T> {
-        self.call(f)
-            .map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
+        self.call(f).map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
     }
 }
 
@@ -175,9 +170,7 @@ fn tcti_detail(e: &tss_esapi::Error) -> String {
 
 /// The first TCTI set in the environment, if any.
 pub fn configured_tcti() -> Option<String> {
-    TCTI_ENV_VARS
-        .iter()
-        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+    TCTI_ENV_VARS.iter().find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
 }
 
 /// The device of a `device:` TCTI (tss-esapi keeps DeviceConfig's path private).
@@ -195,18 +188,12 @@ fn check_device_access(device: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == IoErrorKind::PermissionDenied => Err(Error::PermissionDenied {
             device: device.to_owned(),
-            group: std::fs::metadata(device)
-                .ok()
-                .and_then(|m| group_name(m.gid())),
+            group: std::fs::metadata(device).ok().and_then(|m| group_name(m.gid())),
         }),
-        Err(e) if e.kind() == IoErrorKind::NotFound => Err(Error::NoTpm {
-            tcti: format!("device:{device}"),
-            detail: format!("{device} does not exist"),
-        }),
-        Err(e) => Err(Error::NoTpm {
-            tcti: format!("device:{device}"),
-            detail: e.to_string(),
-        }),
+        Err(e) if e.kind() == IoErrorKind::NotFound => {
+            Err(Error::NoTpm { tcti: format!("device:{device}"), detail: format!("{device} does not exist") })
+        }
+        Err(e) => Err(Error::NoTpm { tcti: format!("device:{device}"), detail: e.to_string() }),
     }
 }
 

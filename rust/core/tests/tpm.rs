@@ -44,13 +44,8 @@ fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
-    let spec = KeySpec {
-        handle: at.map(handle),
-        algorithm,
-    };
-    tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap())
-        .expect("import")
-        .handle
+    let spec = KeySpec { handle: at.map(handle), algorithm };
+    tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }
 
 #[test]
@@ -60,28 +55,13 @@ fn rfc2202_vectors_through_the_tpm() {
     // RFC 2202 HMAC-SHA1 test cases 1, 3 and 5 (the ones with 20-byte keys). Their data is
     // shorter than 64 bytes and does not end in its padding byte, so a YubiKey slot hashes it as is.
     let cases: [(&str, Vec<u8>, &str); 3] = [
-        (
-            "0b".repeat(20).leak(),
-            b"Hi There".to_vec(),
-            "b617318655057264e28bc0b6fb378c8ef146be00",
-        ),
-        (
-            "aa".repeat(20).leak(),
-            vec![0xdd; 50],
-            "125d7342b9ac11cd91a39af48aa17b4f63f175d3",
-        ),
-        (
-            "0c".repeat(20).leak(),
-            b"Test With Truncation".to_vec(),
-            "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04",
-        ),
+        ("0b".repeat(20).leak(), b"Hi There".to_vec(), "b617318655057264e28bc0b6fb378c8ef146be00"),
+        ("aa".repeat(20).leak(), vec![0xdd; 50], "125d7342b9ac11cd91a39af48aa17b4f63f175d3"),
+        ("0c".repeat(20).leak(), b"Test With Truncation".to_vec(), "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"),
     ];
     for (secret, data, expected) in cases {
         let key = import(&mut tpm, secret, None, Algorithm::Sha1);
-        assert_eq!(
-            hex::encode(&tpm.challenge(key, &data).unwrap()[..]),
-            expected
-        );
+        assert_eq!(hex::encode(&tpm.challenge(key, &data).unwrap()[..]), expected);
         tpm.delete_key(key).unwrap();
     }
 }
@@ -92,10 +72,8 @@ fn responses_match_a_yubikey_slot_for_every_challenge_length() {
     let mut tpm = open(&swtpm);
     let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     let secret = hex::decode(YUBIKEY_SECRET).unwrap();
-    let mut challenges: Vec<Vec<u8>> = [0usize, 1, 32, 63, 64]
-        .iter()
-        .map(|&n| (0..n as u8).map(|b| b ^ 0x5a).collect())
-        .collect();
+    let mut challenges: Vec<Vec<u8>> =
+        [0usize, 1, 32, 63, 64].iter().map(|&n| (0..n as u8).map(|b| b ^ 0x5a).collect()).collect();
     for run in 1..=3 {
         let mut seed: Vec<u8> = (0..32 - run).map(|b| b as u8 + 1).collect();
         seed.extend(std::iter::repeat(0x20).take(run));
@@ -125,10 +103,7 @@ fn sha256_keys_give_32_byte_responses() {
     let challenge = [7u8; 32];
     let mut mac = Hmac::<Sha256>::new_from_slice(&hex::decode(&secret).unwrap()).unwrap();
     mac.update(&reference_message(&challenge));
-    assert_eq!(
-        &tpm.challenge(key, &challenge).unwrap()[..],
-        &mac.finalize().into_bytes()[..]
-    );
+    assert_eq!(&tpm.challenge(key, &challenge).unwrap()[..], &mac.finalize().into_bytes()[..]);
     assert_eq!(tpm.key_info(key).unwrap().algorithm, Algorithm::Sha256);
 }
 
@@ -137,48 +112,22 @@ fn generated_keys_have_the_promised_attributes() {
     let swtpm = Swtpm::start();
     let mut tpm = open(&swtpm);
     let key = tpm.create_key(&KeySpec::default()).unwrap();
-    assert_eq!(
-        key.handle,
-        handle(0x8100_0100),
-        "first handle of the project range"
-    );
-    assert_eq!(
-        (key.algorithm, key.origin),
-        (Algorithm::Sha1, Origin::Generated)
-    );
+    assert_eq!(key.handle, handle(0x8100_0100), "first handle of the project range");
+    assert_eq!((key.algorithm, key.origin), (Algorithm::Sha1, Origin::Generated));
     // Read back independently with tpm2-tools.
     let public = tpm2(&swtpm.tcti(), &["tpm2_readpublic", "-c", "0x81000100"]);
-    let attrs = public
-        .lines()
-        .find(|l| l.trim_start().starts_with("value:") || l.contains("fixedtpm"))
-        .unwrap_or("");
-    for flag in [
-        "fixedtpm",
-        "fixedparent",
-        "sensitivedataorigin",
-        "userwithauth",
-        "noda",
-        "sign",
-    ] {
+    let attrs = public.lines().find(|l| l.trim_start().starts_with("value:") || l.contains("fixedtpm")).unwrap_or("");
+    for flag in ["fixedtpm", "fixedparent", "sensitivedataorigin", "userwithauth", "noda", "sign"] {
         assert!(public.contains(flag), "{flag} missing in {attrs}\n{public}");
     }
-    assert!(
-        public.contains("keyedhash") && public.contains("hmac") && public.contains("sha1"),
-        "{public}"
-    );
+    assert!(public.contains("keyedhash") && public.contains("hmac") && public.contains("sha1"), "{public}");
     assert_eq!(tpm.challenge(key.handle, b"abc").unwrap().len(), 20);
 
     let imported = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     assert_eq!(imported, handle(0x8100_0101));
     let public = tpm2(&swtpm.tcti(), &["tpm2_readpublic", "-c", "0x81000101"]);
-    assert!(
-        public.contains("fixedtpm") && public.contains("fixedparent") && public.contains("noda"),
-        "{public}"
-    );
-    assert!(
-        !public.contains("sensitivedataorigin"),
-        "an imported key's secret comes from outside:\n{public}"
-    );
+    assert!(public.contains("fixedtpm") && public.contains("fixedparent") && public.contains("noda"), "{public}");
+    assert!(!public.contains("sensitivedataorigin"), "an imported key's secret comes from outside:\n{public}");
 }
 
 #[test]
@@ -201,21 +150,12 @@ fn listing_skips_what_is_not_an_hmac_key() {
     persist_srk(&swtpm.tcti(), swtpm.dir());
     let mut tpm = open(&swtpm);
     let a = import(&mut tpm, YUBIKEY_SECRET, Some(0x8100_0200), Algorithm::Sha1);
-    let b = tpm
-        .create_key(&KeySpec {
-            handle: None,
-            algorithm: Algorithm::Sha256,
-        })
-        .unwrap()
-        .handle;
+    let b = tpm.create_key(&KeySpec { handle: None, algorithm: Algorithm::Sha256 }).unwrap().handle;
     let keys = tpm.list_keys().unwrap();
     let listed: Vec<(u32, i32)> = keys.iter().map(|k| (k.serial(), k.slot())).collect();
     assert_eq!(listed, vec![(b.value(), 1), (a.value(), 1)]);
     assert_eq!(keys[0].display_name(), "TPM 2.0 HMAC-SHA256 0x81000100");
-    assert!(
-        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
-        "the SRK is there, just not listed"
-    );
+    assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001), "the SRK is there, just not listed");
 }
 
 const READ_PUBLIC: u32 = 0x173;
@@ -229,28 +169,16 @@ fn tpm_commands_per_challenge_cold_and_warm() {
     let proxy = CommandLog::start(swtpm.port());
     let mut tpm = open_at(&swtpm, &proxy.tcti());
     tpm.challenge(key, &[3u8; 32]).unwrap();
-    assert_eq!(
-        proxy.commands(),
-        vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC],
-        "key, SRK, session, HMAC"
-    );
+    assert_eq!(proxy.commands(), vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC], "key, SRK, session, HMAC");
     proxy.clear();
     tpm.challenge(key, &[4u8; 32]).unwrap();
-    assert_eq!(
-        proxy.commands(),
-        vec![HMAC],
-        "a warm challenge reuses the session: the HMAC alone"
-    );
+    assert_eq!(proxy.commands(), vec![HMAC], "a warm challenge reuses the session: the HMAC alone");
 
     let mut clear = open_at(&swtpm, &proxy.tcti());
     clear.set_bus_encryption(false);
     proxy.clear();
     clear.challenge(key, &[3u8; 32]).unwrap();
-    assert_eq!(
-        proxy.commands(),
-        vec![READ_PUBLIC, HMAC],
-        "without encryption: ReadPublic, then HMAC"
-    );
+    assert_eq!(proxy.commands(), vec![READ_PUBLIC, HMAC], "without encryption: ReadPublic, then HMAC");
 }
 
 #[test]
@@ -263,28 +191,14 @@ fn the_response_never_crosses_the_bus_in_clear() {
         let mut tpm = open_at(&swtpm, &proxy.tcti());
         tpm.set_bus_encryption(encrypted);
         proxy.clear();
-        let responses: Vec<Vec<u8>> = challenges
-            .iter()
-            .map(|c| tpm.challenge(key, c).unwrap().to_vec())
-            .collect();
+        let responses: Vec<Vec<u8>> = challenges.iter().map(|c| tpm.challenge(key, c).unwrap().to_vec()).collect();
         let (to_tpm, from_tpm) = proxy.traffic();
         let in_clear = responses.iter().filter(|r| contains(&from_tpm, r)).count();
-        let challenges_in_clear = challenges
-            .iter()
-            .filter(|c| contains(&to_tpm, &c[..]))
-            .count();
+        let challenges_in_clear = challenges.iter().filter(|c| contains(&to_tpm, &c[..])).count();
         (in_clear, challenges_in_clear)
     };
-    assert_eq!(
-        run(true),
-        (0, 0),
-        "encrypted: no response and no challenge readable on the bus"
-    );
-    assert_eq!(
-        run(false),
-        (20, 20),
-        "negative control: without encryption every response is on the bus"
-    );
+    assert_eq!(run(true), (0, 0), "encrypted: no response and no challenge readable on the bus");
+    assert_eq!(run(false), (20, 20), "negative control: without encryption every response is on the bus");
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -297,43 +211,14 @@ fn a_different_storage_key_is_refused() {
     let tcti = swtpm.tcti();
     let mut tpm = open(&swtpm);
     let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
-    assert!(
-        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
-        "provisioning persisted the ECC SRK"
-    );
+    assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001), "provisioning persisted the ECC SRK");
     tpm.challenge(key, b"ok").unwrap();
     drop(tpm);
     // Replace the SRK with another storage key, as a stand-in TPM or an interposer would present.
-    tpm2(
-        &tcti,
-        &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000001"],
-    );
+    tpm2(&tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000001"]);
     let ctx = swtpm.dir().join("rsa.ctx");
-    tpm2(
-        &tcti,
-        &[
-            "tpm2_createprimary",
-            "-Q",
-            "-C",
-            "o",
-            "-G",
-            "rsa2048",
-            "-c",
-            ctx.to_str().unwrap(),
-        ],
-    );
-    tpm2(
-        &tcti,
-        &[
-            "tpm2_evictcontrol",
-            "-Q",
-            "-C",
-            "o",
-            "-c",
-            ctx.to_str().unwrap(),
-            "0x81000001",
-        ],
-    );
+    tpm2(&tcti, &["tpm2_createprimary", "-Q", "-C", "o", "-G", "rsa2048", "-c", ctx.to_str().unwrap()]);
+    tpm2(&tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", ctx.to_str().unwrap(), "0x81000001"]);
     tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
     let mut tpm = open(&swtpm);
     match tpm.challenge(key, b"ok") {
@@ -356,10 +241,7 @@ fn unreachable_and_unknown_tpms() {
     let started = std::time::Instant::now();
     assert!(matches!(Tpm::open(Some(&tcti)), Err(Error::NoTpm { .. })));
     assert!(started.elapsed().as_secs() < 5, "fails fast");
-    assert!(matches!(
-        Tpm::open(Some("nonsense:x")),
-        Err(Error::UnknownTcti { .. })
-    ));
+    assert!(matches!(Tpm::open(Some("nonsense:x")), Err(Error::UnknownTcti { .. })));
     match Tpm::open(Some("device:/nonexistent/tpmrm0")) {
         Err(e @ Error::NoTpm { .. }) => assert!(e.to_string().contains("does not exist"), "{e}"),
         other => panic!("{:?}", other.err()),
@@ -372,36 +254,15 @@ fn handle_errors_say_what_is_there() {
     persist_srk(&swtpm.tcti(), swtpm.dir());
     let mut tpm = open(&swtpm);
     match tpm.challenge(handle(0x8100_0001), &[0u8; 32]) {
-        Err(e @ Error::NotHmacKey { .. }) => assert!(
-            e.to_string().contains("storage key, probably the SRK"),
-            "{e}"
-        ),
+        Err(e @ Error::NotHmacKey { .. }) => assert!(e.to_string().contains("storage key, probably the SRK"), "{e}"),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(
-        tpm.challenge(handle(0x8100_0150), &[0u8; 32]),
-        Err(Error::EmptyHandle { .. })
-    ));
-    assert!(matches!(
-        tpm.key_info(handle(0x8100_0001)),
-        Err(Error::NotHmacKey { .. })
-    ));
-    assert!(matches!(
-        tpm.delete_key(handle(0x8100_0001)),
-        Err(Error::NotHmacKey { .. })
-    ));
-    assert!(matches!(
-        tpm.delete_key(handle(0x8100_0150)),
-        Err(Error::EmptyHandle { .. })
-    ));
-    assert!(
-        tpm.persistent_handles().unwrap().contains(&0x8100_0001),
-        "a refused delete removes nothing"
-    );
-    assert!(matches!(
-        tpm.challenge(handle(0x8100_0001), &[0u8; 65]),
-        Err(Error::ChallengeTooLong { len: 65 })
-    ));
+    assert!(matches!(tpm.challenge(handle(0x8100_0150), &[0u8; 32]), Err(Error::EmptyHandle { .. })));
+    assert!(matches!(tpm.key_info(handle(0x8100_0001)), Err(Error::NotHmacKey { .. })));
+    assert!(matches!(tpm.delete_key(handle(0x8100_0001)), Err(Error::NotHmacKey { .. })));
+    assert!(matches!(tpm.delete_key(handle(0x8100_0150)), Err(Error::EmptyHandle { .. })));
+    assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001), "a refused delete removes nothing");
+    assert!(matches!(tpm.challenge(handle(0x8100_0001), &[0u8; 65]), Err(Error::ChallengeTooLong { len: 65 })));
 }
 
 #[test]
@@ -412,40 +273,20 @@ fn failed_provisioning_changes_nothing() {
     let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     let before = tpm.challenge(key, &[9u8; 32]).unwrap();
 
-    let occupied = KeySpec {
-        handle: Some(key),
-        algorithm: Algorithm::Sha1,
-    };
-    assert!(matches!(
-        tpm.create_key(&occupied),
-        Err(Error::HandleOccupied { .. })
-    ));
-    let srk = KeySpec {
-        handle: Some(handle(0x8100_0001)),
-        algorithm: Algorithm::Sha1,
-    };
+    let occupied = KeySpec { handle: Some(key), algorithm: Algorithm::Sha1 };
+    assert!(matches!(tpm.create_key(&occupied), Err(Error::HandleOccupied { .. })));
+    let srk = KeySpec { handle: Some(handle(0x8100_0001)), algorithm: Algorithm::Sha1 };
     match tpm.import_key(&srk, &Secret::from_hex(YUBIKEY_SECRET).unwrap()) {
         Err(e @ Error::HandleOccupied { .. }) => assert!(e.to_string().contains("SRK"), "{e}"),
         other => panic!("{other:?}"),
     }
     let short = Secret::from_hex("0102").unwrap();
-    assert!(matches!(
-        tpm.import_key(&KeySpec::default(), &short),
-        Err(Error::BadSecret { .. })
-    ));
+    assert!(matches!(tpm.import_key(&KeySpec::default(), &short), Err(Error::BadSecret { .. })));
 
-    assert_eq!(
-        tpm.challenge(key, &[9u8; 32]).unwrap(),
-        before,
-        "the occupant is unchanged"
-    );
+    assert_eq!(tpm.challenge(key, &[9u8; 32]).unwrap(), before, "the occupant is unchanged");
     assert_eq!(tpm.list_keys().unwrap().len(), 1);
     assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001));
-    assert_eq!(
-        transient_objects(&swtpm.tcti()),
-        0,
-        "failures flushed what they loaded"
-    );
+    assert_eq!(transient_objects(&swtpm.tcti()), 0, "failures flushed what they loaded");
 }
 
 #[test]
@@ -476,55 +317,10 @@ fn wrong_pin_then_lockout_are_reported_and_noda_keys_keep_working() {
     persist_srk(&tcti, swtpm.dir());
     // A DA-protected HMAC key with a PIN, made by tpm2-tools (this project's own PIN keys come later).
     let dir = swtpm.dir().to_str().unwrap().to_owned();
-    let (public, private, ctx) = (
-        format!("{dir}/pin.pub"),
-        format!("{dir}/pin.priv"),
-        format!("{dir}/pin.ctx"),
-    );
-    tpm2(
-        &tcti,
-        &[
-            "tpm2_create",
-            "-Q",
-            "-C",
-            "0x81000001",
-            "-G",
-            "hmac",
-            "-p",
-            "1234",
-            "-u",
-            &public,
-            "-r",
-            &private,
-        ],
-    );
-    tpm2(
-        &tcti,
-        &[
-            "tpm2_load",
-            "-Q",
-            "-C",
-            "0x81000001",
-            "-u",
-            &public,
-            "-r",
-            &private,
-            "-c",
-            &ctx,
-        ],
-    );
-    tpm2(
-        &tcti,
-        &[
-            "tpm2_evictcontrol",
-            "-Q",
-            "-C",
-            "o",
-            "-c",
-            &ctx,
-            "0x81000300",
-        ],
-    );
+    let (public, private, ctx) = (format!("{dir}/pin.pub"), format!("{dir}/pin.priv"), format!("{dir}/pin.ctx"));
+    tpm2(&tcti, &["tpm2_create", "-Q", "-C", "0x81000001", "-G", "hmac", "-p", "1234", "-u", &public, "-r", &private]);
+    tpm2(&tcti, &["tpm2_load", "-Q", "-C", "0x81000001", "-u", &public, "-r", &private, "-c", &ctx]);
+    tpm2(&tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &ctx, "0x81000300"]);
     tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
     let mut tpm = open(&swtpm);
     let noda = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
@@ -542,9 +338,21 @@ fn wrong_pin_then_lockout_are_reported_and_noda_keys_keep_working() {
         }
     }
     assert!(saw_lockout, "swtpm locks out after a few failures");
-    assert_eq!(
-        tpm.challenge(noda, &[1u8; 32]).unwrap().len(),
-        20,
-        "noDA keys are not locked out"
-    );
+    assert_eq!(tpm.challenge(noda, &[1u8; 32]).unwrap().len(), 20, "noDA keys are not locked out");
+}
+
+#[test]
+fn records_of_other_tpms_are_ignored() {
+    // Two TPMs (say a laptop's and a simulator) with a key at the same handle, one metadata file.
+    let (a, b) = (Swtpm::start(), Swtpm::start());
+    let shared = a.dir().join("shared.json");
+    let connect = |swtpm: &Swtpm| {
+        let mut tpm = Tpm::open(Some(&swtpm.tcti())).unwrap();
+        tpm.set_metadata(Metadata::at(&shared));
+        tpm
+    };
+    let key = import(&mut connect(&a), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    assert_eq!(import(&mut connect(&b), YUBIKEY_SECRET, None, Algorithm::Sha1), key);
+    // The record now describes b's key; a's key is a different key at the same handle.
+    assert_eq!(connect(&a).challenge(key, b"x").unwrap(), connect(&b).challenge(key, b"x").unwrap());
 }

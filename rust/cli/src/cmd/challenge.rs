@@ -14,9 +14,8 @@ pub struct Args {
 }
 
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    let challenge = hex::decode(args.hex.trim()).map_err(|e| Error::BadSecret {
-        reason: format!("the challenge is not hex ({e})"),
-    })?;
+    let challenge = hex::decode(args.hex.trim())
+        .map_err(|e| Error::BadSecret { reason: format!("the challenge is not hex ({e})") })?;
     let response = tpm.challenge(args.handle, &challenge)?;
     let text = Zeroizing::new(hex::encode(&response[..]));
     println!("{}", text.as_str());

@@ -26,10 +26,7 @@ pub struct KeyArgs {
 
 impl KeyArgs {
     pub fn spec(&self) -> KeySpec {
-        KeySpec {
-            handle: self.handle,
-            algorithm: self.algorithm,
-        }
+        KeySpec { handle: self.handle, algorithm: self.algorithm }
     }
 }
 
@@ -50,9 +47,6 @@ pub fn report(key: &KeyInfo, json: bool) {
         println!("{}", output::json(&KeyJson::from(key)));
     } else {
         println!("{}", key.handle);
-        eprintln!(
-            "Use it in keepassxc-cli with --yubikey {}",
-            output::keepassxc_address(key)
-        );
+        eprintln!("Use it in keepassxc-cli with --yubikey {}", output::keepassxc_address(key));
     }
 }

@@ -11,9 +11,6 @@ pub struct Args {
 
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
     tpm.delete_key(args.handle)?;
-    eprintln!(
-        "Deleted the key at {}. Databases protected only by it can no longer be opened with it.",
-        args.handle
-    );
+    eprintln!("Deleted the key at {}. Databases protected only by it can no longer be opened with it.", args.handle);
     Ok(())
 }

@@ -30,8 +30,6 @@ fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
     } else {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
     };
-    read.map_err(|e| Error::BadSecret {
-        reason: format!("cannot read {}: {e}", path.display()),
-    })?;
+    read.map_err(|e| Error::BadSecret { reason: format!("cannot read {}: {e}", path.display()) })?;
     Secret::from_hex(&text)
 }

@@ -30,9 +30,6 @@ pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
         output::keepassxc_address(&key)
     );
     println!("Display name:  {}", key.display_name());
-    println!(
-        "Attributes:    fixedTPM={} fixedParent={} noDA={}",
-        key.fixed_tpm, key.fixed_parent, key.no_da
-    );
+    println!("Attributes:    fixedTPM={} fixedParent={} noDA={}", key.fixed_tpm, key.fixed_parent, key.no_da);
     Ok(())
 }

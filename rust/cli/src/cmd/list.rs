@@ -14,10 +14,7 @@ pub struct Args {
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
     let keys = tpm.list_keys()?;
     if args.json {
-        println!(
-            "{}",
-            output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>())
-        );
+        println!("{}", output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>()));
     } else if keys.is_empty() {
         eprintln!("No HMAC keys in this TPM. Create one with `tpm-hmac create`.");
     } else {
