@@ -190,3 +190,37 @@ fn help_has_examples() {
         assert!(help.contains(sub), "{sub}");
     }
 }
+
+#[test]
+fn recovery_survives_a_tpm_clear() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let out = tpm_hmac(&tcti, &["create", "--recovery"]);
+    assert!(out.status.success());
+    let shown = String::from_utf8_lossy(&out.stderr).into_owned();
+    let field = |name: &str| {
+        let line = shown.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or_else(|| panic!("{shown}"));
+        line.split_whitespace().last().unwrap().to_owned()
+    };
+    let (code, hex) = (field("recovery code:"), field("hex:"));
+    assert_eq!(code.split('-').count(), 9);
+    assert_eq!(hex.len(), 40);
+    let seed = "8f".repeat(32);
+    let before = ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", &seed]);
+    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(&hex).unwrap()).unwrap();
+    mac.update(&hex::decode(&seed).unwrap());
+    assert_eq!(before.trim(), hex::encode(mac.finalize().into_bytes()), "the shown secret is the key's");
+
+    // The TPM is reset: every key is gone.
+    swtpm_fixture::tpm2(&tcti, &["tpm2_clear", "-c", "p"]);
+    assert!(fails(&tcti, &["challenge", "--handle", "0x81000100", "--hex", &seed]).contains("no key at"));
+    // Restored from the recovery code (typed in lower case with spaces), it answers as before.
+    let typed = code.to_lowercase().replace('-', " ");
+    ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, &typed)]);
+    assert_eq!(ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", &seed]), before);
+    // A typo is refused rather than making a different key.
+    let mut typo = code.clone().into_bytes();
+    typo[0] = if typo[0] == b'7' { b'8' } else { b'7' };
+    let line = fails(&tcti, &["import", "--secret-file", &secret_file(&swtpm, &String::from_utf8(typo).unwrap())]);
+    assert!(line.contains("checksum"), "{line}");
+}

@@ -15,7 +15,8 @@
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - [`metadata`]: the per-user file pinning each key's storage key (and PCR binding).
 //! - [`store`]: listing keys.
-//! - [`secret`]: hex secrets to import.
+//! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
+//! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
 //!
 //! # Notes on code safety
@@ -32,6 +33,7 @@ pub mod key;
 pub mod metadata;
 mod parent;
 mod rc;
+pub mod recovery;
 pub mod secret;
 mod session;
 pub mod store;

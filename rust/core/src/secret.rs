@@ -33,6 +33,27 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
+    /// Hex, or a recovery code as `create --recovery` shows it (told apart by length: a code
+    /// has 36 or 56 characters, a secret 40 or 64 hex digits).
+    pub fn parse(text: &str) -> Result<Secret> {
+        let chars = text.chars().filter(|c| c.is_ascii_alphanumeric()).count();
+        if chars == 36 || chars == 56 {
+            crate::recovery::decode(text)
+        } else {
+            Secret::from_hex(text)
+        }
+    }
+
+    /// `len` bytes from the operating system's random generator.
+    pub fn generate(len: usize) -> Result<Secret> {
+        use std::io::Read;
+        let mut bytes = Zeroizing::new(vec![0u8; len]);
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut bytes))
+            .map_err(|e| Error::BadSecret { reason: format!("cannot read /dev/urandom: {e}") })?;
+        Ok(Secret(bytes))
+    }
+
     pub fn from_bytes(bytes: Zeroizing<Vec<u8>>) -> Secret {
         Secret(bytes)
     }

@@ -1,11 +1,16 @@
-//! `tpm-hmac create`: generate an HMAC key inside the TPM.
+//! `tpm-hmac create`: a new HMAC key, generated inside the TPM, or with `--recovery` generated
+//! outside, imported, and shown once so it can be restored or programmed into a YubiKey.
 
-use keepassxc_tpm::{Algorithm, Error, KeyHandle, KeyInfo, KeySpec, Tpm};
+use keepassxc_tpm::{recovery, Algorithm, Error, KeyHandle, KeyInfo, KeySpec, Secret, Tpm};
 
 use crate::output::{self, KeyJson};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// Generate the secret outside the TPM and show it once (hex and a recovery code), so the
+    /// key can be re-imported after a TPM reset or programmed into a YubiKey slot as a twin
+    #[arg(long)]
+    recovery: bool,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -31,14 +36,34 @@ impl KeyArgs {
 }
 
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
+    if args.recovery {
+        let secret = Secret::generate(args.key.algorithm.digest_len())?;
+        let key = tpm.import_key(&args.key.spec(), &secret)?;
+        show_recovery(&secret);
+        report(&key, args.key.json);
+        return Ok(());
+    }
     let key = tpm.create_key(&args.key.spec())?;
     eprintln!(
-        "warning: this key was generated inside the TPM and cannot be backed up; a database protected \
-         by it alone opens only on this computer. Keep a second factor (e.g. a YubiKey twin made with \
-         `tpm-hmac import`) or your database's other credentials safe."
+        "warning: this key was generated inside the TPM and cannot be backed up: a database that needs it \
+         opens only on this computer, and a TPM reset loses it. Use `create --recovery` for a key you can restore."
     );
     report(&key, args.key.json);
     Ok(())
+}
+
+/// Shown once, on the terminal (stderr), never stored by us.
+fn show_recovery(secret: &Secret) {
+    let hex = zeroize::Zeroizing::new(hex::encode(secret.bytes()));
+    let code = recovery::encode(secret.bytes());
+    eprintln!(
+        "RECOVERY SECRET - shown only this once. Write it down and keep it away from this computer.\n  \
+         recovery code: {}\n  hex:           {}\n\
+         Restore it into a TPM with `tpm-hmac import --secret-file FILE` (FILE holding the code or the hex),\n\
+         or program a YubiKey twin with `ykman otp chalresp --touch=no 2 <hex>`.",
+        code.as_str(),
+        hex.as_str()
+    );
 }
 
 /// Prints a new key: its handle, or the JSON object `list --json` prints.

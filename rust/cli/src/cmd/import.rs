@@ -9,7 +9,8 @@ use super::create::{report, KeyArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// File holding the secret as hex (40 hex digits for HMAC-SHA1, as ykman shows it); - reads stdin
+    /// File holding the secret: hex (40 hex digits for HMAC-SHA1, as ykman shows it) or the
+    /// recovery code `create --recovery` showed; - reads stdin
     #[arg(long, value_name = "FILE")]
     secret_file: std::path::PathBuf,
     #[command(flatten)]
@@ -31,5 +32,5 @@ fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
         std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
     };
     read.map_err(|e| Error::BadSecret { reason: format!("cannot read {}: {e}", path.display()) })?;
-    Secret::from_hex(&text)
+    Secret::parse(&text)
 }
