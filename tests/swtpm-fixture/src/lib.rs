@@ -17,11 +17,7 @@ pub fn tpm2(tcti: &str, args: &[&str]) -> String {
         .env("TSS2_LOG", "all+none")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e} (install tpm2-tools)", args[0]));
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -29,39 +25,13 @@ pub fn tpm2(tcti: &str, args: &[&str]) -> String {
 pub fn persist_srk(tcti: &str, dir: &std::path::Path) {
     let ctx = dir.join("srk.ctx");
     let ctx = ctx.to_str().expect("utf-8 temp path");
-    tpm2(
-        tcti,
-        &[
-            "tpm2_createprimary",
-            "-Q",
-            "-C",
-            "o",
-            "-G",
-            "ecc",
-            "-c",
-            ctx,
-        ],
-    );
-    tpm2(
-        tcti,
-        &[
-            "tpm2_evictcontrol",
-            "-Q",
-            "-C",
-            "o",
-            "-c",
-            ctx,
-            "0x81000001",
-        ],
-    );
+    tpm2(tcti, &["tpm2_createprimary", "-Q", "-C", "o", "-G", "ecc", "-c", ctx]);
+    tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", ctx, "0x81000001"]);
     // Without a resource manager the transient copy stays loaded: free its slot.
     tpm2(tcti, &["tpm2_flushcontext", "-t"]);
 }
 
 /// Number of transient objects loaded in the TPM (swtpm without a resource manager has 3 slots).
 pub fn transient_objects(tcti: &str) -> usize {
-    tpm2(tcti, &["tpm2_getcap", "handles-transient"])
-        .lines()
-        .filter(|l| l.trim_start().starts_with("- 0x"))
-        .count()
+    tpm2(tcti, &["tpm2_getcap", "handles-transient"]).lines().filter(|l| l.trim_start().starts_with("- 0x")).count()
 }

@@ -26,10 +26,7 @@ impl CommandLog {
     pub fn start(upstream_port: u16) -> CommandLog {
         let (commands, control) = crate::swtpm::listener_pair();
         let port = commands.local_addr().expect("proxy address").port();
-        let log = CommandLog {
-            inner: Arc::default(),
-            port,
-        };
+        let log = CommandLog { inner: Arc::default(), port };
         let shared = log.clone();
         thread::spawn(move || {
             for client in commands.incoming().flatten() {
@@ -72,10 +69,7 @@ impl CommandLog {
     }
 
     fn pump(&self, client: TcpStream, server: TcpStream, logged: bool) {
-        let (c2, s2) = (
-            client.try_clone().expect("clone"),
-            server.try_clone().expect("clone"),
-        );
+        let (c2, s2) = (client.try_clone().expect("clone"), server.try_clone().expect("clone"));
         let log = logged.then(|| self.inner.clone());
         let log2 = log.clone();
         thread::spawn(move || forward(client, server, log, true));
@@ -99,14 +93,11 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
                 log.to_tpm.extend_from_slice(&buf[..n]);
                 pending.extend_from_slice(&buf[..n]);
                 while pending.len() >= 10 {
-                    let size = u32::from_be_bytes([pending[2], pending[3], pending[4], pending[5]])
-                        as usize;
+                    let size = u32::from_be_bytes([pending[2], pending[3], pending[4], pending[5]]) as usize;
                     if size < 10 || pending.len() < size {
                         break;
                     }
-                    log.commands.push(u32::from_be_bytes([
-                        pending[6], pending[7], pending[8], pending[9],
-                    ]));
+                    log.commands.push(u32::from_be_bytes([pending[6], pending[7], pending[8], pending[9]]));
                     pending.drain(..size);
                 }
             } else {

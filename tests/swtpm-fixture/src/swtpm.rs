@@ -17,15 +17,8 @@ pub struct Swtpm {
 impl Swtpm {
     /// Starts a fresh TPM (manufactured, started up) on free ports.
     pub fn start() -> Swtpm {
-        let state = tempfile::Builder::new()
-            .prefix("swtpm-")
-            .tempdir()
-            .expect("temp dir");
-        let mut tpm = Swtpm {
-            child: None,
-            state,
-            port: 0,
-        };
+        let state = tempfile::Builder::new().prefix("swtpm-").tempdir().expect("temp dir");
+        let mut tpm = Swtpm { child: None, state, port: 0 };
         tpm.launch();
         tpm
     }
@@ -72,14 +65,8 @@ impl Swtpm {
             let port = free_port_pair();
             let mut child = Command::new("swtpm")
                 .args(["socket", "--tpm2"])
-                .args([
-                    "--server",
-                    &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
-                ])
-                .args([
-                    "--ctrl",
-                    &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1),
-                ])
+                .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
+                .args(["--ctrl", &format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1)])
                 .args(["--tpmstate", &format!("dir={}", state.display())])
                 .args(["--flags", "not-need-init,startup-clear"])
                 .stdout(Stdio::null())
