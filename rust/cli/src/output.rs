@@ -15,6 +15,8 @@ pub struct KeyJson {
     /// keepassxc-cli's `--yubikey` value for this key.
     pub keepassxc: String,
     pub no_da: bool,
+    /// Usable only while the PCRs it is bound to keep their values.
+    pub pcr_bound: bool,
 }
 
 impl From<&KeyInfo> for KeyJson {
@@ -28,6 +30,7 @@ impl From<&KeyInfo> for KeyJson {
             display_name: key.display_name(),
             keepassxc: keepassxc_address(key),
             no_da: key.no_da,
+            pcr_bound: key.policy_bound,
         }
     }
 }

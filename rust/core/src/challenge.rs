@@ -5,7 +5,7 @@
 //! before it that equals it, and hashes the rest. Doing the same here gives the response a
 //! YubiKey holding the same secret would give: a TPM key and a YubiKey can be twins.
 
-use tss_esapi::handles::ObjectHandle;
+use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::MaxBuffer;
@@ -43,12 +43,14 @@ impl Tpm {
         let message = MaxBuffer::try_from(yubikey_message(challenge)?)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
-        let reused = self.session.is_some();
-        let mut answer = self.hmac(handle, object, &message);
+        let record = self.record_of(handle, object);
+        let pcrs = record.as_ref().map(|r| r.pcrs.clone()).unwrap_or_default();
+        let reused = self.session.is_some() && pcrs.is_empty();
+        let mut answer = self.hmac(handle, object, &message, &pcrs);
         if answer.is_err() && reused {
             // The kept session may be gone (the TPM restarted): try once more with a new one.
             self.end_session();
-            answer = self.hmac(handle, object, &message);
+            answer = self.hmac(handle, object, &message, &pcrs);
         }
         answer.map_err(|(code, error)| {
             self.end_session();
@@ -56,15 +58,27 @@ impl Tpm {
         })
     }
 
-    /// One TPM2_HMAC: in the encrypted session, or with a password session when bus encryption
-    /// is off. HashingAlgorithm::Null uses the key's own scheme (SHA-1 or SHA-256).
+    /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to
+    /// `pcrs`, or with a password session when bus encryption is off. HashingAlgorithm::Null
+    /// uses the key's own scheme (SHA-1 or SHA-256).
     fn hmac(
         &mut self,
         handle: KeyHandle,
         object: ObjectHandle,
         message: &MaxBuffer,
+        pcrs: &[u8],
     ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
-        let session = if self.bus_encryption {
+        let session = if !pcrs.is_empty() {
+            // A policy session is used up by the command it authorises: a new one each time.
+            let (session, salted_by) = self.pcr_session(pcrs).map_err(|e| (0, e))?;
+            if let Some(name) = salted_by {
+                self.check_storage_key(handle, object, &name).map_err(|e| {
+                    let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+                    (0, e)
+                })?;
+            }
+            session
+        } else if self.bus_encryption {
             self.encrypting_session(handle, object).map_err(|e| (0, e))?
         } else {
             AuthSession::Password
@@ -72,6 +86,10 @@ impl Tpm {
         self.ctx.set_sessions((Some(session), None, None));
         let result = self.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null));
         self.ctx.clear_sessions();
+        if result.is_err() && !pcrs.is_empty() {
+            // A policy session ends by itself only when its command succeeds.
+            let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+        }
         result
             .map(|digest| Zeroizing::new(digest.value().to_vec()))
             .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, &self.tcti)))
@@ -80,7 +98,7 @@ impl Tpm {
     /// Turns an HMAC failure into the error a person can act on: the key is gone, or the
     /// handle holds something that is not an HMAC key.
     fn explain_failure(&mut self, handle: KeyHandle, code: u32, error: Error) -> Error {
-        if matches!(error, Error::NoTpm { .. } | Error::StorageKeyChanged { .. }) {
+        if matches!(error, Error::NoTpm { .. } | Error::StorageKeyChanged { .. } | Error::PolicyFailed { .. }) {
             return error;
         }
         // The cached ESYS handle may be stale (key deleted by another program): look again.

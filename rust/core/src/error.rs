@@ -30,8 +30,10 @@ pub enum Error {
     Lockout { rc: u32 },
     /// The key's authorisation (PIN) was wrong.
     AuthFailed { rc: u32 },
-    /// The key's policy (e.g. PCR binding) is not satisfied.
+    /// The key's policy (PCR binding) is not satisfied: the boot state changed.
     PolicyFailed { rc: u32 },
+    /// The key has a policy, but which PCRs it binds is not in the metadata file.
+    PolicyUnknown { rc: u32 },
     /// The storage key salting the session is not the one pinned when the key was made.
     StorageKeyChanged { handle: KeyHandle },
     /// A secret to import is malformed; the reason says how.
@@ -77,7 +79,7 @@ impl Error {
             Error::NoFreeHandle { .. } => ErrorKind::NoFreeHandle,
             Error::Lockout { .. } => ErrorKind::Lockout,
             Error::AuthFailed { .. } => ErrorKind::AuthFailed,
-            Error::PolicyFailed { .. } => ErrorKind::PolicyFailed,
+            Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
@@ -91,6 +93,7 @@ impl Error {
             Error::Lockout { rc }
             | Error::AuthFailed { rc }
             | Error::PolicyFailed { rc }
+            | Error::PolicyUnknown { rc }
             | Error::OutOfMemory { rc, .. }
             | Error::Tpm { rc, .. } => Some(*rc),
             _ => None,
@@ -148,8 +151,13 @@ impl fmt::Display for Error {
             }
             Error::PolicyFailed { rc } => write!(
                 f,
-                "the key's policy is not satisfied (0x{rc:08X}): the boot state changed since the key was created; \
-                 use your recovery secret to re-import the key"
+                "the boot state (PCR values) changed since the key was created, so the TPM refuses it (0x{rc:08X}); \
+                 boot as before (e.g. the same Secure Boot settings), or re-import the key from its recovery code"
+            ),
+            Error::PolicyUnknown { rc } => write!(
+                f,
+                "the key is bound to PCRs (boot state) but the keepassxc-tpm metadata file does not say which \
+                 (0x{rc:08X}); restore that file, or re-import the key from its recovery code"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
             Error::StorageKeyChanged { handle } => write!(

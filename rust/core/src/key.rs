@@ -99,6 +99,8 @@ pub struct KeyInfo {
     pub no_da: bool,
     /// Needs an authorisation value (PIN) to be used.
     pub needs_pin: bool,
+    /// Bound to a policy (PCRs): usable only while the boot state matches.
+    pub policy_bound: bool,
     pub fixed_tpm: bool,
     pub fixed_parent: bool,
 }
@@ -126,6 +128,8 @@ pub struct KeySpec {
     /// Where to persist the key; `None` takes the first free handle of [`crate::PROJECT_RANGE`].
     pub handle: Option<KeyHandle>,
     pub algorithm: Algorithm,
+    /// SHA-256 PCRs to bind the key to (empty: not bound).
+    pub pcrs: Vec<u8>,
 }
 
 /// The object at a persistent handle, described for a person when it is not one of our keys.
@@ -138,12 +142,13 @@ pub(crate) enum Object {
     },
 }
 
-fn attributes(origin: Origin) -> Result<ObjectAttributes> {
+/// `policy`: usable only through its authPolicy (PCR binding), not with its authValue.
+fn attributes(origin: Origin, policy: bool) -> Result<ObjectAttributes> {
     ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(origin == Origin::Generated)
-        .with_user_with_auth(true)
+        .with_user_with_auth(!policy)
         .with_sign_encrypt(true)
         // No PIN: exempt from dictionary-attack lockout, so unclean shutdowns never lock the user out.
         .with_no_da(true)
@@ -151,11 +156,15 @@ fn attributes(origin: Origin) -> Result<ObjectAttributes> {
         .map_err(|e| Error::Wrapper { operation: "building the key attributes", text: e.to_string() })
 }
 
-pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin) -> Result<Public> {
-    PublicBuilder::new()
+pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>) -> Result<Public> {
+    let builder = match &policy {
+        Some(digest) => PublicBuilder::new().with_auth_policy(digest.clone()),
+        None => PublicBuilder::new(),
+    };
+    builder
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes(origin)?)
+        .with_object_attributes(attributes(origin, policy.is_some())?)
         .with_keyed_hash_parameters(algorithm.parameters())
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
@@ -175,6 +184,7 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
                     origin: if attrs.sensitive_data_origin() { Origin::Generated } else { Origin::Imported },
                     no_da: attrs.no_da(),
                     needs_pin: !attrs.no_da(),
+                    policy_bound: !attrs.user_with_auth() && !public.auth_policy().value().is_empty(),
                     fixed_tpm: attrs.fixed_tpm(),
                     fixed_parent: attrs.fixed_parent(),
                 })
@@ -270,7 +280,8 @@ impl Tpm {
             None => self.first_free_handle()?,
         };
         let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
-        let template = hmac_template(spec.algorithm, origin)?;
+        let policy = if spec.pcrs.is_empty() { None } else { Some(self.pcr_policy_digest(&spec.pcrs)?) };
+        let template = hmac_template(spec.algorithm, origin, policy)?;
         let sensitive = secret
             .map(|s| SensitiveData::try_from(s.bytes()))
             .transpose()
@@ -313,7 +324,7 @@ impl Tpm {
         let record = KeyRecord {
             key_name: self.name_of(object).ok(),
             storage_key_name: parent_name.ok(),
-            ..KeyRecord::default()
+            pcrs: spec.pcrs.clone(),
         };
         // Without the record the key works; only the storage-key check is off for it.
         let _ = self.metadata.set(handle, Some(record));

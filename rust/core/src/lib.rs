@@ -13,6 +13,7 @@
 //! - [`key`]: HMAC key templates; create, import, persist, delete; what sits at a handle.
 //! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
+//! - [`pcr`]: binding a key to the boot state with PolicyPCR.
 //! - [`metadata`]: the per-user file pinning each key's storage key (and PCR binding).
 //! - [`store`]: listing keys.
 //! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
@@ -32,6 +33,7 @@ pub mod error;
 pub mod key;
 pub mod metadata;
 mod parent;
+pub mod pcr;
 mod rc;
 pub mod recovery;
 pub mod secret;

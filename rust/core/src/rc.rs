@@ -81,7 +81,8 @@ pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &st
     match tpm_code(rc) {
         Some(codes::LOCKOUT) => Error::Lockout { rc },
         Some(codes::AUTH_FAIL | codes::BAD_AUTH) => Error::AuthFailed { rc },
-        Some(codes::POLICY_FAIL | codes::AUTH_UNAVAILABLE) => Error::PolicyFailed { rc },
+        Some(codes::POLICY_FAIL) => Error::PolicyFailed { rc },
+        Some(codes::AUTH_UNAVAILABLE) => Error::PolicyUnknown { rc },
         Some(codes::OBJECT_MEMORY | codes::SESSION_MEMORY) => Error::OutOfMemory { operation, rc },
         Some(codes::INITIALIZE) => Error::NoTpm {
             tcti: tcti.to_owned(),

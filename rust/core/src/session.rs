@@ -13,6 +13,7 @@ use tss_esapi::structures::SymmetricDefinition;
 
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
+use crate::metadata::KeyRecord;
 use crate::tpm::Tpm;
 
 /// A session kept for the life of the connection, so a warm challenge stays one command.
@@ -29,13 +30,22 @@ impl Tpm {
             self.session = Some(self.start_salted_session()?);
         }
         let salted_by = self.session.as_ref().map(|s| s.salted_by.clone()).unwrap_or_default();
-        if let Some(record) = self.metadata.get(key) {
-            let same_key = record.key_name.is_some() && record.key_name == self.name_of(object).ok();
-            if same_key && record.storage_key_name.is_some_and(|pinned| pinned != salted_by) {
-                return Err(Error::StorageKeyChanged { handle: key });
-            }
-        }
+        self.check_storage_key(key, object, &salted_by)?;
         Ok(self.session.as_ref().expect("started above").handle)
+    }
+
+    /// The metadata record of `key`, if it describes this very key (same TPM name).
+    pub(crate) fn record_of(&mut self, key: KeyHandle, object: ObjectHandle) -> Option<KeyRecord> {
+        let record = self.metadata.get(key)?;
+        (record.key_name.is_some() && record.key_name == self.name_of(object).ok()).then_some(record)
+    }
+
+    /// Refuses a session salted by another storage key than the one pinned for `key`.
+    pub(crate) fn check_storage_key(&mut self, key: KeyHandle, object: ObjectHandle, salted_by: &str) -> Result<()> {
+        match self.record_of(key, object).and_then(|r| r.storage_key_name) {
+            Some(pinned) if pinned != salted_by => Err(Error::StorageKeyChanged { handle: key }),
+            _ => Ok(()),
+        }
     }
 
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).

@@ -44,7 +44,7 @@ fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
-    let spec = KeySpec { handle: at.map(handle), algorithm };
+    let spec = KeySpec { handle: at.map(handle), algorithm, pcrs: vec![] };
     tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }
 
@@ -150,7 +150,7 @@ fn listing_skips_what_is_not_an_hmac_key() {
     persist_srk(&swtpm.tcti(), swtpm.dir());
     let mut tpm = open(&swtpm);
     let a = import(&mut tpm, YUBIKEY_SECRET, Some(0x8100_0200), Algorithm::Sha1);
-    let b = tpm.create_key(&KeySpec { handle: None, algorithm: Algorithm::Sha256 }).unwrap().handle;
+    let b = tpm.create_key(&KeySpec { handle: None, algorithm: Algorithm::Sha256, pcrs: vec![] }).unwrap().handle;
     let keys = tpm.list_keys().unwrap();
     let listed: Vec<(u32, i32)> = keys.iter().map(|k| (k.serial(), k.slot())).collect();
     assert_eq!(listed, vec![(b.value(), 1), (a.value(), 1)]);
@@ -273,9 +273,9 @@ fn failed_provisioning_changes_nothing() {
     let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     let before = tpm.challenge(key, &[9u8; 32]).unwrap();
 
-    let occupied = KeySpec { handle: Some(key), algorithm: Algorithm::Sha1 };
+    let occupied = KeySpec { handle: Some(key), algorithm: Algorithm::Sha1, pcrs: vec![] };
     assert!(matches!(tpm.create_key(&occupied), Err(Error::HandleOccupied { .. })));
-    let srk = KeySpec { handle: Some(handle(0x8100_0001)), algorithm: Algorithm::Sha1 };
+    let srk = KeySpec { handle: Some(handle(0x8100_0001)), algorithm: Algorithm::Sha1, pcrs: vec![] };
     match tpm.import_key(&srk, &Secret::from_hex(YUBIKEY_SECRET).unwrap()) {
         Err(e @ Error::HandleOccupied { .. }) => assert!(e.to_string().contains("SRK"), "{e}"),
         other => panic!("{other:?}"),
@@ -355,4 +355,35 @@ fn records_of_other_tpms_are_ignored() {
     assert_eq!(import(&mut connect(&b), YUBIKEY_SECRET, None, Algorithm::Sha1), key);
     // The record now describes b's key; a's key is a different key at the same handle.
     assert_eq!(connect(&a).challenge(key, b"x").unwrap(), connect(&b).challenge(key, b"x").unwrap());
+}
+
+#[test]
+fn pcr_bound_keys_answer_only_in_the_recorded_boot_state() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let mut tpm = open(&swtpm);
+    // PCR 16 is the debug PCR: resettable, so the test can change the "boot state" and undo it.
+    let spec = KeySpec { handle: None, algorithm: Algorithm::Sha1, pcrs: vec![16] };
+    let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap();
+    assert!(key.policy_bound);
+    let public = tpm2(&tcti, &["tpm2_readpublic", "-c", &key.handle.to_string()]);
+    assert!(!public.contains("userwithauth"), "only the policy can authorise it:\n{public}");
+    let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[5u8; 32]));
+    assert_eq!(&tpm.challenge(key.handle, &[5u8; 32]).unwrap()[..], &expected[..]);
+    assert_eq!(&tpm.challenge(key.handle, &[5u8; 32]).unwrap()[..], &expected[..], "twice in one connection");
+
+    tpm2(&tcti, &["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
+    match tpm.challenge(key.handle, &[5u8; 32]) {
+        Err(e @ Error::PolicyFailed { .. }) => assert!(e.to_string().contains("boot state"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    tpm2(&tcti, &["tpm2_pcrreset", "16"]);
+    assert_eq!(&tpm.challenge(key.handle, &[5u8; 32]).unwrap()[..], &expected[..], "back in the recorded state");
+
+    // Without the record of which PCRs, the error says so instead of blaming the boot state.
+    std::fs::remove_file(swtpm.dir().join("keys.json")).unwrap();
+    match open(&swtpm).challenge(key.handle, &[5u8; 32]) {
+        Err(e @ Error::PolicyUnknown { .. }) => assert!(e.to_string().contains("does not say which"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }

@@ -24,6 +24,10 @@ pub struct KeyArgs {
     /// HMAC hash: sha1 (20-byte responses, what KeePassXC and YubiKeys use) or sha256
     #[arg(long, default_value = "sha1")]
     pub algorithm: Algorithm,
+    /// Bind the key to the boot state: SHA-256 PCRs, e.g. 7 (Secure Boot) or 0,2,7; the key
+    /// then answers only while those PCRs hold the values they hold now
+    #[arg(long, value_name = "LIST", value_parser = keepassxc_tpm::pcr::parse_pcrs)]
+    pub pcrs: Option<Vec<u8>>,
     /// Print the new key as JSON
     #[arg(long)]
     pub json: bool,
@@ -31,7 +35,7 @@ pub struct KeyArgs {
 
 impl KeyArgs {
     pub fn spec(&self) -> KeySpec {
-        KeySpec { handle: self.handle, algorithm: self.algorithm }
+        KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs: self.pcrs.clone().unwrap_or_default() }
     }
 }
 

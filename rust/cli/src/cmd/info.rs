@@ -31,5 +31,8 @@ pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
     );
     println!("Display name:  {}", key.display_name());
     println!("Attributes:    fixedTPM={} fixedParent={} noDA={}", key.fixed_tpm, key.fixed_parent, key.no_da);
+    if key.policy_bound {
+        println!("Bound to:      the boot state (PCR policy); it answers only while the PCRs keep their values");
+    }
     Ok(())
 }
