@@ -60,9 +60,6 @@ pub fn run(args: Args) -> Result<(), String> {
         call(&args.warm_op)?;
         warm.push(t.elapsed().as_nanos() as u64);
     }
-    println!(
-        "{}",
-        serde_json::json!({ "first_ns": first, "warm_ns": warm, "response": response_hex })
-    );
+    println!("{}", serde_json::json!({ "first_ns": first, "warm_ns": warm, "response": response_hex }));
     Ok(())
 }

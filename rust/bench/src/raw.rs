@@ -21,10 +21,7 @@ impl RawTpm {
     pub fn connect(port: u16, handle: u32, message: &[u8]) -> std::io::Result<RawTpm> {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_nodelay(true)?;
-        Ok(RawTpm {
-            stream,
-            command: hmac_command(handle, message),
-        })
+        Ok(RawTpm { stream, command: hmac_command(handle, message) })
     }
 
     /// Sends the command and returns the digest (checks the response code).
@@ -108,4 +105,70 @@ mod tests {
         assert_eq!(&c[10..14], &[0x81, 0, 1, 0]);
         assert_eq!(&c[c.len() - 2..], &[0, 0x10]);
     }
+}
+
+const TPM_ST_NO_SESSIONS: u16 = 0x8001;
+
+/// Sends one command without sessions and returns the response parameters (after the header).
+fn transact(stream: &mut TcpStream, code: u32, params: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut command = Vec::new();
+    command.extend(TPM_ST_NO_SESSIONS.to_be_bytes());
+    command.extend(((10 + params.len()) as u32).to_be_bytes());
+    command.extend(code.to_be_bytes());
+    command.extend_from_slice(params);
+    stream.write_all(&command)?;
+    let mut header = [0u8; 10];
+    stream.read_exact(&mut header)?;
+    let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
+    let rc = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
+    let mut body = vec![0u8; size.saturating_sub(10)];
+    stream.read_exact(&mut body)?;
+    if rc != 0 {
+        return Err(std::io::Error::other(format!("TPM command 0x{code:03X} answered 0x{rc:08X}")));
+    }
+    Ok(body)
+}
+
+/// Handles from `first` on that are loaded (TPM2_GetCapability, TPM_CAP_HANDLES).
+fn handles(stream: &mut TcpStream, first: u32) -> std::io::Result<Vec<u32>> {
+    let mut params = Vec::new();
+    params.extend(1u32.to_be_bytes()); // TPM_CAP_HANDLES
+    params.extend(first.to_be_bytes());
+    params.extend(64u32.to_be_bytes());
+    let body = transact(stream, 0x17A, &params)?;
+    // moreData (1), capability (4), count (4), handles
+    let count = u32::from_be_bytes([body[5], body[6], body[7], body[8]]) as usize;
+    Ok((0..count)
+        .map(|i| {
+            let o = 9 + 4 * i;
+            u32::from_be_bytes([body[o], body[o + 1], body[o + 2], body[o + 3]])
+        })
+        .filter(|h| h >> 24 == first >> 24)
+        .collect())
+}
+
+/// What a client left loaded in the TPM (sessions, transient objects).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub sessions: usize,
+    pub objects: usize,
+}
+
+/// Flushes every loaded session and transient object, as a resource manager would when a
+/// client disconnects (swtpm has none: 3 session and 3 object slots). Returns what was found.
+pub fn flush_leftovers(port: u16) -> std::io::Result<Leftovers> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_nodelay(true)?;
+    let mut found = Leftovers::default();
+    for (first, is_session) in [(0x0200_0000, true), (0x0300_0000, true), (0x8000_0000, false)] {
+        for h in handles(&mut stream, first)? {
+            transact(&mut stream, 0x165, &h.to_be_bytes())?;
+            if is_session {
+                found.sessions += 1;
+            } else {
+                found.objects += 1;
+            }
+        }
+    }
+    Ok(found)
 }

@@ -72,16 +72,7 @@ pub fn format_commands(codes: &[u32]) -> String {
     let names: Vec<String> = if codes.len() <= 4 {
         codes.iter().map(|&c| command_name(c)).collect()
     } else {
-        groups
-            .iter()
-            .map(|&(c, n)| {
-                if n == 1 {
-                    command_name(c)
-                } else {
-                    format!("{n}×{}", command_name(c))
-                }
-            })
-            .collect()
+        groups.iter().map(|&(c, n)| if n == 1 { command_name(c) } else { format!("{n}×{}", command_name(c)) }).collect()
     };
     format!("{}: {}", codes.len(), names.join(", "))
 }
@@ -112,10 +103,7 @@ fn ms(v: f64) -> String {
 
 /// The Markdown table of all rows, grouped.
 pub fn table(rows: &[Row]) -> String {
-    let floor = rows
-        .iter()
-        .find(|r| r.kind == Kind::Floor)
-        .and_then(Row::median);
+    let floor = rows.iter().find(|r| r.kind == Kind::Floor).and_then(Row::median);
     let mut out = String::new();
     let mut groups: Vec<Group> = Vec::new();
     for r in rows {
@@ -124,16 +112,8 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     for g in groups {
-        let peer = |k: Kind| {
-            rows.iter()
-                .find(|r| r.group == g && r.kind == k)
-                .and_then(Row::median)
-        };
-        let (tools, warm, cold) = (
-            peer(Kind::Tpm2Tools),
-            peer(Kind::PytssWarm),
-            peer(Kind::PytssCold),
-        );
+        let peer = |k: Kind| rows.iter().find(|r| r.group == g && r.kind == k).and_then(Row::median);
+        let (tools, warm, cold) = (peer(Kind::Tpm2Tools), peer(Kind::PytssWarm), peer(Kind::PytssCold));
         let _ = writeln!(out, "\n**{}**\n", g.title());
         let _ = writeln!(
             out,
@@ -141,17 +121,9 @@ pub fn table(rows: &[Row]) -> String {
         );
         let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
         for r in rows.iter().filter(|r| r.group == g) {
-            let cmds = r
-                .commands
-                .as_deref()
-                .map(format_commands)
-                .unwrap_or_else(|| "–".into());
+            let cmds = r.commands.as_deref().map(format_commands).unwrap_or_else(|| "–".into());
             if let Some(why) = &r.skipped {
-                let _ = writeln!(
-                    out,
-                    "| {} | {cmds} | 0 | SKIPPED: {why} | | | | | |",
-                    r.label
-                );
+                let _ = writeln!(out, "| {} | {cmds} | 0 | SKIPPED: {why} | | | | | |", r.label);
                 continue;
             }
             let m = r.median();
@@ -180,10 +152,7 @@ mod tests {
     #[test]
     fn command_lists() {
         assert_eq!(format_commands(&[0x173, 0x155]), "2: ReadPublic, HMAC");
-        assert_eq!(
-            format_commands(&[0x17A, 0x173, 0x173, 0x173, 0x173]),
-            "5: GetCapability, 4×ReadPublic"
-        );
+        assert_eq!(format_commands(&[0x17A, 0x173, 0x173, 0x173, 0x173]), "5: GetCapability, 4×ReadPublic");
         assert_eq!(format_commands(&[]), "0");
     }
 
