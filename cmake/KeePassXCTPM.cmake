@@ -14,6 +14,7 @@
 #   WITH_XC_TPM               ON/OFF (needs WITH_XC_YUBIKEY)
 #   KEEPASSXC_TPM_SOURCE_DIR  the keepassxc-tpm checkout (its Cargo.toml); default <source>/keepassxc-tpm
 #   CARGO_EXECUTABLE          cargo; looked up in PATH and ~/.cargo/bin
+# cargo runs with --locked: the checkout's Cargo.lock decides the Rust dependencies.
 
 option(WITH_XC_TPM "Include TPM 2.0 HMAC keys as hardware keys (needs WITH_XC_YUBIKEY)." OFF)
 add_feature_info(TPM WITH_XC_TPM "TPM 2.0 HMAC keys as challenge-response hardware keys")
@@ -82,7 +83,7 @@ function(keepassxc_tpm_setup core_target)
     # cargo decides what is stale; the custom target runs it on every build that needs the library
     add_custom_target(keepassxc_tpm_bridge
         COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${cargo_target_dir}"
-                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} -p keepassxc-tpm-bridge
+                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked -p keepassxc-tpm-bridge
                 --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR}/Cargo.toml"
         BYPRODUCTS "${bridge_lib}" "${bridge_header}" "${bridge_include_dir}/rust/cxx.h"
         WORKING_DIRECTORY "${KEEPASSXC_TPM_SOURCE_DIR}"

@@ -92,7 +92,8 @@ echo "fetch-source: downloading keepassxc $DEBVER"
 [ -f "$DL/$ORIG" ] || skip_or_die "the orig tarball $ORIG did not download (see $APTDIR/source.log)"
 echo "$ORIG_SHA  $DL/$ORIG" | sha256sum -c --quiet - || die "$ORIG: SHA256 mismatch"
 
-rm -rf "$DEST/src" "$DEST/src.tmp"
+# A fresh tree carries no registration patch (build-fork.sh records the one it applied)
+rm -rf "$DEST/src" "$DEST/src.tmp" "$DEST/applied.patch"
 mkdir -p "$DEST"
 DSC=$DL/keepassxc_$DEBVER.dsc
 if [ "$VERSION" = 2.7.4 ]; then
