@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use keepassxc_tpm::{ErrorKind, KeyHandle, Tpm};
+use keepassxc_tpm::{ErrorKind, KeyHandle, Tpm, TpmWorker, DEFAULT_TIMEOUT};
 use zeroize::Zeroizing;
 
 #[allow(unsafe_code)]
@@ -79,22 +79,20 @@ mod ffi {
 
 use ffi::{ChallengeResult, KeyInfo, KeyList, Status};
 
-/// One TPM connection per process, reused while it works: KeePassXC detects keys on a
-/// worker thread and challenges on another, and the mutex serialises them.
-static TPM: Mutex<Option<Tpm>> = Mutex::new(None);
+/// One TPM connection per process, on its own thread, reused while it works: KeePassXC detects
+/// keys on a worker thread and challenges on another; the mutex serialises them, and the
+/// worker's timeout turns a TPM that stopped answering into an error instead of a hung unlock.
+static WORKER: Mutex<Option<TpmWorker>> = Mutex::new(None);
 
-fn with_tpm<T>(f: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T>) -> keepassxc_tpm::Result<T> {
-    let mut guard = TPM.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if guard.is_none() {
-        *guard = Some(Tpm::open(None)?);
-    }
-    let tpm = guard.as_mut().expect("opened above");
-    let result = f(tpm);
-    if let Err(e) = &result {
-        if e.kind() == ErrorKind::NoTpm {
-            // A dead connection stays dead: reconnect on the next call.
-            *guard = None;
-        }
+fn with_tpm<T: Send + 'static>(
+    job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
+) -> keepassxc_tpm::Result<T> {
+    let mut guard = WORKER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let worker = guard.get_or_insert_with(|| TpmWorker::start(None, DEFAULT_TIMEOUT));
+    let result = worker.run(job);
+    if let Err(keepassxc_tpm::Error::Timeout { .. }) = result {
+        // The old worker may stay stuck in a read; the next call gets a new one.
+        *guard = None;
     }
     result
 }
@@ -140,7 +138,8 @@ pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) 
         Ok(h) => h,
         Err(e) => return failure(status_of(e.kind()), e.to_string()),
     };
-    let answer: keepassxc_tpm::Result<Zeroizing<Vec<u8>>> = with_tpm(|tpm| tpm.challenge(handle, challenge));
+    let challenge = challenge.to_vec();
+    let answer: keepassxc_tpm::Result<Zeroizing<Vec<u8>>> = with_tpm(move |tpm| tpm.challenge(handle, &challenge));
     match answer {
         Ok(bytes) if bytes.len() <= response.len() => {
             response[..bytes.len()].copy_from_slice(&bytes);

@@ -12,13 +12,18 @@ const SECRET: &str = "1ce30fd78d20dcfa40b50c18779afb0f02288db7";
 
 #[test]
 fn keepassxc_path_against_swtpm() {
-    let swtpm = Swtpm::start();
+    let mut swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
     persist_srk(&tcti, swtpm.dir());
     let mut tpm = Tpm::open(Some(&tcti)).unwrap();
     tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
     tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap()).unwrap();
     drop(tpm);
+    std::env::set_var("TSS2_LOG", "all+none");
+    // No TPM at first (nothing listens on port 1): an error status, and nothing cached, so a
+    // refresh finds the TPM once it is there.
+    std::env::set_var("TPM2TOOLS_TCTI", "swtpm:host=127.0.0.1,port=1");
+    assert_eq!(list_keys().status, Status::NoTpm);
     std::env::set_var("TPM2TOOLS_TCTI", &tcti);
     std::env::set_var("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"));
     std::env::set_var("TSS2_LOG", "all+none");
@@ -66,4 +71,30 @@ fn keepassxc_path_against_swtpm() {
     for w in workers {
         w.join().unwrap();
     }
+
+    // The TPM restarts between challenges (its sessions are gone): the kept session is replaced
+    // without the caller noticing.
+    swtpm.restart();
+    let after_restart = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    assert_eq!(after_restart.status, Status::Ok, "{}", after_restart.message);
+
+    // The TPM is gone: an error; once it is back, the next challenge reconnects.
+    swtpm.stop();
+    let failed = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    assert_eq!(failed.status, Status::NoTpm, "a lost TPM is reported as no TPM: {}", failed.message);
+    swtpm.restart();
+    let ok_again = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    assert_eq!(ok_again.status, Status::Ok, "reconnected: {}", ok_again.message);
+
+    // The TPM freezes: the challenge gives up after the timeout instead of hanging KeePassXC.
+    swtpm.freeze();
+    let started = std::time::Instant::now();
+    let frozen = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    let waited = started.elapsed();
+    swtpm.thaw();
+    assert_eq!(frozen.status, Status::NoTpm, "{}", frozen.message);
+    assert!(frozen.message.contains("did not answer within 10 s"), "{}", frozen.message);
+    assert!(waited < std::time::Duration::from_secs(15), "gave up after {waited:?}");
+    let after = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
+    assert_eq!(after.status, Status::Ok, "works again once the TPM answers: {}", after.message);
 }

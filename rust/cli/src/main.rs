@@ -8,7 +8,7 @@ mod output;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use keepassxc_tpm::{Error, Tpm};
+use keepassxc_tpm::{Error, TpmWorker, DEFAULT_TIMEOUT};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -66,15 +66,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Runs the command on a TPM worker thread, so a TPM that stops answering ends in an error
+/// after DEFAULT_TIMEOUT instead of a hang.
 fn run(cli: Cli) -> Result<(), Error> {
-    let mut tpm = Tpm::open(cli.tcti.as_deref())?;
-    tpm.set_bus_encryption(!cli.no_bus_encryption);
-    match cli.command {
-        Command::List(args) => cmd::list::run(&mut tpm, args),
-        Command::Create(args) => cmd::create::run(&mut tpm, args),
-        Command::Import(args) => cmd::import::run(&mut tpm, args),
-        Command::Challenge(args) => cmd::challenge::run(&mut tpm, args),
-        Command::Info(args) => cmd::info::run(&mut tpm, args),
-        Command::Delete(args) => cmd::delete::run(&mut tpm, args),
-    }
+    let worker = TpmWorker::start(cli.tcti.clone(), DEFAULT_TIMEOUT);
+    worker.run(move |tpm| {
+        tpm.set_bus_encryption(!cli.no_bus_encryption);
+        match cli.command {
+            Command::List(args) => cmd::list::run(tpm, args),
+            Command::Create(args) => cmd::create::run(tpm, args),
+            Command::Import(args) => cmd::import::run(tpm, args),
+            Command::Challenge(args) => cmd::challenge::run(tpm, args),
+            Command::Info(args) => cmd::info::run(tpm, args),
+            Command::Delete(args) => cmd::delete::run(tpm, args),
+        }
+    })
 }

@@ -224,3 +224,18 @@ fn recovery_survives_a_tpm_clear() {
     let line = fails(&tcti, &["import", "--secret-file", &secret_file(&swtpm, &String::from_utf8(typo).unwrap())]);
     assert!(line.contains("checksum"), "{line}");
 }
+
+#[test]
+fn a_frozen_tpm_ends_in_an_error_not_a_hang() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, SECRET)]);
+    swtpm.freeze();
+    let started = Instant::now();
+    let line = fails(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
+    let waited = started.elapsed();
+    swtpm.thaw();
+    assert!(line.contains("did not answer within 10 s"), "{line}");
+    assert!(waited >= Duration::from_secs(9) && waited < Duration::from_secs(15), "{waited:?}");
+    ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
+}

@@ -12,6 +12,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     /// No TPM answered on the TCTI (no device, no simulator, module missing, connection lost).
     NoTpm { tcti: String, detail: String },
+    /// The TPM did not answer in time (it hangs, or a daemon in front of it does).
+    Timeout { seconds: u64 },
     /// The TCTI configuration string could not be understood.
     UnknownTcti { tcti: String },
     /// The TPM device exists but this user may not open it.
@@ -70,7 +72,7 @@ pub enum ErrorKind {
 impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoTpm { .. } | Error::UnknownTcti { .. } => ErrorKind::NoTpm,
+            Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::Timeout { .. } => ErrorKind::NoTpm,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::BadHandle { .. } => ErrorKind::BadHandle,
             Error::EmptyHandle { .. } => ErrorKind::NoSuchKey,
@@ -108,6 +110,11 @@ impl fmt::Display for Error {
                 f,
                 "no TPM reachable through {tcti} ({detail}); check that the TPM is enabled in the firmware \
                  or that the simulator runs, or pick another with --tcti or TPM2TOOLS_TCTI"
+            ),
+            Error::Timeout { seconds } => write!(
+                f,
+                "the TPM did not answer within {seconds} s; it may be hung or busy: try again, and if it persists \
+                 restart the TPM resource manager (tpm2-abrmd) or the computer"
             ),
             Error::UnknownTcti { tcti } => write!(
                 f,

@@ -18,6 +18,7 @@
 //! - [`store`]: listing keys.
 //! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
+//! - [`worker`]: a connection on its own thread, with a timeout (tpm2-tss has none).
 //! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
 //!
 //! # Notes on code safety
@@ -40,6 +41,7 @@ pub mod secret;
 mod session;
 pub mod store;
 pub mod tpm;
+pub mod worker;
 
 pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::yubikey_message;
@@ -48,3 +50,4 @@ pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
 pub use metadata::{KeyRecord, Metadata};
 pub use secret::Secret;
 pub use tpm::Tpm;
+pub use worker::{TpmWorker, DEFAULT_TIMEOUT};

@@ -2,7 +2,7 @@
 //! command sent through it (and can keep the raw bytes, for the bus-encryption checks).
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
 

@@ -47,6 +47,21 @@ impl Swtpm {
         self.launch();
     }
 
+    /// Freezes the TPM (SIGSTOP): it keeps its connections but answers nothing.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen TPM answer again (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {signal} {}", self.pid());
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -61,8 +76,9 @@ impl Swtpm {
         let _serial = LAUNCH.lock().unwrap_or_else(|p| p.into_inner());
         let state = self.state.path().join("state");
         std::fs::create_dir_all(&state).expect("state dir");
-        for _ in 0..10 {
-            let port = free_port_pair();
+        for attempt in 0..10 {
+            // A restart keeps the port when it can, as a rebooted TPM keeps its device.
+            let port = if attempt == 0 && self.port != 0 { self.port } else { free_port_pair() };
             let mut child = Command::new("swtpm")
                 .args(["socket", "--tpm2"])
                 .args(["--server", &format!("type=tcp,port={port},bindaddr=127.0.0.1")])
