@@ -387,3 +387,50 @@ fn pcr_bound_keys_answer_only_in_the_recorded_boot_state() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn busy_answers_are_retried_and_endless_ones_end() {
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let proxy = CommandLog::start(swtpm.port());
+    let mut tpm = open_at(&swtpm, &proxy.tcti());
+    let expected = tpm.challenge(key, b"busy").unwrap();
+    for (rc, name) in [(0x922, "TPM_RC_RETRY"), (0x908, "TPM_RC_YIELDED"), (0x90A, "TPM_RC_TESTING")] {
+        proxy.clear();
+        proxy.inject(HMAC, rc, 8);
+        assert_eq!(tpm.challenge(key, b"busy").unwrap(), expected, "{name}");
+        assert_eq!(proxy.commands().iter().filter(|&&c| c == HMAC).count(), 9, "{name}: 8 refused, then answered");
+    }
+    proxy.clear();
+    proxy.inject(HMAC, 0x922, usize::MAX);
+    match tpm.challenge(key, b"busy") {
+        Err(e @ Error::Tpm { rc: 0x922, .. }) => assert!(e.to_string().contains("0x00000922"), "{e}"),
+        other => panic!("a TPM that never stops saying RETRY must end in an error: {other:?}"),
+    }
+}
+
+#[test]
+fn full_transient_memory_is_reported_and_changes_nothing() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let mut tpm = open(&swtpm);
+    let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let before = tpm.challenge(key, b"x").unwrap();
+    drop(tpm);
+    let handles_before = open(&swtpm).persistent_handles().unwrap();
+    // Another program (tpm2-tools, without a resource manager) fills the 3 transient slots.
+    for i in 0..3 {
+        let ctx = swtpm.dir().join(format!("fill{i}.ctx"));
+        tpm2(&tcti, &["tpm2_createprimary", "-Q", "-C", "o", "-G", "ecc", "-c", ctx.to_str().unwrap()]);
+    }
+    let mut tpm = open(&swtpm);
+    match tpm.create_key(&KeySpec::default()) {
+        Err(e @ Error::OutOfMemory { .. }) => {
+            assert!(e.to_string().contains("no room for another loaded object"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(tpm.persistent_handles().unwrap(), handles_before, "nothing added or removed");
+    tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
+    assert_eq!(tpm.challenge(key, b"x").unwrap(), before);
+}

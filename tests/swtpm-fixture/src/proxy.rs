@@ -13,9 +13,17 @@ pub struct CommandLog {
     port: u16,
 }
 
+/// An answer the proxy gives instead of the TPM.
+struct Fault {
+    command: u32,
+    response_code: u32,
+    remaining: usize,
+}
+
 #[derive(Default)]
 struct Log {
     commands: Vec<u32>,
+    faults: Vec<Fault>,
     to_tpm: Vec<u8>,
     from_tpm: Vec<u8>,
 }
@@ -57,6 +65,12 @@ impl CommandLog {
         self.inner.lock().expect("log").commands.clone()
     }
 
+    /// Answers the next `times` commands with code `command` (e.g. 0x155, HMAC) with
+    /// `response_code` (e.g. 0x922, TPM_RC_RETRY) instead of passing them to the TPM.
+    pub fn inject(&self, command: u32, response_code: u32, times: usize) {
+        self.inner.lock().expect("log").faults.push(Fault { command, response_code, remaining: times });
+    }
+
     pub fn clear(&self) {
         let mut log = self.inner.lock().expect("log");
         *log = Log::default();
@@ -77,8 +91,9 @@ impl CommandLog {
     }
 }
 
-/// Copies one direction. The swtpm TCTI sends each command as one TPM command buffer:
-/// tag (2 bytes), size (4), command code (4).
+/// Copies one direction. Towards the TPM it works command by command (tag 2 bytes, size 4,
+/// command code 4): each is logged, and answered by the proxy itself while a fault is armed
+/// for its command code.
 fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>, to_tpm: bool) {
     let mut pending = Vec::new();
     let mut buf = [0u8; 8192];
@@ -87,25 +102,44 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(log) = &log {
-            let mut log = log.lock().expect("log");
-            if to_tpm {
-                log.to_tpm.extend_from_slice(&buf[..n]);
-                pending.extend_from_slice(&buf[..n]);
-                while pending.len() >= 10 {
-                    let size = u32::from_be_bytes([pending[2], pending[3], pending[4], pending[5]]) as usize;
-                    if size < 10 || pending.len() < size {
-                        break;
-                    }
-                    log.commands.push(u32::from_be_bytes([pending[6], pending[7], pending[8], pending[9]]));
-                    pending.drain(..size);
-                }
-            } else {
-                log.from_tpm.extend_from_slice(&buf[..n]);
+        let Some(log) = log.as_ref().filter(|_| to_tpm) else {
+            if let Some(log) = &log {
+                log.lock().expect("log").from_tpm.extend_from_slice(&buf[..n]);
             }
-        }
-        if to.write_all(&buf[..n]).is_err() {
-            break;
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            continue;
+        };
+        pending.extend_from_slice(&buf[..n]);
+        while pending.len() >= 10 {
+            let size = u32::from_be_bytes([pending[2], pending[3], pending[4], pending[5]]) as usize;
+            if pending.len() < size.max(10) {
+                break;
+            }
+            let command: Vec<u8> = pending.drain(..size.max(10)).collect();
+            let code = u32::from_be_bytes([command[6], command[7], command[8], command[9]]);
+            let fault = {
+                let mut log = log.lock().expect("log");
+                log.to_tpm.extend_from_slice(&command);
+                log.commands.push(code);
+                match log.faults.iter_mut().find(|f| f.command == code && f.remaining > 0) {
+                    Some(fault) => {
+                        fault.remaining -= 1;
+                        Some(fault.response_code)
+                    }
+                    None => None,
+                }
+            };
+            let sent = match fault {
+                // TPM_ST_NO_SESSIONS, size 10, the response code: a TPM that answers "not now".
+                Some(rc) => from.write_all(&[&[0x80, 0x01, 0, 0, 0, 10][..], &rc.to_be_bytes()].concat()),
+                None => to.write_all(&command),
+            };
+            if sent.is_err() {
+                let _ = to.shutdown(Shutdown::Both);
+                return;
+            }
         }
     }
     let _ = to.shutdown(Shutdown::Both);
