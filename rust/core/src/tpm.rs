@@ -78,7 +78,7 @@ impl Tpm {
             check_device_access(device_path(conf))?;
         }
         let ctx =
-            Context::new(name_conf).map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(&e) })?;
+            Context::new(name_conf).map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(conf, &e) })?;
         Ok(Tpm {
             ctx,
             tcti: conf.to_owned(),
@@ -152,19 +152,19 @@ pub(crate) fn rc_of(e: &tss_esapi::Error) -> u32 {
     }
 }
 
-fn tcti_detail(e: &tss_esapi::Error) -> String {
-    match e {
-        tss_esapi::Error::Tss2Error(code) => {
-            let raw = rc::raw(code);
-            if raw & 0xFFFF == 0x000A {
-                format!("connection failed, 0x{raw:08X}")
-            } else if raw & 0xFFFF == 0x0002 || raw & 0xFFFF == 0x0004 {
-                format!("TCTI module not installed or not loadable, 0x{raw:08X}")
-            } else {
-                format!("0x{raw:08X}")
-            }
+/// What went wrong opening `conf`, in words: tpm2-tss's loader answers with bare codes.
+fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
+    const IO_ERROR: u32 = 0x0A;
+    const NOT_SUPPORTED: u32 = 0x15;
+    let tss_esapi::Error::Tss2Error(code) = e else { return e.to_string() };
+    let raw = rc::raw(code);
+    match raw & 0xFFFF {
+        IO_ERROR => format!("connection failed, 0x{raw:08X}"),
+        NOT_SUPPORTED => {
+            let module = conf.split(':').next().unwrap_or(conf);
+            format!("the TCTI module is not installed (Debian package libtss2-tcti-{module}0), 0x{raw:08X}")
         }
-        tss_esapi::Error::WrapperError(kind) => kind.to_string(),
+        _ => format!("0x{raw:08X}"),
     }
 }
 

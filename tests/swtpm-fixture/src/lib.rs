@@ -3,9 +3,11 @@
 //! commands a client sends. swtpm gives no security; it stands in for a TPM only in tests.
 #![forbid(unsafe_code)]
 
+mod abrmd;
 mod proxy;
 mod swtpm;
 
+pub use abrmd::Abrmd;
 pub use proxy::CommandLog;
 pub use swtpm::Swtpm;
 
