@@ -1,6 +1,8 @@
 //! The recovery code: a secret written for people. Crockford base32 in groups of four, with a
-//! checksum group at the end, read back whatever the case and with O/I/L taken for 0/1/1.
-//! A typo is caught by the checksum instead of silently making a different key.
+//! check group at the end, read back whatever the case and with O/I/L taken for 0/1/1.
+//! The check group is the sum of the characters mod 32, which catches every single mistyped
+//! character, and 15 bits of SHA-256, which catch almost every other mistake; a typo is
+//! refused instead of silently making a different key.
 
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -9,14 +11,14 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-/// Characters of checksum (20 bits of SHA-256 over the secret).
+/// Characters of the check group.
 const CHECK_CHARS: usize = 4;
 
 /// The code for `secret`, e.g. `61GK-4CSM-…-W3ZD`.
 pub fn encode(secret: &[u8]) -> Zeroizing<String> {
     let mut chars = base32(secret);
-    let check = Sha256::digest(secret);
-    chars.extend(base32(&check[..3]).iter().take(CHECK_CHARS));
+    let check = check_group(&chars, secret);
+    chars.extend(check);
     let mut out = Zeroizing::new(String::with_capacity(chars.len() * 5 / 4));
     for (i, c) in chars.iter().enumerate() {
         if i > 0 && i % 4 == 0 {
@@ -48,10 +50,10 @@ pub fn decode(code: &str) -> Result<Secret> {
         Some(52) => 32,
         _ => return Err(bad("wrong length; a code has 9 groups (HMAC-SHA1) or 14 groups (HMAC-SHA256)")),
     };
-    let body = &values[..values.len() - CHECK_CHARS];
+    let body: Vec<u8> = values[..values.len() - CHECK_CHARS].iter().map(|&v| ALPHABET[v as usize]).collect();
     let mut bytes = Zeroizing::new(Vec::with_capacity(len));
     let (mut acc, mut bits) = (0u32, 0);
-    for &v in body {
+    for &v in &values[..values.len() - CHECK_CHARS] {
         acc = (acc << 5) | u32::from(v);
         bits += 5;
         if bits >= 8 {
@@ -60,14 +62,23 @@ pub fn decode(code: &str) -> Result<Secret> {
             acc &= (1 << bits) - 1;
         }
     }
-    bytes.truncate(len);
-    let check = Sha256::digest(&bytes[..]);
-    let expected: Vec<u8> = base32(&check[..3]).into_iter().take(CHECK_CHARS).collect();
+    if acc != 0 || bytes.len() != len {
+        return Err(bad("the last group is not one this tool writes: a character was mistyped"));
+    }
     let got: Vec<u8> = values[values.len() - CHECK_CHARS..].iter().map(|&v| ALPHABET[v as usize]).collect();
-    if expected != got {
+    if check_group(&body, &bytes) != got {
         return Err(bad("the checksum does not match: a character was mistyped"));
     }
     Ok(Secret::from_bytes(bytes))
+}
+
+/// The sum of the body's character values mod 32, then 15 bits of SHA-256 over the secret.
+fn check_group(body: &[u8], secret: &[u8]) -> Vec<u8> {
+    let value = |c: &u8| ALPHABET.iter().position(|a| a == c).unwrap_or(0);
+    let sum = body.iter().map(value).sum::<usize>() % 32;
+    let mut group = vec![ALPHABET[sum]];
+    group.extend(base32(&Sha256::digest(secret)[..2]).into_iter().take(CHECK_CHARS - 1));
+    group
 }
 
 fn base32(bytes: &[u8]) -> Vec<u8> {

@@ -73,12 +73,12 @@ impl Tpm {
     }
 
     fn open_conf(conf: &str) -> Result<Tpm> {
-        let name_conf = TctiNameConf::from_str(conf).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })?;
+        let name_conf = parse_tcti(conf)?;
         if let TctiNameConf::Device(_) = &name_conf {
             check_device_access(device_path(conf))?;
         }
-        let ctx =
-            Context::new(name_conf).map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(conf, &e) })?;
+        let ctx = Context::new(name_conf)
+            .map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(conf, &e) })?;
         Ok(Tpm {
             ctx,
             tcti: conf.to_owned(),
@@ -166,6 +166,11 @@ fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
         }
         _ => format!("0x{raw:08X}"),
     }
+}
+
+/// A TCTI configuration string (`device:/dev/tpmrm0`, `tabrmd:`, `swtpm:host=…,port=…`, …).
+pub fn parse_tcti(conf: &str) -> Result<TctiNameConf> {
+    TctiNameConf::from_str(conf.trim()).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })
 }
 
 /// The first TCTI set in the environment, if any.
