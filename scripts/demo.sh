@@ -21,6 +21,8 @@ else
   start_swtpm "$top/build/demo/swtpm"
   trap stop_swtpm EXIT
   tcti=$SWTPM_TCTI
+  # The simulator's keys get their own metadata file, apart from the real TPM's.
+  export KEEPASSXC_TPM_METADATA="$top/build/demo/keys.json"
 fi
 export TPM2TOOLS_TCTI=$tcti
 echo "== TPM: $tcti"
