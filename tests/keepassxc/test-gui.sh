@@ -2,8 +2,10 @@
 # Issue 3, test 3: the fork's GUI under Xvfb. Opens a database protected by password + TPM key,
 # lists the TPM keys in the unlock dialog (screenshot), selects the database's key with xdotool,
 # unlocks (screenshot) and checks the outcome: the window title turns from "demo.kdbx [Locked]" into
-# the database's name. Two TPM keys exist so that the dialog shows its key list in every version.
-# Screenshots: build/keepassxc-VERSION/test-gui/{unlock-dialog,unlocked}.png
+# the database's name. Then Database Security > Change Challenge-Response lists the TPM keys
+# (screenshot); choosing the other key and OK saves the database, which keepassxc-cli then opens with
+# the new key and not with the old one. Two TPM keys exist so that the GUI shows its key lists.
+# Screenshots: build/keepassxc-VERSION/test-gui/{unlock-dialog,unlocked,database-security}.png
 #
 # Usage: tests/keepassxc/test-gui.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
@@ -118,7 +120,61 @@ else
     fail "the database did not unlock (see $WORK/unlocked.png)"
 fi
 
-for shot in unlock-dialog unlocked; do
+# Database Security: change the challenge-response key to the second TPM key (window coordinates
+# of the stock 800x600 main window; the outcome check below catches a layout change)
+WID=$(xdotool search --name '^TPM demo - KeePassXC$' | head -1 || true)
+if [ -n "$WID" ]; then
+    case "$VERSION" in
+        2.7.4)
+            xdotool mousemove --window "$WID" 38 13 click 1 # Database menu
+            sleep 1
+            xdotool mousemove --window "$WID" 108 337 click 1 # Database Security…
+            sleep 2
+            xdotool mousemove --window "$WID" 290 516 click 1 # Change Challenge-Response
+            sleep 3
+            xdotool mousemove --window "$WID" 408 439 click 1 # the key list
+            ok_button="630 551"
+            ;;
+        *)
+            xdotool mousemove --window "$WID" 447 54 click 1 # Database settings (tool bar)
+            sleep 2
+            xdotool mousemove --window "$WID" 58 245 click 1 # Security
+            sleep 2
+            xdotool mousemove --window "$WID" 300 482 click 1 # Change Challenge-Response
+            sleep 3
+            xdotool mousemove --window "$WID" 430 455 click 1 # the key list
+            ok_button="560 551"
+            ;;
+    esac
+    sleep 1
+    import -window root "$WORK/database-security.png"
+    xdotool key Home Down Return # the second key, 0x81000101
+    sleep 0.5
+    # shellcheck disable=SC2086 # two coordinates
+    xdotool mousemove --window "$WID" $ok_button click 1
+    sleep 4 # KeePassXC saves after every change: a new KDF seed, challenged with the new key
+fi
+kill "$KX_PID" 2>/dev/null || true
+wait "$KX_PID" 2>/dev/null || true
+KX_PID=
+
+SERIAL2=$((0x81000101))
+if printf '%s\n' "$PASSWORD" | "$KX_CLI" ls --yubikey "1:$SERIAL2" "$DB" >"$WORK/cli-new-key.log" 2>&1; then
+    pass "after Database Security > Challenge-Response, keepassxc-cli opens it with the new TPM key 1:$SERIAL2"
+else
+    sed 's/^/    /' "$WORK/cli-new-key.log" >&2
+    fail "the database does not open with the key chosen in Database Security (1:$SERIAL2)"
+fi
+if printf '%s\n' "$PASSWORD" | "$KX_CLI" ls --yubikey "1:$SERIAL" "$DB" >"$WORK/cli-old-key.log" 2>&1; then
+    fail "the database still opens with the old key 1:$SERIAL"
+elif grep -q 'Invalid credentials' "$WORK/cli-old-key.log"; then
+    pass "the old TPM key 1:$SERIAL no longer opens it (invalid credentials)"
+else
+    sed 's/^/    /' "$WORK/cli-old-key.log" >&2
+    fail "the old key 1:$SERIAL was not refused for the right reason"
+fi
+
+for shot in unlock-dialog unlocked database-security; do
     if [ -s "$WORK/$shot.png" ]; then
         say "screenshot: $WORK/$shot.png"
     else
