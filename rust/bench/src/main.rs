@@ -50,6 +50,17 @@ enum Sub {
     /// (internal) one process calling the bridge as KeePassXC does
     #[command(hide = true)]
     ChildBridge(child::Args),
+    /// Repeats one of our paths on a private swtpm, for perf/callgrind (`profile --help`)
+    Profile(ProfileArgs),
+}
+
+#[derive(clap::Args)]
+struct ProfileArgs {
+    /// warm | warm-plain (bus encryption off) | cold | cold-plain | open | list
+    #[arg(long, default_value = "warm")]
+    path: String,
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
 }
 
 #[derive(clap::Args, Clone)]
@@ -93,6 +104,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Sub::ChildBridge(args)) => child::run(args),
+        Some(Sub::Profile(args)) => profile(args),
         None => run(cli.opts),
     };
     match result {
@@ -131,6 +143,63 @@ struct Bench {
     loads: Vec<(String, String)>,
     /// Sessions and objects a path's process left loaded in the TPM (flushed by us afterwards).
     leaks: std::cell::RefCell<Vec<(String, raw::Leftovers)>>,
+    /// Process runs that failed (path, what happened).
+    failures: std::cell::RefCell<Vec<(String, String)>>,
+    /// (path, runs that left something loaded, runs)
+    leaky: std::cell::RefCell<Vec<(String, usize, usize)>>,
+}
+
+/// One path in a loop: `perf record -g --call-graph dwarf keepassxc-tpm-bench profile --path warm`
+/// or `valgrind --tool=callgrind --trace-children=no ...`. swtpm runs in its own process.
+fn profile(args: ProfileArgs) -> Res<()> {
+    let dir = std::env::temp_dir().join(format!("keepassxc-tpm-bench-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::env::set_var(keepassxc_tpm::metadata::METADATA_ENV, dir.join("metadata.json"));
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    swtpm_fixture::persist_srk(&tcti, swtpm.dir());
+    let seed: Vec<u8> = (101u8..=132).collect();
+    {
+        let mut tpm = Tpm::open(Some(&tcti)).map_err(|e| e.to_string())?;
+        let secret = Secret::from_hex(SECRET).map_err(|e| e.to_string())?;
+        let spec = KeySpec { handle: Some(key_handle()), algorithm: Algorithm::Sha1, ..KeySpec::default() };
+        tpm.import_key(&spec, &secret).map_err(|e| e.to_string())?;
+    }
+    let encrypted = !args.path.ends_with("-plain");
+    let t = Instant::now();
+    match args.path.trim_end_matches("-plain") {
+        "warm" => {
+            let mut tpm = Tpm::open(Some(&tcti)).map_err(|e| e.to_string())?;
+            tpm.set_bus_encryption(encrypted);
+            for _ in 0..args.n {
+                tpm.challenge(key_handle(), &seed).map_err(|e| e.to_string())?;
+            }
+        }
+        "cold" => {
+            for _ in 0..args.n {
+                let mut tpm = Tpm::open(Some(&tcti)).map_err(|e| e.to_string())?;
+                tpm.set_bus_encryption(encrypted);
+                tpm.challenge(key_handle(), &seed).map_err(|e| e.to_string())?;
+            }
+        }
+        "open" => {
+            for _ in 0..args.n {
+                drop(Tpm::open(Some(&tcti)).map_err(|e| e.to_string())?);
+            }
+        }
+        "list" => {
+            let mut tpm = Tpm::open(Some(&tcti)).map_err(|e| e.to_string())?;
+            for _ in 0..args.n {
+                tpm.list_keys().map_err(|e| e.to_string())?;
+            }
+        }
+        other => return Err(format!("unknown path {other}")),
+    }
+    let per = t.elapsed() / args.n.max(1) as u32;
+    eprintln!("{} x {}: {:.3} ms each", args.n, args.path, per.as_secs_f64() * 1e3);
+    drop(swtpm);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
 
 fn run(mut opts: Opts) -> Res<()> {
@@ -182,6 +251,8 @@ fn run(mut opts: Opts) -> Res<()> {
         notes: Vec::new(),
         loads: Vec::new(),
         leaks: Default::default(),
+        failures: Default::default(),
+        leaky: Default::default(),
         opts,
     };
     bench.load("start");
@@ -332,6 +403,21 @@ impl Bench {
             Ok((samples, Some(vec![0x155])))
         })();
         self.push(g, Kind::Floor, "floor: raw TPM2_HMAC bytes on an open socket", floor);
+        let port = self.swtpm.port();
+        let floor_tcti = (|| {
+            let command = raw::hmac_command(HANDLE, &self.message);
+            let digest = raw::on_new_connection(port, &command).map_err(|e| e.to_string())?;
+            self.check("the raw TPM2_HMAC", &hex::encode(digest))?;
+            let samples =
+                time_loop(runs, || raw::on_new_connection(port, &command).map(drop).map_err(|e| e.to_string()))?;
+            Ok((samples, Some(vec![0x155])))
+        })();
+        self.push(
+            g,
+            Kind::Info,
+            "floor as tpm2-tss's swtpm TCTI sends it: raw TPM2_HMAC on a new TCP connection per command",
+            floor_tcti,
+        );
 
         // (a) warm, in-process; with the encrypted session (the default) and without.
         for (encrypted, label) in [
@@ -629,16 +715,21 @@ impl Bench {
     // Processes
 
     /// Flushes what the last client left loaded in the TPM; records it under `what` (if any).
-    fn flush_after(&self, what: &str) {
+    /// Returns true when something was left.
+    fn flush_after(&self, what: &str) -> bool {
         match raw::flush_leftovers(self.swtpm.port()) {
-            Ok(left) if left != raw::Leftovers::default() && !what.is_empty() => {
+            Ok(left) if left != raw::Leftovers::default() => {
                 let mut leaks = self.leaks.borrow_mut();
-                if !leaks.iter().any(|(w, _)| w == what) {
+                if !what.is_empty() && !leaks.iter().any(|(w, _)| w == what) {
                     leaks.push((what.to_owned(), left));
                 }
+                true
             }
-            Ok(_) => {}
-            Err(e) => eprintln!("*** flushing leftovers after {what}: {e}"),
+            Ok(_) => false,
+            Err(e) => {
+                eprintln!("*** flushing leftovers after {what}: {e}");
+                false
+            }
         }
     }
 
@@ -694,17 +785,35 @@ impl Bench {
         })?;
         self.flush_after(what);
         let mut samples = Samples::default();
+        let (mut failed, mut first_failure, mut leaky_runs) = (0, None, 0);
         for i in 0..runs + 3 {
             let (mut c, input) = make(&self.direct);
             let result = run_process(&mut c, input);
-            self.flush_after("");
-            let (d, out) = result?;
-            if i == 0 {
-                verify(&out)?;
-            }
+            leaky_runs += usize::from(self.flush_after(""));
+            // A run that fails is counted and reported, not timed; most failing ends the path.
+            let (d, out) = match result.and_then(|(d, out)| verify(&out).map(|()| (d, out))) {
+                Ok(ok) => ok,
+                Err(e) => {
+                    failed += 1;
+                    first_failure.get_or_insert(e);
+                    if failed > runs / 4 + 1 {
+                        return Err(format!("{failed} runs failed, first: {}", first_failure.unwrap_or_default()));
+                    }
+                    continue;
+                }
+            };
+            drop(out);
             if i >= 3 {
                 samples.push(d);
             }
+        }
+        if leaky_runs > 0 && !what.is_empty() {
+            self.leaky.borrow_mut().push((what.to_owned(), leaky_runs, runs + 3));
+        }
+        if let Some(e) = first_failure {
+            self.failures
+                .borrow_mut()
+                .push((what.to_owned(), format!("{failed} of {} runs failed; first: {e}", runs + 3)));
         }
         Ok((samples, Some(commands)))
     }
@@ -852,6 +961,17 @@ impl Bench {
                 t += &format!("| {what} | {warm:.3} ms vs {floor:.3} ms = {r:.2}× | {} |\n", yes(r <= 1.5));
             }
         }
+        let tcti_floor = med("floor as tpm2-tss");
+        for (prefix, what) in [
+            ("(a) ours, warm, in-process:", "(warm challenge vs the TCTI floor: TPM2_HMAC on a new connection, as the swtpm TCTI sends every command)"),
+            ("(a) ours, warm, in-process, bus", "(same, bus encryption off)"),
+            ("tpm2-pytss warm", "(for scale: tpm2-pytss warm, password session, vs the TCTI floor)"),
+        ] {
+            if let (Some(floor), Some(warm)) = (tcti_floor, med(prefix)) {
+                let r = warm / floor;
+                t += &format!("| {what} | {warm:.3} ms vs {floor:.3} ms = {r:.2}× | {} |\n", yes(r <= 1.5));
+            }
+        }
         // 4. keepassxc-cli unlock + <= 5 ms
         match (med("keepassxc-cli ls --yubikey"), med("keepassxc-cli ls, password only")) {
             (Some(with), Some(without)) => {
@@ -891,9 +1011,9 @@ impl Bench {
             .unwrap_or_else(|| "unknown".into());
         let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let version = |cmd: &str, arg: &str| {
+        let version = |cmd: &str, args: &[&str]| {
             Command::new(cmd)
-                .arg(arg)
+                .args(args)
                 .output()
                 .map(|o| {
                     let s = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
@@ -910,10 +1030,29 @@ impl Bench {
         );
         s += &format!(
             "TPM: swtpm ({}) over loopback TCP, no resource manager. tpm2-tools: {}. tpm2-tss: {}. {}.\n\n",
-            version("swtpm", "--version"),
-            version("tpm2_hmac", "--version"),
-            version("pkg-config", "--modversion").replace("Must specify package names on the command line", "").trim(),
+            version("swtpm", &["--version"]),
+            version("tpm2_hmac", &["--version"]),
+            version("pkg-config", &["--modversion", "tss2-esys"]),
             self.notes.join("; ")
+        );
+        let git = |args: &[&str]| {
+            Command::new("git")
+                .arg("-C")
+                .arg(repo_root())
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default()
+        };
+        let dirty = git(&["status", "--porcelain", "--", "rust/core", "rust/cli", "rust/bridge"]);
+        s += &format!(
+            "Code: commit {}{}.\n\n",
+            git(&["rev-parse", "--short", "HEAD"]),
+            if dirty.is_empty() {
+                String::new()
+            } else {
+                " plus uncommitted changes in rust/core, rust/cli or rust/bridge".into()
+            }
         );
         s += "Times are wall-clock per operation, measured on a direct connection to swtpm; TPM commands are counted \
               in a separate run through a logging proxy (per operation for warm paths, per process for the \
@@ -922,12 +1061,32 @@ impl Bench {
         s += &report::table(&self.rows);
         s += "\n**Targets (issue 5; reported, not asserted)**\n\n";
         s += &self.targets();
+        let failures = self.failures.borrow();
+        if !failures.is_empty() {
+            s += "\n**Runs that failed** (not timed):\n\n";
+            for (what, how) in failures.iter() {
+                s += &format!("- {what}: {how}\n");
+            }
+        }
         let leaks = self.leaks.borrow();
-        if !leaks.is_empty() {
-            s += "\n**Left loaded in the TPM by one process** (swtpm has no resource manager; /dev/tpmrm0 and tpm2-abrmd flush \
-                  these when the process exits, /dev/tpm0 does not). The benchmark flushes them after every run.\n\n";
-            for (what, left) in leaks.iter() {
-                s += &format!("- {what}: {} session(s), {} transient object(s)\n", left.sessions, left.objects);
+        let leaky = self.leaky.borrow();
+        if !leaks.is_empty() || !leaky.is_empty() {
+            s += "\n**Left loaded in the TPM by one process** (swtpm has no resource manager; /dev/tpmrm0 and tpm2-abrmd \
+                  flush these when the process exits, /dev/tpm0 does not). The benchmark flushes them after every run.\n\n";
+            let mut labels: Vec<&str> = leaks.iter().map(|(w, _)| w.as_str()).collect();
+            labels.extend(leaky.iter().map(|(w, _, _)| w.as_str()).filter(|w| !leaks.iter().any(|(l, _)| l == w)));
+            for what in labels {
+                let counted = leaks
+                    .iter()
+                    .find(|(w, _)| w == what)
+                    .map(|(_, l)| format!("counted run: {} session(s), {} transient object(s)", l.sessions, l.objects))
+                    .unwrap_or_else(|| "counted run: nothing".into());
+                let share = leaky
+                    .iter()
+                    .find(|(w, _, _)| w == what)
+                    .map(|(_, k, n)| format!("; {k} of {n} timed runs left something"))
+                    .unwrap_or_else(|| "; timed runs: nothing".into());
+                s += &format!("- {what}: {counted}{share}\n");
             }
         }
         s

@@ -26,20 +26,32 @@ impl RawTpm {
 
     /// Sends the command and returns the digest (checks the response code).
     pub fn hmac(&mut self) -> std::io::Result<Vec<u8>> {
-        self.stream.write_all(&self.command)?;
-        let mut header = [0u8; 10];
-        self.stream.read_exact(&mut header)?;
-        let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-        let rc = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
-        let mut body = vec![0u8; size.saturating_sub(10)];
-        self.stream.read_exact(&mut body)?;
-        if rc != 0 {
-            return Err(std::io::Error::other(format!("TPM2_HMAC answered 0x{rc:08X}")));
-        }
-        // parameterSize (4), TPM2B_DIGEST (2 + n), then the session's response area.
-        let n = u16::from_be_bytes([body[4], body[5]]) as usize;
-        Ok(body[6..6 + n].to_vec())
+        exchange(&mut self.stream, &self.command)
     }
+}
+
+/// `command` on a new connection, closed afterwards: what tpm2-tss 3.2's swtpm TCTI does for
+/// every command (socket, connect, write, read, close).
+pub fn on_new_connection(port: u16, command: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_nodelay(true)?;
+    exchange(&mut stream, command)
+}
+
+fn exchange(stream: &mut TcpStream, command: &[u8]) -> std::io::Result<Vec<u8>> {
+    stream.write_all(command)?;
+    let mut header = [0u8; 10];
+    stream.read_exact(&mut header)?;
+    let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
+    let rc = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
+    let mut body = vec![0u8; size.saturating_sub(10)];
+    stream.read_exact(&mut body)?;
+    if rc != 0 {
+        return Err(std::io::Error::other(format!("TPM2_HMAC answered 0x{rc:08X}")));
+    }
+    // parameterSize (4), TPM2B_DIGEST (2 + n), then the session's response area.
+    let n = u16::from_be_bytes([body[4], body[5]]) as usize;
+    Ok(body[6..6 + n].to_vec())
 }
 
 /// TPM2_HMAC: header, key handle, authorization area (password session, empty password),
