@@ -4,6 +4,7 @@
 
 mod cmd;
 mod output;
+mod pin;
 
 use std::process::ExitCode;
 

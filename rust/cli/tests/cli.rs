@@ -239,3 +239,20 @@ fn a_frozen_tpm_ends_in_an_error_not_a_hang() {
     assert!(waited >= Duration::from_secs(9) && waited < Duration::from_secs(15), "{waited:?}");
     ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
 }
+
+#[test]
+fn pin_from_a_file_and_a_wrong_pin_says_how_many_tries_are_left() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let pin = swtpm.dir().join("pin");
+    std::fs::write(&pin, "correct horse\n").unwrap();
+    let wrong = swtpm.dir().join("wrong");
+    std::fs::write(&wrong, "battery staple\n").unwrap();
+    let created: Value =
+        serde_json::from_str(&ok(&tcti, &["create", "--pin-file", pin.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(created["no_da"], false);
+    let handle = created["handle"].as_str().unwrap().to_owned();
+    ok(&tcti, &["challenge", "--handle", &handle, "--hex", "01", "--pin-file", pin.to_str().unwrap()]);
+    let line = fails(&tcti, &["challenge", "--handle", &handle, "--hex", "01", "--pin-file", wrong.to_str().unwrap()]);
+    assert!(line.contains("wrong PIN") && line.contains("tries left"), "{line}");
+}

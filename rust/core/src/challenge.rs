@@ -8,13 +8,14 @@
 use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::MaxBuffer;
+use tss_esapi::structures::{Auth, MaxBuffer};
 use zeroize::Zeroizing;
 
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
 use crate::key::Object;
 use crate::rc::{self, codes};
+use crate::secret::Pin;
 use crate::tpm::Tpm;
 
 /// A YubiKey challenge block.
@@ -40,14 +41,40 @@ impl Tpm {
     /// Costs one TPM command once the key has been used in this connection; the first challenge
     /// also reads the key's and the storage key's public areas and starts the session.
     pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.challenge_with_pin(handle, challenge, None)
+    }
+
+    /// [`Tpm::challenge`] for a key that may have a PIN. Without a PIN for a key that needs
+    /// one, nothing is sent to the TPM (a wrong guess would count toward its lockout).
+    pub fn challenge_with_pin(
+        &mut self,
+        handle: KeyHandle,
+        challenge: &[u8],
+        pin: Option<&Pin>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         let message = MaxBuffer::try_from(yubikey_message(challenge)?)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
         let record = self.record_of(handle, object);
+        let needs_pin = match &record {
+            Some(record) => record.pin,
+            // Not provisioned by us (or the record is lost): read what the key is first.
+            None => self.key_info(handle)?.needs_pin,
+        };
+        if needs_pin && pin.is_none() {
+            return Err(Error::PinRequired { handle });
+        }
+        let auth = match pin {
+            Some(pin) => Auth::try_from(pin.auth_value().to_vec())
+                .map_err(|e| Error::Wrapper { operation: "preparing the PIN", text: e.to_string() })?,
+            None => Auth::default(),
+        };
+        self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
         let pcrs = record.as_ref().map(|r| r.pcrs.clone()).unwrap_or_default();
         let reused = self.session.is_some() && pcrs.is_empty();
         let mut answer = self.hmac(handle, object, &message, &pcrs);
-        if answer.is_err() && reused {
+        let stale_session = matches!(&answer, Err((_, Error::Tpm { .. } | Error::Wrapper { .. })));
+        if reused && stale_session {
             // The kept session may be gone (the TPM restarted): try once more with a new one.
             self.end_session();
             answer = self.hmac(handle, object, &message, &pcrs);
@@ -98,8 +125,16 @@ impl Tpm {
     /// Turns an HMAC failure into the error a person can act on: the key is gone, or the
     /// handle holds something that is not an HMAC key.
     fn explain_failure(&mut self, handle: KeyHandle, code: u32, error: Error) -> Error {
-        if matches!(error, Error::NoTpm { .. } | Error::StorageKeyChanged { .. } | Error::PolicyFailed { .. }) {
-            return error;
+        match error {
+            Error::NoTpm { .. } | Error::StorageKeyChanged { .. } | Error::PolicyFailed { .. } => return error,
+            // Say how many tries are left, or how long the lockout lasts.
+            Error::AuthFailed { rc, .. } => {
+                return Error::AuthFailed { rc, tries_left: self.da_status().ok().map(|s| s.tries_left()) }
+            }
+            Error::Lockout { rc, .. } => {
+                return Error::Lockout { rc, interval_seconds: self.da_status().ok().map(|s| s.interval_seconds) }
+            }
+            _ => {}
         }
         // The cached ESYS handle may be stale (key deleted by another program): look again.
         self.forget(handle);

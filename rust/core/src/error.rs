@@ -28,10 +28,13 @@ pub enum Error {
     HandleOccupied { handle: KeyHandle, what: String },
     /// Every handle of the project range (or the TPM's NV memory) is in use.
     NoFreeHandle { detail: String },
-    /// The TPM's dictionary-attack protection is locked out.
-    Lockout { rc: u32 },
-    /// The key's authorisation (PIN) was wrong.
-    AuthFailed { rc: u32 },
+    /// The TPM's dictionary-attack protection is locked out; one failure is forgotten every
+    /// `interval_seconds`, when known.
+    Lockout { rc: u32, interval_seconds: Option<u32> },
+    /// The key's PIN was wrong; `tries_left` before lockout, when known.
+    AuthFailed { rc: u32, tries_left: Option<u32> },
+    /// The key needs a PIN and none was given.
+    PinRequired { handle: KeyHandle },
     /// The key's policy (PCR binding) is not satisfied: the boot state changed.
     PolicyFailed { rc: u32 },
     /// The key has a policy, but which PCRs it binds is not in the metadata file.
@@ -62,6 +65,7 @@ pub enum ErrorKind {
     NoFreeHandle,
     Lockout,
     AuthFailed,
+    PinRequired,
     PolicyFailed,
     BadSecret,
     BadChallenge,
@@ -81,6 +85,7 @@ impl Error {
             Error::NoFreeHandle { .. } => ErrorKind::NoFreeHandle,
             Error::Lockout { .. } => ErrorKind::Lockout,
             Error::AuthFailed { .. } => ErrorKind::AuthFailed,
+            Error::PinRequired { .. } => ErrorKind::PinRequired,
             Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
@@ -92,8 +97,8 @@ impl Error {
     /// The TSS return code behind this error, when there is one.
     pub fn return_code(&self) -> Option<u32> {
         match self {
-            Error::Lockout { rc }
-            | Error::AuthFailed { rc }
+            Error::Lockout { rc, .. }
+            | Error::AuthFailed { rc, .. }
             | Error::PolicyFailed { rc }
             | Error::PolicyUnknown { rc }
             | Error::OutOfMemory { rc, .. }
@@ -148,13 +153,23 @@ impl fmt::Display for Error {
                 f,
                 "no free persistent slot ({detail}); delete a key you no longer need with `tpm-hmac delete --handle …`"
             ),
-            Error::Lockout { rc } => write!(
-                f,
-                "the TPM is in dictionary-attack lockout (TPM_RC_LOCKOUT, 0x{rc:08X}); wait for it to expire, \
-                 or reset it with the lockout password: tpm2_dictionarylockout --clear-lockout"
-            ),
-            Error::AuthFailed { rc } => {
-                write!(f, "wrong PIN for this key (0x{rc:08X}); each wrong PIN counts toward the TPM's lockout")
+            Error::Lockout { rc, interval_seconds } => {
+                write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X}); ")?;
+                if let Some(s) = interval_seconds.filter(|s| *s > 0) {
+                    write!(f, "it allows another try after {s} s (one failure is forgotten every {s} s), ")?;
+                }
+                write!(f, "or the TPM owner can reset it with: tpm2_dictionarylockout --clear-lockout")
+            }
+            Error::AuthFailed { rc, tries_left } => {
+                write!(f, "wrong PIN (0x{rc:08X})")?;
+                match tries_left {
+                    Some(0) => write!(f, "; no tries left: the TPM now locks out PIN-protected keys"),
+                    Some(n) => write!(f, "; {n} {} left before the TPM locks out", if *n == 1 { "try" } else { "tries" }),
+                    None => write!(f, "; each wrong PIN counts toward the TPM's lockout"),
+                }
+            }
+            Error::PinRequired { handle } => {
+                write!(f, "the key at {handle} is protected by a PIN; give it (tpm-hmac asks, or use --pin-file)")
             }
             Error::PolicyFailed { rc } => write!(
                 f,

@@ -12,14 +12,14 @@ use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    Digest, HmacScheme, KeyedHashScheme, Public, PublicBuilder, PublicKeyedHashParameters, SensitiveData,
+    Auth, Digest, HmacScheme, KeyedHashScheme, Public, PublicBuilder, PublicKeyedHashParameters, SensitiveData,
 };
 
 use crate::address::{KeyHandle, SLOT, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
-use crate::secret::Secret;
+use crate::secret::{Pin, Secret};
 use crate::tpm::Tpm;
 
 /// The hash of an HMAC key. SHA-1 is what a YubiKey slot computes and KeePassXC expects.
@@ -130,6 +130,8 @@ pub struct KeySpec {
     pub algorithm: Algorithm,
     /// SHA-256 PCRs to bind the key to (empty: not bound).
     pub pcrs: Vec<u8>,
+    /// A PIN the TPM checks (and rate-limits) on every use; `None`: no PIN, and the key is noDA.
+    pub pin: Option<Pin>,
 }
 
 /// The object at a persistent handle, described for a person when it is not one of our keys.
@@ -143,20 +145,21 @@ pub(crate) enum Object {
 }
 
 /// `policy`: usable only through its authPolicy (PCR binding), not with its authValue.
-fn attributes(origin: Origin, policy: bool) -> Result<ObjectAttributes> {
+fn attributes(origin: Origin, policy: bool, pin: bool) -> Result<ObjectAttributes> {
     ObjectAttributesBuilder::new()
         .with_fixed_tpm(true)
         .with_fixed_parent(true)
         .with_sensitive_data_origin(origin == Origin::Generated)
         .with_user_with_auth(!policy)
         .with_sign_encrypt(true)
-        // No PIN: exempt from dictionary-attack lockout, so unclean shutdowns never lock the user out.
-        .with_no_da(true)
+        // Without a PIN exempt from dictionary-attack lockout, so unclean shutdowns never lock the
+        // user out; with one, wrong guesses count and the TPM rate-limits them.
+        .with_no_da(!pin)
         .build()
         .map_err(|e| Error::Wrapper { operation: "building the key attributes", text: e.to_string() })
 }
 
-pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>) -> Result<Public> {
+pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>, pin: bool) -> Result<Public> {
     let builder = match &policy {
         Some(digest) => PublicBuilder::new().with_auth_policy(digest.clone()),
         None => PublicBuilder::new(),
@@ -164,7 +167,7 @@ pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option
     builder
         .with_public_algorithm(PublicAlgorithm::KeyedHash)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
-        .with_object_attributes(attributes(origin, policy.is_some())?)
+        .with_object_attributes(attributes(origin, policy.is_some(), pin)?)
         .with_keyed_hash_parameters(algorithm.parameters())
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
@@ -281,7 +284,13 @@ impl Tpm {
         };
         let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
         let policy = if spec.pcrs.is_empty() { None } else { Some(self.pcr_policy_digest(&spec.pcrs)?) };
-        let template = hmac_template(spec.algorithm, origin, policy)?;
+        let template = hmac_template(spec.algorithm, origin, policy, spec.pin.is_some())?;
+        let auth = spec
+            .pin
+            .as_ref()
+            .map(|pin| Auth::try_from(pin.auth_value().to_vec()))
+            .transpose()
+            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
         let sensitive = secret
             .map(|s| SensitiveData::try_from(s.bytes()))
             .transpose()
@@ -292,7 +301,7 @@ impl Tpm {
         let parent_name = self.name_of(parent.handle.into());
         let created = self.with_password(|tpm| {
             tpm.run("creating the key", |ctx| {
-                ctx.create(parent.handle.into(), template.clone(), None, sensitive.clone(), None, None)
+                ctx.create(parent.handle.into(), template.clone(), auth.clone(), sensitive.clone(), None, None)
             })
         });
         let loaded = created.and_then(|key| {
@@ -325,6 +334,7 @@ impl Tpm {
             key_name: self.name_of(object).ok(),
             storage_key_name: parent_name.ok(),
             pcrs: spec.pcrs.clone(),
+            pin: spec.pin.is_some(),
         };
         // Without the record the key works; only the storage-key check is off for it.
         let _ = self.metadata.set(handle, Some(record));

@@ -19,6 +19,7 @@
 //! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - [`worker`]: a connection on its own thread, with a timeout (tpm2-tss has none).
+//! - [`da`]: the dictionary-attack counters, for "2 tries left" and lockout times.
 //! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
 //!
 //! # Notes on code safety
@@ -30,6 +31,7 @@
 
 pub mod address;
 pub mod challenge;
+pub mod da;
 pub mod error;
 pub mod key;
 pub mod metadata;
@@ -48,6 +50,6 @@ pub use challenge::yubikey_message;
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
 pub use metadata::{KeyRecord, Metadata};
-pub use secret::Secret;
+pub use secret::{Pin, Secret};
 pub use tpm::Tpm;
 pub use worker::{TpmWorker, DEFAULT_TIMEOUT};

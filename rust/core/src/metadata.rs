@@ -27,6 +27,9 @@ pub struct KeyRecord {
     /// SHA-256 PCRs the key's policy is bound to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pcrs: Vec<u8>,
+    /// The key needs a PIN.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pin: bool,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -108,8 +111,12 @@ mod tests {
         let meta = Metadata::at(dir.path().join("sub/keys.json"));
         let h = KeyHandle::new(0x8100_0100).unwrap();
         assert_eq!(meta.get(h), None);
-        let record =
-            KeyRecord { key_name: Some("000b34".into()), storage_key_name: Some("000b12".into()), pcrs: vec![7, 16] };
+        let record = KeyRecord {
+            key_name: Some("000b34".into()),
+            storage_key_name: Some("000b12".into()),
+            pcrs: vec![7, 16],
+            pin: true,
+        };
         meta.set(h, Some(record.clone())).unwrap();
         assert_eq!(meta.get(h), Some(record));
         meta.set(h, None).unwrap();

@@ -79,8 +79,8 @@ pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &st
         return Error::NoTpm { tcti: tcti.to_owned(), detail: format!("{operation}: connection failed, 0x{rc:08X}") };
     }
     match tpm_code(rc) {
-        Some(codes::LOCKOUT) => Error::Lockout { rc },
-        Some(codes::AUTH_FAIL | codes::BAD_AUTH) => Error::AuthFailed { rc },
+        Some(codes::LOCKOUT) => Error::Lockout { rc, interval_seconds: None },
+        Some(codes::AUTH_FAIL | codes::BAD_AUTH) => Error::AuthFailed { rc, tries_left: None },
         Some(codes::POLICY_FAIL) => Error::PolicyFailed { rc },
         Some(codes::AUTH_UNAVAILABLE) => Error::PolicyUnknown { rc },
         Some(codes::OBJECT_MEMORY | codes::SESSION_MEMORY) => Error::OutOfMemory { operation, rc },

@@ -79,6 +79,44 @@ impl Secret {
     }
 }
 
+/// A key's PIN. The TPM's authValue is SHA-256 of it (as systemd does), so any length works.
+/// Zeroized on drop; never logged.
+#[derive(Clone)]
+pub struct Pin(Zeroizing<Vec<u8>>);
+
+impl Pin {
+    /// A PIN as typed; a trailing newline (from a file or a pipe) is not part of it.
+    pub fn new(text: &str) -> Result<Pin> {
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.is_empty() {
+            return Err(Error::BadSecret { reason: "the PIN is empty".into() });
+        }
+        Ok(Pin(Zeroizing::new(text.as_bytes().to_vec())))
+    }
+
+    /// Whether two PINs are the same (to confirm a new one).
+    pub fn matches(&self, other: &Pin) -> bool {
+        self.0 == other.0
+    }
+
+    /// The authValue: SHA-256 of the PIN without trailing zero bytes, which the TPM would drop.
+    pub(crate) fn auth_value(&self) -> Zeroizing<Vec<u8>> {
+        use sha2::Digest;
+        let mut digest = Zeroizing::new(sha2::Sha256::digest(&self.0[..]).to_vec());
+        while digest.last() == Some(&0) {
+            digest.pop();
+        }
+        digest
+    }
+}
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pin(..)")
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Secret({} bytes)", self.0.len())

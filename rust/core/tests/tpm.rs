@@ -44,7 +44,7 @@ fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
 }
 
 fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
-    let spec = KeySpec { handle: at.map(handle), algorithm, pcrs: vec![] };
+    let spec = KeySpec { handle: at.map(handle), algorithm, ..KeySpec::default() };
     tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }
 
@@ -150,7 +150,8 @@ fn listing_skips_what_is_not_an_hmac_key() {
     persist_srk(&swtpm.tcti(), swtpm.dir());
     let mut tpm = open(&swtpm);
     let a = import(&mut tpm, YUBIKEY_SECRET, Some(0x8100_0200), Algorithm::Sha1);
-    let b = tpm.create_key(&KeySpec { handle: None, algorithm: Algorithm::Sha256, pcrs: vec![] }).unwrap().handle;
+    let b =
+        tpm.create_key(&KeySpec { handle: None, algorithm: Algorithm::Sha256, ..KeySpec::default() }).unwrap().handle;
     let keys = tpm.list_keys().unwrap();
     let listed: Vec<(u32, i32)> = keys.iter().map(|k| (k.serial(), k.slot())).collect();
     assert_eq!(listed, vec![(b.value(), 1), (a.value(), 1)]);
@@ -273,9 +274,9 @@ fn failed_provisioning_changes_nothing() {
     let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     let before = tpm.challenge(key, &[9u8; 32]).unwrap();
 
-    let occupied = KeySpec { handle: Some(key), algorithm: Algorithm::Sha1, pcrs: vec![] };
+    let occupied = KeySpec { handle: Some(key), algorithm: Algorithm::Sha1, ..KeySpec::default() };
     assert!(matches!(tpm.create_key(&occupied), Err(Error::HandleOccupied { .. })));
-    let srk = KeySpec { handle: Some(handle(0x8100_0001)), algorithm: Algorithm::Sha1, pcrs: vec![] };
+    let srk = KeySpec { handle: Some(handle(0x8100_0001)), algorithm: Algorithm::Sha1, ..KeySpec::default() };
     match tpm.import_key(&srk, &Secret::from_hex(YUBIKEY_SECRET).unwrap()) {
         Err(e @ Error::HandleOccupied { .. }) => assert!(e.to_string().contains("SRK"), "{e}"),
         other => panic!("{other:?}"),
@@ -325,10 +326,13 @@ fn wrong_pin_then_lockout_are_reported_and_noda_keys_keep_working() {
     let mut tpm = open(&swtpm);
     let noda = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     let pin_key = handle(0x8100_0300);
+    // Another tool's key: we learn from its attributes that it needs a PIN, and send none without one.
+    assert!(matches!(tpm.challenge(pin_key, &[1u8; 32]), Err(Error::PinRequired { .. })));
+    let wrong = keepassxc_tpm::Pin::new("not the PIN").unwrap();
     let mut saw_lockout = false;
     for _ in 0..10 {
-        match tpm.challenge(pin_key, &[1u8; 32]) {
-            Err(Error::AuthFailed { rc }) => assert_eq!(rc & 0xFBF, 0x98E & 0xFBF),
+        match tpm.challenge_with_pin(pin_key, &[1u8; 32], Some(&wrong)) {
+            Err(Error::AuthFailed { rc, .. }) => assert_eq!(rc & 0xFBF, 0x98E & 0xFBF),
             Err(e @ Error::Lockout { .. }) => {
                 assert!(e.to_string().contains("0x00000921"), "{e}");
                 saw_lockout = true;
@@ -363,7 +367,7 @@ fn pcr_bound_keys_answer_only_in_the_recorded_boot_state() {
     let tcti = swtpm.tcti();
     let mut tpm = open(&swtpm);
     // PCR 16 is the debug PCR: resettable, so the test can change the "boot state" and undo it.
-    let spec = KeySpec { handle: None, algorithm: Algorithm::Sha1, pcrs: vec![16] };
+    let spec = KeySpec { handle: None, algorithm: Algorithm::Sha1, pcrs: vec![16], pin: None };
     let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap();
     assert!(key.policy_bound);
     let public = tpm2(&tcti, &["tpm2_readpublic", "-c", &key.handle.to_string()]);
@@ -433,4 +437,47 @@ fn full_transient_memory_is_reported_and_changes_nothing() {
     assert_eq!(tpm.persistent_handles().unwrap(), handles_before, "nothing added or removed");
     tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
     assert_eq!(tpm.challenge(key, b"x").unwrap(), before);
+}
+
+#[test]
+fn pin_keys_count_wrong_pins_and_say_how_many_tries_are_left() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let mut tpm = open(&swtpm);
+    let pin = keepassxc_tpm::Pin::new("2468\n").unwrap();
+    let spec = KeySpec { pin: Some(pin.clone()), ..KeySpec::default() };
+    let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap();
+    assert!(key.needs_pin && !key.no_da);
+    let public = tpm2(&tcti, &["tpm2_readpublic", "-c", &key.handle.to_string()]);
+    assert!(!public.contains("noda"), "a PIN key is protected by the lockout:\n{public}");
+    let noda = import(&mut tpm, &"22".repeat(20), None, Algorithm::Sha1);
+
+    let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[6u8; 32]));
+    assert_eq!(&tpm.challenge_with_pin(key.handle, &[6u8; 32], Some(&pin)).unwrap()[..], &expected[..]);
+    // Without a PIN nothing is sent: no failure is counted.
+    assert!(matches!(tpm.challenge(key.handle, &[6u8; 32]), Err(Error::PinRequired { .. })));
+    assert_eq!(tpm.da_status().unwrap().failures, 0);
+
+    let wrong = keepassxc_tpm::Pin::new("0000").unwrap();
+    let max = tpm.da_status().unwrap().max_failures;
+    assert!(max >= 2, "swtpm allows a few failures ({max})");
+    for left in (0..max).rev() {
+        match tpm.challenge_with_pin(key.handle, &[6u8; 32], Some(&wrong)) {
+            Err(e @ Error::AuthFailed { .. }) => {
+                assert!(matches!(e, Error::AuthFailed { tries_left: Some(n), .. } if n == left), "{e}");
+                if left > 0 {
+                    assert!(e.to_string().contains(&format!("{left} tr")), "{e}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    match tpm.challenge_with_pin(key.handle, &[6u8; 32], Some(&pin)) {
+        Err(e @ Error::Lockout { .. }) => assert!(e.to_string().contains("another try after"), "{e}"),
+        other => panic!("even the right PIN waits out the lockout: {other:?}"),
+    }
+    assert_eq!(tpm.challenge(noda, &[6u8; 32]).unwrap().len(), 20, "keys without a PIN are noDA and keep working");
+
+    tpm2(&tcti, &["tpm2_dictionarylockout", "-Q", "--clear-lockout"]);
+    assert_eq!(&tpm.challenge_with_pin(key.handle, &[6u8; 32], Some(&pin)).unwrap()[..], &expected[..]);
 }

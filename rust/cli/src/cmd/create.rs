@@ -28,26 +28,38 @@ pub struct KeyArgs {
     /// then answers only while those PCRs hold the values they hold now
     #[arg(long, value_name = "LIST", value_parser = keepassxc_tpm::pcr::parse_pcrs)]
     pub pcrs: Option<Vec<u8>>,
+    /// Protect the key with a PIN, asked on the terminal; the TPM rate-limits wrong PINs (its
+    /// dictionary-attack protection). Without a PIN the key is exempt from that lockout.
+    #[arg(long)]
+    pub pin: bool,
+    /// Read the new PIN from FILE instead of the terminal
+    #[arg(long, value_name = "FILE")]
+    pub pin_file: Option<std::path::PathBuf>,
     /// Print the new key as JSON
     #[arg(long)]
     pub json: bool,
 }
 
 impl KeyArgs {
-    pub fn spec(&self) -> KeySpec {
-        KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs: self.pcrs.clone().unwrap_or_default() }
+    pub fn spec(&self) -> Result<KeySpec, Error> {
+        let pin = if self.pin || self.pin_file.is_some() {
+            Some(crate::pin::read_new(self.pin_file.as_deref())?)
+        } else {
+            None
+        };
+        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs: self.pcrs.clone().unwrap_or_default(), pin })
     }
 }
 
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
     if args.recovery {
         let secret = Secret::generate(args.key.algorithm.digest_len())?;
-        let key = tpm.import_key(&args.key.spec(), &secret)?;
+        let key = tpm.import_key(&args.key.spec()?, &secret)?;
         show_recovery(&secret);
         report(&key, args.key.json);
         return Ok(());
     }
-    let key = tpm.create_key(&args.key.spec())?;
+    let key = tpm.create_key(&args.key.spec()?)?;
     eprintln!(
         "warning: this key was generated inside the TPM and cannot be backed up: a database that needs it \
          opens only on this computer, and a TPM reset loses it. Use `create --recovery` for a key you can restore."

@@ -19,7 +19,7 @@ pub struct Args {
 
 pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
     let secret = read_secret(&args.secret_file)?;
-    let key = tpm.import_key(&args.key.spec(), &secret)?;
+    let key = tpm.import_key(&args.key.spec()?, &secret)?;
     report(&key, args.key.json);
     Ok(())
 }
