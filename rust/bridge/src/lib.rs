@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use keepassxc_tpm::{ErrorKind, KeyHandle, Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{ErrorKind, KeyHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
 use zeroize::Zeroizing;
 
 #[allow(unsafe_code)]
@@ -26,8 +26,13 @@ mod ffi {
         NotHmacKey,
         /// The TPM's dictionary-attack protection is locked out.
         Lockout,
-        /// The key's PIN was wrong.
+        /// The key's PIN was wrong; the message says how many tries are left.
         AuthFailed,
+        /// The key needs a PIN: ask the user, then call `challenge_with_pin`.
+        PinRequired,
+        /// The TPM's storage key is not the one the key was created under (another TPM, or
+        /// something on the bus answering for it).
+        StorageKeyChanged,
         /// The key is bound to a boot state (PCRs) that has changed.
         PolicyFailed,
         /// The challenge is longer than a YubiKey slot accepts (64 bytes).
@@ -72,6 +77,14 @@ mod ffi {
         /// `challenge` (the raw KeePassXC challenge, 0..=64 bytes, unpadded) into `response`
         /// (give it at least 64 bytes). Nothing is kept in Rust memory afterwards.
         fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult;
+        /// `challenge` for a key with a PIN (as the user typed it, UTF-8).
+        fn challenge_with_pin(
+            serial: u32,
+            slot: i32,
+            challenge: &[u8],
+            pin: &str,
+            response: &mut [u8],
+        ) -> ChallengeResult;
         /// Checks that the key answers, without returning the response.
         fn test_challenge(serial: u32, slot: i32) -> ChallengeResult;
     }
@@ -105,6 +118,8 @@ fn status_of(kind: ErrorKind) -> Status {
         ErrorKind::NotHmacKey => Status::NotHmacKey,
         ErrorKind::Lockout => Status::Lockout,
         ErrorKind::AuthFailed => Status::AuthFailed,
+        ErrorKind::PinRequired => Status::PinRequired,
+        ErrorKind::StorageKeyChanged => Status::StorageKeyChanged,
         ErrorKind::PolicyFailed => Status::PolicyFailed,
         ErrorKind::BadChallenge => Status::BadChallenge,
         _ => Status::TpmError,
@@ -134,12 +149,23 @@ fn failure(status: Status, message: String) -> ChallengeResult {
 }
 
 pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {
+    respond(serial, slot, challenge, None, response)
+}
+
+pub fn challenge_with_pin(serial: u32, slot: i32, challenge: &[u8], pin: &str, response: &mut [u8]) -> ChallengeResult {
+    match Pin::new(pin) {
+        Ok(pin) => respond(serial, slot, challenge, Some(pin), response),
+        Err(e) => failure(Status::AuthFailed, e.to_string()),
+    }
+}
+
+fn respond(serial: u32, slot: i32, challenge: &[u8], pin: Option<Pin>, response: &mut [u8]) -> ChallengeResult {
     let handle = match KeyHandle::from_address(serial, slot) {
         Ok(h) => h,
         Err(e) => return failure(status_of(e.kind()), e.to_string()),
     };
     let challenge = challenge.to_vec();
-    let answer: keepassxc_tpm::Result<Zeroizing<Vec<u8>>> = with_tpm(move |tpm| tpm.challenge(handle, &challenge));
+    let answer = with_tpm(move |tpm| tpm.challenge_with_pin(handle, &challenge, pin.as_ref()));
     match answer {
         Ok(bytes) if bytes.len() <= response.len() => {
             response[..bytes.len()].copy_from_slice(&bytes);
@@ -164,5 +190,5 @@ pub fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
 #[doc(hidden)]
 pub mod testing {
     pub use super::ffi::{ChallengeResult, KeyList, Status};
-    pub use super::{challenge, is_tpm_serial, list_keys, test_challenge};
+    pub use super::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge};
 }

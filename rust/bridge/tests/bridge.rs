@@ -3,8 +3,8 @@
 //! One test function: the bridge reads the TCTI from the environment once per process.
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{KeySpec, Metadata, Secret, Tpm};
-use keepassxc_tpm_bridge::testing::{challenge, is_tpm_serial, list_keys, test_challenge, Status};
+use keepassxc_tpm::{KeyHandle, KeySpec, Metadata, Pin, Secret, Tpm};
+use keepassxc_tpm_bridge::testing::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge, Status};
 use sha1::Sha1;
 use swtpm_fixture::{persist_srk, Swtpm};
 
@@ -40,7 +40,8 @@ fn keepassxc_path_against_swtpm() {
     assert_eq!(result.response_len, 20);
     let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
     mac.update(b"UnitTest");
-    assert_eq!(&response[..20], &mac.finalize().into_bytes()[..]);
+    let expected = mac.finalize().into_bytes();
+    assert_eq!(&response[..20], &expected[..]);
 
     assert_eq!(test_challenge(0x8100_0100, 1).status, Status::Ok);
     assert!(is_tpm_serial(0x8100_0100) && !is_tpm_serial(12_345_678));
@@ -71,6 +72,25 @@ fn keepassxc_path_against_swtpm() {
     for w in workers {
         w.join().unwrap();
     }
+
+    // A key with a PIN: the driver is told to ask for it, and a wrong one says how many tries are left.
+    {
+        let mut tpm = Tpm::open(Some(&tcti)).unwrap();
+        tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        let spec = KeySpec {
+            handle: Some(KeyHandle::new(0x8100_0120).unwrap()),
+            pin: Some(Pin::new("1357").unwrap()),
+            ..KeySpec::default()
+        };
+        tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
+    }
+    assert_eq!(challenge(0x8100_0120, 1, b"UnitTest", &mut response).status, Status::PinRequired);
+    let wrong = challenge_with_pin(0x8100_0120, 1, b"UnitTest", "0000", &mut response);
+    assert_eq!(wrong.status, Status::AuthFailed);
+    assert!(wrong.message.contains("tries left"), "{}", wrong.message);
+    let right = challenge_with_pin(0x8100_0120, 1, b"UnitTest", "1357", &mut response);
+    assert_eq!((right.status, right.response_len), (Status::Ok, 20), "{}", right.message);
+    assert_eq!(&response[..20], &expected[..]);
 
     // The TPM restarts between challenges (its sessions are gone): the kept session is replaced
     // without the caller noticing.
