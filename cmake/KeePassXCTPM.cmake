@@ -4,11 +4,14 @@
 #   CMakeLists.txt, after option(WITH_XC_YUBIKEY ...):        include(KeePassXCTPM)
 #   src/CMakeLists.txt, after target_link_libraries(keepassx_core ...):  keepassxc_tpm_setup(keepassx_core)
 #
-# With WITH_XC_TPM=ON this builds the Rust bridge (crate keepassxc-tpm-bridge, a staticlib made with cxx)
-# with cargo in the profile matching CMAKE_BUILD_TYPE, into <build>/cargo, compiles
-# src/keys/drivers/YubiKeyInterfaceTPM.cpp against the cxx-generated header, and links the staticlib,
-# tpm2-tss (pkg-config) and libcrypto into keepassx_core. Only that one source file sees the bridge's
-# include directory, so the rest of KeePassXC compiles with unchanged flags.
+# With WITH_XC_TPM=ON this builds, with cargo in the profile matching CMAKE_BUILD_TYPE into <build>/cargo,
+# the Rust bridge (crate keepassxc-tpm-bridge, a staticlib made with cxx) and the TPM backend (crate
+# keepassxc-tpm-backend, libkeepassxc_tpm_backend.so, the only part that links tpm2-tss), compiles
+# src/keys/drivers/YubiKeyInterfaceTPM.cpp against the cxx-generated header, and links the staticlib
+# into keepassx_core. KeePassXC does not link tpm2-tss: the bridge loads the backend at run time, from
+# <libdir>/keepassxc (where `make install` puts it), the build tree, next to the executable, or
+# $KEEPASSXC_TPM_BACKEND; without it (or without tpm2-tss) KeePassXC runs and lists no TPM key.
+# Only the driver source sees the bridge's include directory, so the rest of KeePassXC compiles as before.
 #
 # Cache variables:
 #   WITH_XC_TPM               ON/OFF (needs WITH_XC_YUBIKEY)
@@ -64,6 +67,7 @@ function(keepassxc_tpm_setup core_target)
     endif()
 
     find_package(PkgConfig REQUIRED)
+    # Needed to build the backend (not linked into KeePassXC); checked here for a clear message
     pkg_check_modules(KEEPASSXC_TPM_TSS2 REQUIRED tss2-esys tss2-tctildr tss2-mu tss2-sys libcrypto)
 
     string(TOLOWER "${CMAKE_BUILD_TYPE}" build_type)
@@ -78,14 +82,26 @@ function(keepassxc_tpm_setup core_target)
     set(cargo_target_dir "${CMAKE_BINARY_DIR}/cargo")
     set(bridge_lib "${cargo_target_dir}/${cargo_profile_dir}/${CMAKE_STATIC_LIBRARY_PREFIX}keepassxc_tpm_bridge${CMAKE_STATIC_LIBRARY_SUFFIX}")
     set(bridge_include_dir "${cargo_target_dir}/cxxbridge")
+    set(backend_lib "${cargo_target_dir}/${cargo_profile_dir}/libkeepassxc_tpm_backend.so")
+    include(GNUInstallDirs)
+    set(backend_install_dir "${CMAKE_INSTALL_LIBDIR}/keepassxc")
+    if(IS_ABSOLUTE "${backend_install_dir}")
+        set(backend_search_dirs "${backend_install_dir}")
+    else()
+        set(backend_search_dirs "${CMAKE_INSTALL_PREFIX}/${backend_install_dir}")
+    endif()
+    # The build tree's too, so that the fork runs from its build directory
+    string(APPEND backend_search_dirs ":${cargo_target_dir}/${cargo_profile_dir}")
     set(bridge_header "${bridge_include_dir}/keepassxc-tpm-bridge/src/lib.rs.h")
 
     # cargo decides what is stale; the custom target runs it on every build that needs the library
     add_custom_target(keepassxc_tpm_bridge
         COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${cargo_target_dir}"
-                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked -p keepassxc-tpm-bridge
+                "KEEPASSXC_TPM_BACKEND_DIR=${backend_search_dirs}"
+                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked
+                -p keepassxc-tpm-bridge -p keepassxc-tpm-backend
                 --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR}/Cargo.toml"
-        BYPRODUCTS "${bridge_lib}" "${bridge_header}" "${bridge_include_dir}/rust/cxx.h"
+        BYPRODUCTS "${bridge_lib}" "${backend_lib}" "${bridge_header}" "${bridge_include_dir}/rust/cxx.h"
         WORKING_DIRECTORY "${KEEPASSXC_TPM_SOURCE_DIR}"
         COMMENT "Building the keepassxc-tpm bridge with cargo (${cargo_profile_dir})"
         USES_TERMINAL
@@ -97,13 +113,10 @@ function(keepassxc_tpm_setup core_target)
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY COMPILE_OPTIONS "-isystem${bridge_include_dir}")
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY OBJECT_DEPENDS "${bridge_header}")
 
-    # keepassx_core uses the plain target_link_libraries signature, so this must too
-    target_link_libraries(${core_target}
-        "${bridge_lib}"
-        ${KEEPASSXC_TPM_TSS2_LINK_LIBRARIES}
-        ${CMAKE_DL_LIBS}
-        pthread
-        m)
+    # keepassx_core uses the plain target_link_libraries signature, so this must too. No tpm2-tss here:
+    # the backend, loaded at run time, links it.
+    target_link_libraries(${core_target} "${bridge_lib}" ${CMAKE_DL_LIBS} pthread m)
+    install(FILES "${backend_lib}" DESTINATION "${backend_install_dir}")
 
     # For tests and the demo: creates a database protected by password + hardware key with KeePassXC's
     # own code (keepassxc-cli 2.7's db-create cannot add one). Built only when asked for; not installed.

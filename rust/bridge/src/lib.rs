@@ -1,12 +1,14 @@
 //! The staticlib KeePassXC links: one `#[cxx::bridge]` module that lists TPM HMAC keys and
-//! answers challenges through the core crate. No logic of its own beyond mapping the core's
-//! errors onto a status enum (a Rust `Result` would become a C++ exception).
-// cxx's generated glue is unsafe FFI; everything written by hand here is safe code.
+//! answers challenges. It does not link tpm2-tss: the TPM backend (a shared library that does)
+//! is loaded at run time (`loader`), so KeePassXC starts and works where tpm2-tss is absent and
+//! simply lists no TPM key. No logic of its own beyond moving bytes and mapping status codes (a
+//! Rust `Result` would become a C++ exception).
+// cxx's generated glue and the loader's dlopen are unsafe FFI; the rest is safe code.
 #![deny(unsafe_code)]
 
-use std::sync::Mutex;
+mod loader;
 
-use keepassxc_tpm::{ErrorKind, KeyHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm_abi::{status, KeyEntry, TPM_SERIALS};
 use zeroize::Zeroizing;
 
 #[allow(unsafe_code)]
@@ -92,60 +94,43 @@ mod ffi {
 
 use ffi::{ChallengeResult, KeyInfo, KeyList, Status};
 
-/// One TPM connection per process, on its own thread, reused while it works: KeePassXC detects
-/// keys on a worker thread and challenges on another; the mutex serialises them, and the
-/// worker's timeout turns a TPM that stopped answering into an error instead of a hung unlock.
-static WORKER: Mutex<Option<TpmWorker>> = Mutex::new(None);
-
-fn with_tpm<T: Send + 'static>(
-    job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
-) -> keepassxc_tpm::Result<T> {
-    let mut guard = WORKER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let worker = guard.get_or_insert_with(|| TpmWorker::start(None, DEFAULT_TIMEOUT));
-    let result = worker.run(job);
-    if let Err(keepassxc_tpm::Error::Timeout { .. }) = result {
-        // The old worker may stay stuck in a read; the next call gets a new one.
-        *guard = None;
-    }
-    result
-}
-
-fn status_of(kind: ErrorKind) -> Status {
-    match kind {
-        ErrorKind::NoTpm => Status::NoTpm,
-        ErrorKind::PermissionDenied => Status::PermissionDenied,
-        ErrorKind::NoSuchKey | ErrorKind::BadHandle => Status::NoSuchKey,
-        ErrorKind::NotHmacKey => Status::NotHmacKey,
-        ErrorKind::Lockout => Status::Lockout,
-        ErrorKind::AuthFailed => Status::AuthFailed,
-        ErrorKind::PinRequired => Status::PinRequired,
-        ErrorKind::StorageKeyChanged => Status::StorageKeyChanged,
-        ErrorKind::PolicyFailed => Status::PolicyFailed,
-        ErrorKind::BadChallenge => Status::BadChallenge,
+fn status_of(code: u32) -> Status {
+    match code {
+        status::OK => Status::Ok,
+        status::NO_TPM => Status::NoTpm,
+        status::PERMISSION_DENIED => Status::PermissionDenied,
+        status::NO_SUCH_KEY => Status::NoSuchKey,
+        status::NOT_HMAC_KEY => Status::NotHmacKey,
+        status::LOCKOUT => Status::Lockout,
+        status::AUTH_FAILED => Status::AuthFailed,
+        status::PIN_REQUIRED => Status::PinRequired,
+        status::STORAGE_KEY_CHANGED => Status::StorageKeyChanged,
+        status::POLICY_FAILED => Status::PolicyFailed,
+        status::BAD_CHALLENGE => Status::BadChallenge,
+        status::BUFFER_TOO_SMALL => Status::BufferTooSmall,
         _ => Status::TpmError,
     }
 }
 
 pub fn list_keys() -> KeyList {
-    match with_tpm(|tpm| tpm.list_keys()) {
+    let listed = loader::backend().and_then(|backend| backend.list_keys());
+    match listed.and_then(|json| {
+        serde_json::from_str::<Vec<KeyEntry>>(&json).map_err(|e| (status::TPM_ERROR, format!("bad key list: {e}")))
+    }) {
         Ok(keys) => KeyList {
             status: Status::Ok,
             message: String::new(),
             keys: keys
-                .iter()
-                .map(|k| KeyInfo { serial: k.serial(), slot: k.slot(), display_name: k.display_name() })
+                .into_iter()
+                .map(|k| KeyInfo { serial: k.serial, slot: k.slot, display_name: k.display_name })
                 .collect(),
         },
-        Err(e) => KeyList { status: status_of(e.kind()), message: e.to_string(), keys: Vec::new() },
+        Err((code, message)) => KeyList { status: status_of(code), message, keys: Vec::new() },
     }
 }
 
 pub fn is_tpm_serial(serial: u32) -> bool {
-    KeyHandle::from_serial(serial).is_ok()
-}
-
-fn failure(status: Status, message: String) -> ChallengeResult {
-    ChallengeResult { status, message, response_len: 0 }
+    TPM_SERIALS.contains(&serial)
 }
 
 pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {
@@ -153,29 +138,13 @@ pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) 
 }
 
 pub fn challenge_with_pin(serial: u32, slot: i32, challenge: &[u8], pin: &str, response: &mut [u8]) -> ChallengeResult {
-    match Pin::new(pin) {
-        Ok(pin) => respond(serial, slot, challenge, Some(pin), response),
-        Err(e) => failure(Status::AuthFailed, e.to_string()),
-    }
+    respond(serial, slot, challenge, Some(pin), response)
 }
 
-fn respond(serial: u32, slot: i32, challenge: &[u8], pin: Option<Pin>, response: &mut [u8]) -> ChallengeResult {
-    let handle = match KeyHandle::from_address(serial, slot) {
-        Ok(h) => h,
-        Err(e) => return failure(status_of(e.kind()), e.to_string()),
-    };
-    let challenge = challenge.to_vec();
-    let answer = with_tpm(move |tpm| tpm.challenge_with_pin(handle, &challenge, pin.as_ref()));
-    match answer {
-        Ok(bytes) if bytes.len() <= response.len() => {
-            response[..bytes.len()].copy_from_slice(&bytes);
-            ChallengeResult { status: Status::Ok, message: String::new(), response_len: bytes.len() }
-        }
-        Ok(bytes) => failure(
-            Status::BufferTooSmall,
-            format!("the response has {} bytes but the buffer only {}", bytes.len(), response.len()),
-        ),
-        Err(e) => failure(status_of(e.kind()), e.to_string()),
+fn respond(serial: u32, slot: i32, challenge: &[u8], pin: Option<&str>, response: &mut [u8]) -> ChallengeResult {
+    match loader::backend().and_then(|backend| backend.challenge(serial, slot, challenge, pin, response)) {
+        Ok(len) => ChallengeResult { status: Status::Ok, message: String::new(), response_len: len },
+        Err((code, message)) => ChallengeResult { status: status_of(code), message, response_len: 0 },
     }
 }
 

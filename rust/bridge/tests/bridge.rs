@@ -20,6 +20,7 @@ fn keepassxc_path_against_swtpm() {
     tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap()).unwrap();
     drop(tpm);
     std::env::set_var("TSS2_LOG", "all+none");
+    std::env::set_var("KEEPASSXC_TPM_BACKEND", backend_library());
     // No TPM at first (nothing listens on port 1): an error status, and nothing cached, so a
     // refresh finds the TPM once it is there.
     std::env::set_var("TPM2TOOLS_TCTI", "swtpm:host=127.0.0.1,port=1");
@@ -117,4 +118,13 @@ fn keepassxc_path_against_swtpm() {
     assert!(waited < std::time::Duration::from_secs(15), "gave up after {waited:?}");
     let after = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
     assert_eq!(after.status, Status::Ok, "works again once the TPM answers: {}", after.message);
+}
+
+/// The backend cdylib cargo built next to this test (`cargo build --workspace`).
+fn backend_library() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let library = profile_dir.join("libkeepassxc_tpm_backend.so");
+    assert!(library.exists(), "{} is missing: run `cargo build --workspace` first", library.display());
+    library
 }

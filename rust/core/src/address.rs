@@ -8,7 +8,7 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// Persistent handles of the owner hierarchy (TPM 2.0 Part 2, 7.6).
-pub const OWNER_PERSISTENT: RangeInclusive<u32> = 0x8100_0000..=0x817F_FFFF;
+pub const OWNER_PERSISTENT: RangeInclusive<u32> = keepassxc_tpm_abi::TPM_SERIALS;
 /// Where `create`/`import` put a key when no handle is given: clear of the SRK (0x81000001),
 /// the other TCG-reserved low handles and the endorsement keys (0x8101xxxx).
 pub const PROJECT_RANGE: RangeInclusive<u32> = 0x8100_0100..=0x8100_01FF;
