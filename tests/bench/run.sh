@@ -27,6 +27,11 @@ fi
 command -v tpm2_hmac >/dev/null 2>&1 || echo "*** tpm2-tools is not installed: its rows will be SKIPPED ***" >&2
 command -v swtpm >/dev/null 2>&1 || { echo "swtpm is not installed (apt-get install swtpm swtpm-tools)" >&2; exit 1; }
 
-cargo build --release --manifest-path "$ROOT/Cargo.toml" -p tpm-hmac -p keepassxc-tpm-bench
+# The bridge (KeePassXC's path) loads the TPM backend at run time from next to the executable
+# (issue 7): build it too when the workspace has it.
+PACKAGES="-p tpm-hmac -p keepassxc-tpm-bench"
+[ -f "$ROOT/rust/backend/Cargo.toml" ] && PACKAGES="$PACKAGES -p keepassxc-tpm-backend"
+# shellcheck disable=SC2086
+cargo build --release --manifest-path "$ROOT/Cargo.toml" $PACKAGES
 exec "$TARGET/release/keepassxc-tpm-bench" --python "$VENV/bin/python" --tpm-hmac "$TARGET/release/tpm-hmac" \
     --out "$OUT" "$@"
