@@ -6,7 +6,8 @@
 # with ninja (ccache when present).
 #
 # Usage: tests/keepassxc/build-fork.sh VERSION [ninja targets...]     (VERSION 2.7.4 or 2.7.10)
-# Environment: JOBS (default 2), CMAKE_BUILD_TYPE (default Release).
+# Environment: JOBS (default 2), CMAKE_BUILD_TYPE (default Release), KEEPASSXC_TPM_SOURCE_DIR (the
+# keepassxc-tpm checkout whose Rust crates are built; default: this one).
 # Result: build/keepassxc-VERSION/build/src/keepassxc, .../src/cli/keepassxc-cli, .../tests/testcli, ...
 # Exit codes: 0 built, 1 error, 2 usage, 77 the source cannot be downloaded (a skip, not a failure).
 # Re-running is incremental: files are copied only when they changed, the patch is applied once.
@@ -26,6 +27,7 @@ TREE=$BUILD/keepassxc-$VERSION
 SRC=$TREE/src
 BIN=$TREE/build
 PATCH=$ROOT/cpp-shim/patches/$VERSION/0001-Register-the-TPM-hardware-key-driver.patch
+TPM_SOURCE=${KEEPASSXC_TPM_SOURCE_DIR:-$ROOT}
 
 die() { echo "build-fork: $*" >&2; exit 1; }
 
@@ -75,7 +77,7 @@ echo "build-fork: configuring KeePassXC $VERSION in $BIN"
 # shellcheck disable=SC2086 # LAUNCHER is a list of options
 cmake -S "$SRC" -B "$BIN" -G Ninja $LAUNCHER \
     -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
-    -DWITH_XC_YUBIKEY=ON -DWITH_XC_TPM=ON -DKEEPASSXC_TPM_SOURCE_DIR="$ROOT" \
+    -DWITH_XC_YUBIKEY=ON -DWITH_XC_TPM=ON -DKEEPASSXC_TPM_SOURCE_DIR="$TPM_SOURCE" \
     -DWITH_TESTS=ON -DWITH_GUI_TESTS=OFF \
     -DWITH_XC_BROWSER=OFF -DWITH_XC_NETWORKING=OFF -DWITH_XC_UPDATECHECK=OFF -DWITH_XC_KEESHARE=OFF \
     -DWITH_XC_FDOSECRETS=OFF -DWITH_XC_SSHAGENT=OFF -DWITH_XC_AUTOTYPE=OFF -DWITH_XC_DOCS=OFF \

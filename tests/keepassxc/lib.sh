@@ -43,7 +43,7 @@ kx_tpm_hmac_build() {
         return 0
     fi
     CARGO=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
-    CARGO_TARGET_DIR=$KX_BIN/cargo "$CARGO" build -q --release --locked -p tpm-hmac --manifest-path "$KX_ROOT/Cargo.toml" ||
+    CARGO_TARGET_DIR=$KX_BIN/cargo "$CARGO" build -q --release --locked -p tpm-hmac --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR:-$KX_ROOT}/Cargo.toml" ||
         { say "FAIL: building tpm-hmac failed" >&2; exit 1; }
     TPM_HMAC=$KX_BIN/cargo/release/tpm-hmac
 }

@@ -85,6 +85,16 @@ namespace
             return YubiKeyInterfaceTPM::tr("The TPM refused the PIN of the key at %1. Check the PIN; repeated failures "
                                            "lock the TPM.")
                 .arg(handle);
+        case Status::PinRequired:
+            return YubiKeyInterfaceTPM::tr(
+                       "The TPM key at %1 is protected by a PIN, which KeePassXC cannot ask for yet. "
+                       "Use a TPM key without a PIN for this database.")
+                .arg(handle);
+        case Status::StorageKeyChanged:
+            return YubiKeyInterfaceTPM::tr("The TPM's storage key is not the one the key at %1 was made with: this is "
+                                           "another TPM, or something on the way to the TPM answers for it. Do not "
+                                           "unlock here until you know why.")
+                .arg(handle);
         case Status::PolicyFailed:
             return YubiKeyInterfaceTPM::tr(
                        "The TPM key at %1 is bound to a system state (PCR values) that has changed. "
