@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Every KeePassXC-fork test for both KeePassXC versions: builds each fork (incremental), then runs
 # test-upstream-hwkey.sh (issue 3, test 1), test-cli-e2e.sh (test 2) and, when present,
-# test-gui.sh (test 3). A version whose source cannot be downloaded is reported loudly as SKIP.
+# test-gui.sh (test 3) and test-pin.sh (PIN prompts, issue 4). A version whose source cannot be
+# downloaded is reported loudly as SKIP.
 #
 # Usage: tests/keepassxc/run-tests.sh [VERSION...]      (default: 2.7.4 2.7.10)
 # Exit codes: 0 everything passed or skipped, 1 something failed.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 VERSIONS=${*:-2.7.4 2.7.10}
-TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh"
+TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh"
 
 summary=""
 failed=0

@@ -23,18 +23,11 @@ kx_build_fork
 kx_tpm_hmac_build
 WORK=$KX_TREE/test-gui
 rm -rf "$WORK"
-mkdir -p "$WORK/home" "$WORK/runtime"
-chmod 700 "$WORK/runtime"
+mkdir -p "$WORK"
 kx_start_swtpm "$WORK/swtpm"
 
-XVFB_PID=
-KX_PID=
-cleanup() {
-    [ -z "$KX_PID" ] || kill "$KX_PID" 2>/dev/null || true
-    [ -z "$XVFB_PID" ] || kill "$XVFB_PID" 2>/dev/null || true
-    stop_swtpm
-}
-trap cleanup EXIT
+. "$KX_HERE/gui-lib.sh"
+trap kx_stop_all EXIT
 
 tpm_hmac create --handle 0x81000100 >"$WORK/create.log" 2>&1 &&
     tpm_hmac create --handle 0x81000101 >>"$WORK/create.log" 2>&1 ||
@@ -45,72 +38,17 @@ PASSWORD=gui-test
 printf '%s\n' "$PASSWORD" | "$KX_MAKE_DB" "$DB" "1:$SERIAL" "Bank" "Mail" >"$WORK/make-db.log" 2>&1 ||
     { cat "$WORK/make-db.log" >&2; fail "keepassxc-tpm-make-db"; finish; }
 
-# A private X server on a free display number
-exec 3>"$WORK/display"
-Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-XVFB_PID=$!
-exec 3>&-
-for _ in $(seq 50); do
-    [ -s "$WORK/display" ] && break
-    sleep 0.1
-done
-export DISPLAY=":$(head -1 "$WORK/display")"
-
-# A fresh configuration, so that no earlier unlock pre-selects the key
-HOME=$WORK/home XDG_RUNTIME_DIR=$WORK/runtime "$KX_BIN/src/keepassxc" \
-    --config "$WORK/keepassxc.ini" --localconfig "$WORK/keepassxc-local.ini" "$DB" >"$WORK/keepassxc.log" 2>&1 &
-KX_PID=$!
-
-wait_for_title() { # $1 = title regex; prints the window id
-    for _ in $(seq 100); do
-        wid=$(xdotool search --name "$1" 2>/dev/null | head -1 || true)
-        if [ -n "$wid" ]; then
-            echo "$wid"
-            return 0
-        fi
-        sleep 0.2
-    done
-    return 1
-}
-
-if ! WID=$(wait_for_title 'demo\.kdbx \[Locked\] - KeePassXC'); then
+kx_start_xvfb
+kx_start_gui "$DB"
+if ! WID=$(kx_wait_for_title 'demo\.kdbx \[Locked\] - KeePassXC'); then
     cat "$WORK/keepassxc.log" >&2
     fail "the unlock dialog did not appear"
     finish
 fi
 pass "the unlock dialog is up (window $WID, $DISPLAY)"
-sleep 3 # key detection runs in the background
+kx_gui_unlock_with_first_key "$WID" "$PASSWORD" "$WORK/unlock-dialog.png"
 
-xdotool type --delay 40 "$PASSWORD"
-case "$VERSION" in
-    2.7.4)
-        # Hardware Key row: a combo box and a Refresh button (no automatic detection for a new database)
-        xdotool mousemove --window "$WID" 665 378 click 1
-        sleep 2
-        xdotool mousemove --window "$WID" 410 378 click 1
-        sleep 1
-        import -window root "$WORK/unlock-dialog.png"
-        # Item 0 is "Select hardware key…"; the keys follow, lowest handle first
-        xdotool key Home Down Return
-        ;;
-    *)
-        # "Use hardware key" check box, then the key list (shown when more than one key is found)
-        xdotool key Tab
-        sleep 0.3
-        xdotool key space
-        sleep 0.5
-        xdotool key Tab
-        sleep 0.3
-        xdotool key alt+Down
-        sleep 1
-        import -window root "$WORK/unlock-dialog.png"
-        xdotool key Home Return
-        ;;
-esac
-sleep 0.3
-xdotool key Return # the dialog's default button: Unlock
-
-if UNLOCKED=$(wait_for_title '^TPM demo - KeePassXC$'); then
+if UNLOCKED=$(kx_wait_for_title '^TPM demo - KeePassXC$'); then
     sleep 1
     import -window root "$WORK/unlocked.png"
     pass "unlocked through the TPM key: window title \"$(xdotool getwindowname "$UNLOCKED")\""
@@ -154,9 +92,7 @@ if [ -n "$WID" ]; then
     xdotool mousemove --window "$WID" $ok_button click 1
     sleep 4 # KeePassXC saves after every change: a new KDF seed, challenged with the new key
 fi
-kill "$KX_PID" 2>/dev/null || true
-wait "$KX_PID" 2>/dev/null || true
-KX_PID=
+kx_stop_gui
 
 SERIAL2=$((0x81000101))
 if printf '%s\n' "$PASSWORD" | "$KX_CLI" ls --yubikey "1:$SERIAL2" "$DB" >"$WORK/cli-new-key.log" 2>&1; then

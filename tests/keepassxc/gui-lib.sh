@@ -1,0 +1,93 @@
+# GUI helpers for the tests/keepassxc GUI tests (sourced by bash after lib.sh): a private Xvfb, the
+# fork's keepassxc with a fresh configuration, and the unlock dialog's hardware-key steps per version.
+# The window coordinates are those of the stock 800x600 main window without a window manager; every
+# test checks the outcome (window title, database contents), so a layout change shows up as a failure.
+
+KX_XVFB_PID=
+KX_GUI_PID=
+
+# Starts Xvfb on a free display; exports DISPLAY.
+kx_start_xvfb() {
+    exec 3>"$WORK/display"
+    Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+    KX_XVFB_PID=$!
+    exec 3>&-
+    for _ in $(seq 50); do
+        [ -s "$WORK/display" ] && break
+        sleep 0.1
+    done
+    export DISPLAY=":$(head -1 "$WORK/display")"
+}
+
+# Starts the fork's GUI on database $1 with a fresh configuration (no earlier unlock pre-selects a key).
+kx_start_gui() {
+    mkdir -p "$WORK/home" "$WORK/runtime"
+    chmod 700 "$WORK/runtime"
+    rm -f "$WORK/keepassxc.ini" "$WORK/keepassxc-local.ini"
+    HOME=$WORK/home XDG_RUNTIME_DIR=$WORK/runtime "$KX_BIN/src/keepassxc" \
+        --config "$WORK/keepassxc.ini" --localconfig "$WORK/keepassxc-local.ini" "$1" >"$WORK/keepassxc.log" 2>&1 &
+    KX_GUI_PID=$!
+}
+
+kx_stop_gui() {
+    if [ -n "$KX_GUI_PID" ]; then
+        kill "$KX_GUI_PID" 2>/dev/null || true
+        wait "$KX_GUI_PID" 2>/dev/null || true
+        KX_GUI_PID=
+    fi
+}
+
+kx_stop_all() {
+    kx_stop_gui
+    [ -z "$KX_XVFB_PID" ] || kill "$KX_XVFB_PID" 2>/dev/null || true
+    stop_swtpm
+}
+
+# Prints the id of the first window whose title matches regex $1, waiting up to 20 s.
+kx_wait_for_title() {
+    for _ in $(seq 100); do
+        wid=$(xdotool search --name "$1" 2>/dev/null | head -1 || true)
+        if [ -n "$wid" ]; then
+            echo "$wid"
+            return 0
+        fi
+        sleep 0.2
+    done
+    return 1
+}
+
+# In the unlock dialog (window $1): types password $2, lists the hardware keys (screenshot $3) and
+# picks the first one (lowest handle); then presses Unlock. Needs two or more keys: 2.7.10 shows
+# the key list only then.
+kx_gui_unlock_with_first_key() {
+    local wid=$1 password=$2 shot=$3
+    sleep 3 # key detection runs in the background
+    xdotool type --delay 40 "$password"
+    case "$VERSION" in
+        2.7.4)
+            # Hardware Key row: a combo box and a Refresh button (no automatic detection for a new database)
+            xdotool mousemove --window "$wid" 665 378 click 1
+            sleep 2
+            xdotool mousemove --window "$wid" 410 378 click 1
+            sleep 1
+            import -window root "$shot"
+            # Item 0 is "Select hardware key…"; the keys follow, lowest handle first
+            xdotool key Home Down Return
+            ;;
+        *)
+            # "Use hardware key" check box, then the key list
+            xdotool key Tab
+            sleep 0.3
+            xdotool key space
+            sleep 0.5
+            xdotool key Tab
+            sleep 0.3
+            xdotool key alt+Down
+            sleep 1
+            import -window root "$shot"
+            xdotool key Home Return
+            ;;
+    esac
+    sleep 0.3
+    xdotool key Return # the dialog's default button: Unlock
+}

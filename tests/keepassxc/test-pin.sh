@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# TPM keys with a PIN in the fork (issue 4's KeePassXC part): keepassxc-cli asks for the PIN on the
+# terminal, the GUI in a dialog (screenshot); the right PIN opens the database, a wrong one is refused
+# with the number of tries left, no PIN is refused without a TPM attempt.
+# Screenshots: build/keepassxc-VERSION/test-pin/{pin-dialog,unlocked}.png
+#
+# Usage: tests/keepassxc/test-pin.sh VERSION     (2.7.4 or 2.7.10)
+# Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
+VERSION=$1
+KX_TEST=pin
+. "$(dirname "$0")/lib.sh"
+
+kx_build_fork
+kx_tpm_hmac_build
+WORK=$KX_TREE/test-pin
+rm -rf "$WORK"
+mkdir -p "$WORK"
+kx_start_swtpm "$WORK/swtpm"
+. "$KX_HERE/gui-lib.sh"
+trap kx_stop_all EXIT
+
+PIN=4711
+printf '%s\n' "$PIN" >"$WORK/pin"
+# The PIN key first (lowest handle); a second key without PIN makes the GUI show its key list
+tpm_hmac create --pin-file "$WORK/pin" --handle 0x81000100 >"$WORK/create.log" 2>&1 &&
+    tpm_hmac create --handle 0x81000101 >>"$WORK/create.log" 2>&1 ||
+    { cat "$WORK/create.log" >&2; fail "tpm-hmac create"; finish; }
+rm -f "$WORK/pin"
+SERIAL=$((0x81000100))
+DB=$WORK/pin.kdbx
+PASSWORD=pin-test
+PTY="python3 $KX_HERE/pty-run.py"
+PROMPT='PIN of the TPM key at 0x81000100'
+
+# Creating the database challenges twice (setting the key, then saving with a new KDF seed)
+if $PTY --answer "$PROMPT" "$PIN" --answer "$PROMPT" "$PIN" -- \
+    sh -c "echo '$PASSWORD' | '$KX_MAKE_DB' '$DB' 1:$SERIAL Bank Mail" >"$WORK/make-db.log" 2>&1; then
+    pass "created $DB (password + TPM key with PIN), the PIN asked on the terminal"
+else
+    sed 's/^/    /' "$WORK/make-db.log" >&2
+    fail "keepassxc-tpm-make-db with a PIN key"
+    finish
+fi
+
+cli_pin() { # $1 = PIN to type ("" = just Enter); output in $WORK/cli.log
+    $PTY --answer 'Enter password' "$PASSWORD" --answer "$PROMPT" "$1" -- \
+        "$KX_CLI" ls --yubikey "1:$SERIAL" "$DB" >"$WORK/cli.log" 2>&1
+}
+if cli_pin "$PIN" && grep -q '^Bank' "$WORK/cli.log" && ! grep -q "$PIN" "$WORK/cli.log"; then
+    pass "keepassxc-cli asks for the PIN on the terminal (not echoed) and opens it"
+else
+    sed 's/^/    /' "$WORK/cli.log" >&2
+    fail "keepassxc-cli with the right PIN"
+fi
+if ! cli_pin 0000 && grep -q 'refused the PIN' "$WORK/cli.log" && grep -q 'tries left' "$WORK/cli.log"; then
+    pass "a wrong PIN is refused: \"$(grep -o 'The TPM refused the PIN[^"]*' "$WORK/cli.log" | head -1)\""
+else
+    sed 's/^/    /' "$WORK/cli.log" >&2
+    fail "keepassxc-cli with a wrong PIN"
+fi
+if ! cli_pin "" && grep -q 'needs its PIN, and none was entered' "$WORK/cli.log"; then
+    pass "no PIN entered: refused without asking the TPM"
+else
+    sed 's/^/    /' "$WORK/cli.log" >&2
+    fail "keepassxc-cli without a PIN"
+fi
+
+# The GUI asks in a dialog
+kx_start_xvfb
+kx_start_gui "$DB"
+if ! WID=$(kx_wait_for_title 'pin\.kdbx \[Locked\] - KeePassXC'); then
+    cat "$WORK/keepassxc.log" >&2
+    fail "the unlock dialog did not appear"
+    finish
+fi
+kx_gui_unlock_with_first_key "$WID" "$PASSWORD" "$WORK/unlock-dialog.png"
+if kx_wait_for_title '^TPM key PIN$' >/dev/null; then
+    sleep 1
+    import -window root "$WORK/pin-dialog.png"
+    pass "the GUI asks for the PIN in a dialog (screenshot $WORK/pin-dialog.png)"
+    xdotool type --delay 40 "$PIN"
+    xdotool key Return
+else
+    import -window root "$WORK/pin-dialog.png"
+    fail "no PIN dialog (see $WORK/pin-dialog.png)"
+fi
+if UNLOCKED=$(kx_wait_for_title '^TPM demo - KeePassXC$'); then
+    sleep 1
+    import -window root "$WORK/unlocked.png"
+    pass "unlocked with the PIN: window title \"$(xdotool getwindowname "$UNLOCKED")\""
+else
+    import -window root "$WORK/unlocked.png"
+    sed 's/^/    /' "$WORK/keepassxc.log" >&2
+    fail "the database did not unlock with the PIN (see $WORK/unlocked.png)"
+fi
+
+finish
