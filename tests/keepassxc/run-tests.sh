@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every KeePassXC-fork test for both KeePassXC versions: builds each fork (incremental), then runs
 # test-upstream-hwkey.sh (issue 3, test 1), test-cli-e2e.sh (test 2) and, when present,
-# test-gui.sh (test 3) and test-pin.sh (PIN prompts, issue 4). A version whose source cannot be
+# test-gui.sh (test 3), test-pin.sh (PIN prompts, issue 4) and test-no-tss.sh (no tpm2-tss, issue 7).
+# A version whose source cannot be
 # downloaded is reported loudly as SKIP.
 #
 # Usage: tests/keepassxc/run-tests.sh [VERSION...]      (default: 2.7.4 2.7.10)
@@ -9,7 +10,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 VERSIONS=${*:-2.7.4 2.7.10}
-TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh"
+TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh test-no-tss.sh"
 
 summary=""
 failed=0

@@ -125,7 +125,7 @@ timeit "keepassxc-cli ls, password only, same KDF" sh -c "echo 'battery staple' 
 echo 'battery staple' | "$KX_CLI" db-info --yubikey "1:$SERIAL" "$DB" 2>/dev/null | grep '^KDF' | sed "s/^/[$KX_TEST $VERSION] both databases: /"
 
 # The TPM unreachable
-TPM2TOOLS_TCTI=$(kx_dead_tcti) expect_refused "battery staple" "No TPM could be reached" "TPM unreachable"
+TPM2TOOLS_TCTI=$(kx_dead_tcti) expect_refused "battery staple" "No TPM could be used" "TPM unreachable"
 
 # The TPM key deleted
 if tpm_hmac delete --handle "$HANDLE" >"$WORK/delete.log" 2>&1; then

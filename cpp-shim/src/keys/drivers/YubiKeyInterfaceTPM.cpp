@@ -66,16 +66,17 @@ namespace
     }
 
     /**
-     * What the user reads when a TPM key fails; the bridge's English details go to the log.
+     * What the user reads when a TPM key fails. The bridge's English detail goes to the log; it is
+     * shown too where only it can tell the user what to do (why no TPM, how many PIN tries are left).
      */
-    QString errorText(Status status, unsigned int serial)
+    QString errorText(Status status, unsigned int serial, const QString& detail)
     {
         const auto handle = handleName(serial);
         switch (status) {
         case Status::NoTpm:
-            return YubiKeyInterfaceTPM::tr(
-                "No TPM could be reached. Check that /dev/tpmrm0 exists and the TPM is enabled "
-                "in the firmware, or set TPM2TOOLS_TCTI to the TPM you use.");
+            return YubiKeyInterfaceTPM::tr("No TPM could be used (%1). Check that the TPM is enabled in the firmware "
+                                           "and that KeePassXC's TPM support is installed.")
+                .arg(detail);
         case Status::PermissionDenied:
             return YubiKeyInterfaceTPM::tr("Access to the TPM was denied. Add your user to the \"tss\" group "
                                            "and log in again.");
@@ -91,9 +92,9 @@ namespace
             return YubiKeyInterfaceTPM::tr("The TPM is locked by its dictionary-attack protection. Wait until the "
                                            "lockout expires or reset it with \"tpm2_dictionarylockout -c\".");
         case Status::AuthFailed:
-            return YubiKeyInterfaceTPM::tr("The TPM refused the PIN of the key at %1. Check the PIN; repeated failures "
-                                           "lock the TPM.")
-                .arg(handle);
+            return YubiKeyInterfaceTPM::tr("The TPM refused the PIN of the key at %1 (%2). Check the PIN; repeated "
+                                           "failures lock the TPM.")
+                .arg(handle, detail);
         case Status::PinRequired:
             return YubiKeyInterfaceTPM::tr(
                        "The TPM key at %1 is protected by a PIN, which KeePassXC cannot ask for yet. "
@@ -282,7 +283,7 @@ QMap<YubiKeySlot, QString> YubiKeyInterfaceTPM::detectKeys()
         // Most machines without a TPM resource manager land here; that is not an error
         qDebug("TPM: no TPM found: %s", qUtf8Printable(toQString(list.message)));
     } else if (list.status != Status::Ok) {
-        m_error = errorText(list.status, 0);
+        m_error = errorText(list.status, 0, toQString(list.message));
         qWarning("TPM: listing keys failed: %s", qUtf8Printable(toQString(list.message)));
     }
 
@@ -372,7 +373,7 @@ bool YubiKeyInterfaceTPM::performTestChallenge(void* key, int slot, bool* wouldB
         return true;
     }
     if (result.status != Status::Ok) {
-        m_error = errorText(result.status, serial);
+        m_error = errorText(result.status, serial, toQString(result.message));
         qWarning("TPM: test challenge of %s failed: %s",
                  qPrintable(handleName(serial)),
                  qUtf8Printable(toQString(result.message)));
@@ -438,11 +439,7 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
 
     if (result.status != Status::Ok) {
         response.clear();
-        m_error = errorText(result.status, serial);
-        if (result.status == Status::AuthFailed) {
-            // The bridge says how many tries are left before the TPM locks out
-            m_error += QStringLiteral(" (%1)").arg(toQString(result.message));
-        }
+        m_error = errorText(result.status, serial, toQString(result.message));
         qWarning("TPM: challenge of %s failed: %s",
                  qPrintable(handleName(serial)),
                  qUtf8Printable(toQString(result.message)));
