@@ -41,13 +41,17 @@ echo "== Opening it with the fork's keepassxc-cli: keepassxc-cli ls --yubikey 1:
 printf '%s\n' "$PASSWORD" | "$BIN/src/cli/keepassxc-cli" ls --yubikey "1:$SERIAL" "$DB"
 printf '%s\n' "$PASSWORD" | "$BIN/src/cli/keepassxc-cli" show --yubikey "1:$SERIAL" "$DB" "Example bank"
 
+if [ "$VERSION" = 2.7.4 ]; then
+    PICK="click Refresh next to \"Hardware Key\" and choose \"TPM 2.0 HMAC-SHA1 ... [$SERIAL] Challenge-Response - Slot 1\""
+else
+    PICK="tick \"Use hardware key\" (with several keys, choose \"TPM 2.0 HMAC-SHA1 ... [$SERIAL] - Slot 1\")"
+fi
 cat <<EOF
 == Open it in the fork's GUI:
      TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' $BIN/src/keepassxc $DB
-   In the unlock dialog enter the password "$PASSWORD", tick "Hardware key" and choose
-   "TPM 2.0 HMAC-SHA1 ... [$SERIAL] - Slot 1" (click Refresh if the list is empty), then Unlock.
+   In the unlock dialog enter the password "$PASSWORD", $PICK, then Unlock.
    To protect one of your own databases: Database > Database Security > Add additional protection >
-   Challenge-Response, and pick the same TPM entry.
+   Challenge-Response, and pick the TPM entry.
 EOF
 case "${TPM2TOOLS_TCTI:-}" in
     swtpm:*)
