@@ -347,7 +347,7 @@ YubiKeySlot YubiKeyInterfaceTPM::resolveSlot(YubiKeySlot slot)
  * Issue a test challenge to the specified key to determine if it answers.
  *
  * @param slot TPM key (serial = persistent handle) and slot
- * @param wouldBlock set to false: a TPM never waits for the user
+ * @param wouldBlock set to true for a key with a PIN (it answers once the user gives it), else false
  * @return whether the challenge succeeded
  */
 bool YubiKeyInterfaceTPM::testChallenge(YubiKeySlot slot, bool* wouldBlock)
@@ -383,8 +383,8 @@ bool YubiKeyInterfaceTPM::performTestChallenge(void* key, int slot, bool* wouldB
 }
 
 /**
- * Issue a challenge to the specified key.
- * The TPM answers at once: there is no user interaction, hence no challengeStarted signal.
+ * Issue a challenge to the specified key, asking for its PIN if it has one.
+ * There is nothing to touch, hence no challengeStarted signal (KeePassXC would ask for a touch).
  *
  * @param slot TPM key (serial = persistent handle, 0 = first TPM key) and slot
  * @param challenge challenge input, unpadded (the bridge pads it as a YubiKey would)

@@ -33,8 +33,8 @@
  * A TPM key stored at a persistent handle (0x81000000 and above) acts like a YubiKey
  * challenge-response slot: its serial is the handle, its slot is always 1, and it answers a
  * challenge with the HMAC a YubiKey slot holding the same secret would give. The TPM work is
- * done by the keepassxc-tpm bridge library; there is nothing to touch, so this interface never
- * asks the user to interact with the key.
+ * done by the keepassxc-tpm bridge library. There is nothing to touch, so KeePassXC's "touch your
+ * key" prompt never appears; a key with a PIN asks for it (dialog in the GUI, terminal in the CLI).
  */
 class YubiKeyInterfaceTPM : public YubiKeyInterface
 {
