@@ -14,8 +14,10 @@ use zeroize::Zeroizing;
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
 use crate::key::Object;
+use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
 use crate::secret::Pin;
+use crate::session::check_storage_key;
 use crate::tpm::Tpm;
 
 /// A YubiKey challenge block.
@@ -70,14 +72,13 @@ impl Tpm {
             None => Auth::default(),
         };
         self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
-        let pcrs = record.as_ref().map(|r| r.pcrs.clone()).unwrap_or_default();
-        let reused = self.session.is_some() && pcrs.is_empty();
-        let mut answer = self.hmac(handle, object, &message, &pcrs);
+        let reused = self.session.is_some() && record.as_ref().map_or(true, |r| r.pcrs.is_empty());
+        let mut answer = self.hmac(handle, object, &message, record.as_ref());
         let stale_session = matches!(&answer, Err((_, Error::Tpm { .. } | Error::Wrapper { .. })));
         if reused && stale_session {
             // The kept session may be gone (the TPM restarted): try once more with a new one.
             self.end_session();
-            answer = self.hmac(handle, object, &message, &pcrs);
+            answer = self.hmac(handle, object, &message, record.as_ref());
         }
         answer.map_err(|(code, error)| {
             self.end_session();
@@ -85,37 +86,42 @@ impl Tpm {
         })
     }
 
-    /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to
-    /// `pcrs`, or with a password session when bus encryption is off. HashingAlgorithm::Null
-    /// uses the key's own scheme (SHA-1 or SHA-256).
+    /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,
+    /// or with a password session when bus encryption is off. HashingAlgorithm::Null uses the
+    /// key's own scheme (SHA-1 or SHA-256).
     fn hmac(
         &mut self,
         handle: KeyHandle,
         object: ObjectHandle,
         message: &MaxBuffer,
-        pcrs: &[u8],
+        record: Option<&KeyRecord>,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
-        let session = if !pcrs.is_empty() {
+        let pcrs = record.map(|r| r.pcrs.as_slice()).unwrap_or_default();
+        let policy = !pcrs.is_empty();
+        let session = if policy {
             // A policy session is used up by the command it authorises: a new one each time.
             let (session, salted_by) = self.pcr_session(pcrs).map_err(|e| (0, e))?;
-            if let Some(name) = salted_by {
-                self.check_storage_key(handle, object, &name).map_err(|e| {
-                    let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
-                    (0, e)
-                })?;
+            if let Err(e) = salted_by.map_or(Ok(()), |name| check_storage_key(handle, record, &name)) {
+                let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+                return Err((0, e));
             }
             session
         } else if self.bus_encryption {
-            self.encrypting_session(handle, object).map_err(|e| (0, e))?
+            self.encrypting_session(handle, record).map_err(|e| (0, e))?
         } else {
             AuthSession::Password
         };
         self.ctx.set_sessions((Some(session), None, None));
         let result = self.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null));
         self.ctx.clear_sessions();
-        if result.is_err() && !pcrs.is_empty() {
+        match &result {
+            Ok(_) if policy => self.forget_ended_session(session),
+            Ok(_) if self.bus_encryption => self.session_used(),
             // A policy session ends by itself only when its command succeeds.
-            let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+            Err(_) if policy => {
+                let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+            }
+            _ => {}
         }
         result
             .map(|digest| Zeroizing::new(digest.value().to_vec()))

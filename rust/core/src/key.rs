@@ -236,6 +236,7 @@ impl Tpm {
 
     /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
     pub(crate) fn forget(&mut self, handle: KeyHandle) {
+        self.records.remove(&handle);
         if let Some(mut object) = self.known.remove(&handle) {
             let _ = self.ctx.tr_close(&mut object);
         }
@@ -337,7 +338,8 @@ impl Tpm {
             pin: spec.pin.is_some(),
         };
         // Without the record the key works; only the storage-key check is off for it.
-        let _ = self.metadata.set(handle, Some(record));
+        let _ = self.metadata.set(handle, Some(record.clone()));
+        self.records.insert(handle, Some(record));
         self.key_info(handle)
     }
 
@@ -354,6 +356,7 @@ impl Tpm {
         })?;
         // EvictControl closed the ESYS handle itself.
         self.known.remove(&handle);
+        self.records.remove(&handle);
         let _ = self.metadata.set(handle, None);
         Ok(())
     }

@@ -100,7 +100,7 @@ impl Tpm {
             // sessions with continueSession set).
             let encrypt = self.bus_encryption;
             let (attributes, mask) = SessionAttributesBuilder::new()
-                .with_decrypt(encrypt)
+                .with_decrypt(false)
                 .with_encrypt(encrypt)
                 .with_continue_session(false)
                 .build();

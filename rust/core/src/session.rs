@@ -1,8 +1,14 @@
 //! The encrypted session challenges run in. It is salted with the storage key (the SRK at
-//! 0x81000001, else the ECC primary from the SRK template) and encrypts the first parameter
-//! both ways with AES-128-CFB, so the HMAC response crosses the bus between TPM and CPU
-//! encrypted. The storage key's name is compared with the one pinned when the key was
-//! provisioned: a swapped TPM or an interposer answering ReadPublic is refused.
+//! 0x81000001, else the ECC primary from the SRK template) and has the TPM encrypt its response
+//! with AES-128-CFB, so the HMAC crosses the bus between TPM and CPU encrypted. (The challenge
+//! is not encrypted: it is the KDF seed, stored in clear in the database header.) The storage
+//! key's name is compared with the one pinned when the key was provisioned: a swapped TPM or an
+//! interposer answering ReadPublic is refused.
+//!
+//! By default the HMAC ends its session (continueSession clear), so nothing stays loaded in the
+//! TPM even when the process ends without cleaning up, as KeePassXC's does: a TPM without a
+//! resource manager has only three session slots. Long-lived callers that close the connection
+//! properly can keep the session (`Tpm::set_session_reuse`), making a warm challenge one command.
 
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
@@ -16,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::metadata::KeyRecord;
 use crate::tpm::Tpm;
 
-/// A session kept for the life of the connection, so a warm challenge stays one command.
+/// The session for the next challenge.
 pub(crate) struct Session {
     pub(crate) handle: AuthSession,
     /// Name (hex) of the storage key that salted it.
@@ -24,28 +30,40 @@ pub(crate) struct Session {
 }
 
 impl Tpm {
-    /// The encrypting session for a challenge to `key` (loaded as `object`), started on first use.
-    pub(crate) fn encrypting_session(&mut self, key: KeyHandle, object: ObjectHandle) -> Result<AuthSession> {
+    /// The encrypting session for a challenge to `key`, started when there is none.
+    pub(crate) fn encrypting_session(&mut self, key: KeyHandle, record: Option<&KeyRecord>) -> Result<AuthSession> {
         if self.session.is_none() {
             self.session = Some(self.start_salted_session()?);
         }
-        let salted_by = self.session.as_ref().map(|s| s.salted_by.clone()).unwrap_or_default();
-        self.check_storage_key(key, object, &salted_by)?;
-        Ok(self.session.as_ref().expect("started above").handle)
+        let session = self.session.as_ref().expect("started above");
+        check_storage_key(key, record, &session.salted_by)?;
+        Ok(session.handle)
     }
 
-    /// The metadata record of `key`, if it describes this very key (same TPM name).
+    /// The metadata record of `key`, if it describes this very key (same TPM name); read once
+    /// per connection and key.
     pub(crate) fn record_of(&mut self, key: KeyHandle, object: ObjectHandle) -> Option<KeyRecord> {
-        let record = self.metadata.get(key)?;
-        (record.key_name.is_some() && record.key_name == self.name_of(object).ok()).then_some(record)
+        if let Some(cached) = self.records.get(&key) {
+            return cached.clone();
+        }
+        let record = self.metadata.get(key).filter(|r| r.key_name.is_some() && r.key_name == self.name_of(object).ok());
+        self.records.insert(key, record.clone());
+        record
     }
 
-    /// Refuses a session salted by another storage key than the one pinned for `key`.
-    pub(crate) fn check_storage_key(&mut self, key: KeyHandle, object: ObjectHandle, salted_by: &str) -> Result<()> {
-        match self.record_of(key, object).and_then(|r| r.storage_key_name) {
-            Some(pinned) if pinned != salted_by => Err(Error::StorageKeyChanged { handle: key }),
-            _ => Ok(()),
+    /// After a challenge: the session ended with it unless it is kept.
+    pub(crate) fn session_used(&mut self) {
+        if !self.session_reuse {
+            if let Some(session) = self.session.take() {
+                self.forget_ended_session(session.handle);
+            }
         }
+    }
+
+    /// Drops ESYS's record of a session the TPM has ended, so nothing tries to flush it later.
+    pub(crate) fn forget_ended_session(&mut self, session: AuthSession) {
+        let mut object = object_of(session);
+        let _ = self.ctx.tr_close(&mut object);
     }
 
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).
@@ -74,8 +92,11 @@ impl Tpm {
             operation: "starting the encrypted session",
             text: "the TPM returned no session".to_owned(),
         })?;
-        let (attributes, mask) =
-            SessionAttributesBuilder::new().with_decrypt(true).with_encrypt(true).with_continue_session(true).build();
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(false)
+            .with_encrypt(true)
+            .with_continue_session(self.session_reuse)
+            .build();
         if let Err(e) =
             self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
         {
@@ -93,4 +114,12 @@ impl Tpm {
 
 fn object_of(session: AuthSession) -> ObjectHandle {
     ObjectHandle::from(SessionHandle::from(session))
+}
+
+/// Refuses a session salted by another storage key than the one pinned for `key`.
+pub(crate) fn check_storage_key(key: KeyHandle, record: Option<&KeyRecord>, salted_by: &str) -> Result<()> {
+    match record.and_then(|r| r.storage_key_name.as_deref()) {
+        Some(pinned) if pinned != salted_by => Err(Error::StorageKeyChanged { handle: key }),
+        _ => Ok(()),
+    }
 }

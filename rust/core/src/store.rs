@@ -42,7 +42,8 @@ impl Tpm {
             let handle = KeyHandle::new(value)?;
             match self.object_at(handle) {
                 Ok(Object::Hmac(info)) => keys.push(info),
-                Ok(Object::Other { .. }) => self.forget(handle),
+                // Kept resolved: the SRK is needed again to salt the session.
+                Ok(Object::Other { .. }) => {}
                 // Deleted between the two calls by another program: not a key any more.
                 Err(Error::EmptyHandle { .. }) => {}
                 Err(e) => return Err(e),

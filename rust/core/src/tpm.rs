@@ -16,7 +16,7 @@ use tss_esapi::Context;
 
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
+use crate::metadata::{KeyRecord, Metadata};
 use crate::rc;
 use crate::session::Session;
 
@@ -37,8 +37,12 @@ pub struct Tpm {
     pub(crate) tcti: String,
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
     pub(crate) known: HashMap<KeyHandle, ObjectHandle>,
-    /// The encrypted session challenges run in, once started.
+    /// The encrypted session for the next challenge, when one is kept.
     pub(crate) session: Option<Session>,
+    /// Keep the session from one challenge to the next (see `session`).
+    pub(crate) session_reuse: bool,
+    /// Metadata records checked against the key they name, per key (read once per connection).
+    pub(crate) records: HashMap<KeyHandle, Option<KeyRecord>>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
     pub(crate) bus_encryption: bool,
     pub(crate) metadata: Metadata,
@@ -84,6 +88,8 @@ impl Tpm {
             tcti: conf.to_owned(),
             known: HashMap::new(),
             session: None,
+            session_reuse: false,
+            records: HashMap::new(),
             bus_encryption: true,
             metadata: Metadata::default_location(),
         })
@@ -98,9 +104,20 @@ impl Tpm {
         self.bus_encryption = on;
     }
 
+    /// Keeps the encrypted session from one challenge to the next: a warm challenge is then one
+    /// TPM command instead of two. Only for callers that drop the `Tpm` before they exit, so the
+    /// session is flushed: a TPM without a resource manager has only three session slots.
+    pub fn set_session_reuse(&mut self, on: bool) {
+        if !on {
+            self.end_session();
+        }
+        self.session_reuse = on;
+    }
+
     /// Uses `metadata` instead of the per-user default file.
     pub fn set_metadata(&mut self, metadata: Metadata) {
         self.metadata = metadata;
+        self.records.clear();
     }
 
     pub fn metadata(&self) -> &Metadata {

@@ -3,6 +3,7 @@
 //! worker is abandoned (its thread ends when the TPM answers or the process exits) and the
 //! caller starts a new one.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -17,7 +18,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 type Job = Box<dyn FnOnce(&mut Option<Tpm>) + Send>;
 
 pub struct TpmWorker {
-    jobs: mpsc::Sender<Job>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<thread::JoinHandle<()>>,
+    /// A job timed out: the thread may never return, so it is not waited for.
+    stuck: AtomicBool,
     tcti: Option<String>,
     timeout: Duration,
 }
@@ -34,8 +38,7 @@ impl TpmWorker {
             }
         });
         // Without a thread every job fails below with "not answering"; nothing panics.
-        drop(spawned);
-        TpmWorker { jobs, tcti, timeout }
+        TpmWorker { jobs: Some(jobs), thread: spawned.ok(), stuck: AtomicBool::new(false), tcti, timeout }
     }
 
     /// Runs `job` on the connection and waits for it at most the timeout.
@@ -53,8 +56,25 @@ impl TpmWorker {
             }
             let _ = reply.send(result);
         });
-        let timed_out = || Error::Timeout { seconds: self.timeout.as_secs() };
-        self.jobs.send(job).map_err(|_| timed_out())?;
+        let timed_out = || {
+            self.stuck.store(true, Ordering::Relaxed);
+            Error::Timeout { seconds: self.timeout.as_secs() }
+        };
+        self.jobs.as_ref().ok_or_else(timed_out)?.send(job).map_err(|_| timed_out())?;
         answer.recv_timeout(self.timeout).map_err(|_| timed_out())?
+    }
+}
+
+/// Closes the connection on its own thread and waits for that, so the TPM gets its sessions
+/// flushed and the process does not exit (running OpenSSL's cleanup) while the thread still
+/// frees memory. A stuck thread is left behind.
+impl Drop for TpmWorker {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            if !self.stuck.load(Ordering::Relaxed) {
+                let _ = thread.join();
+            }
+        }
     }
 }

@@ -162,6 +162,7 @@ fn listing_skips_what_is_not_an_hmac_key() {
 const READ_PUBLIC: u32 = 0x173;
 const START_AUTH_SESSION: u32 = 0x176;
 const HMAC: u32 = 0x155;
+const FLUSH_CONTEXT: u32 = 0x165;
 
 #[test]
 fn tpm_commands_per_challenge_cold_and_warm() {
@@ -173,7 +174,24 @@ fn tpm_commands_per_challenge_cold_and_warm() {
     assert_eq!(proxy.commands(), vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC], "key, SRK, session, HMAC");
     proxy.clear();
     tpm.challenge(key, &[4u8; 32]).unwrap();
-    assert_eq!(proxy.commands(), vec![HMAC], "a warm challenge reuses the session: the HMAC alone");
+    assert_eq!(
+        proxy.commands(),
+        vec![START_AUTH_SESSION, HMAC],
+        "the HMAC ended its session: a new one, no ReadPublic"
+    );
+    let loaded = tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
+    assert!(!loaded.contains("0x"), "no session stays loaded in the TPM: {loaded}");
+    drop(tpm);
+    assert!(proxy.commands().iter().all(|&c| c != FLUSH_CONTEXT), "nothing was left to flush: {:x?}", proxy.commands());
+
+    let mut kept = open_at(&swtpm, &proxy.tcti());
+    kept.set_session_reuse(true);
+    kept.challenge(key, &[3u8; 32]).unwrap();
+    proxy.clear();
+    kept.challenge(key, &[4u8; 32]).unwrap();
+    assert_eq!(proxy.commands(), vec![HMAC], "with the session kept, a warm challenge is the HMAC alone");
+    drop(kept);
+    assert_eq!(proxy.commands(), vec![HMAC, FLUSH_CONTEXT], "and the kept session is flushed at the end");
 
     let mut clear = open_at(&swtpm, &proxy.tcti());
     clear.set_bus_encryption(false);
@@ -198,7 +216,8 @@ fn the_response_never_crosses_the_bus_in_clear() {
         let challenges_in_clear = challenges.iter().filter(|c| contains(&to_tpm, &c[..])).count();
         (in_clear, challenges_in_clear)
     };
-    assert_eq!(run(true), (0, 0), "encrypted: no response and no challenge readable on the bus");
+    // The challenge (the KDF seed, stored in clear in the database header) is not encrypted.
+    assert_eq!(run(true), (0, 20), "encrypted: no response readable on the bus");
     assert_eq!(run(false), (20, 20), "negative control: without encryption every response is on the bus");
 }
 
