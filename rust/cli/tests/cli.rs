@@ -98,6 +98,9 @@ fn tpm_commands_of_one_challenge_process() {
         vec![0x173, 0x173, 0x176, 0x155],
         "ReadPublic key + SRK, StartAuthSession, HMAC (which ends the session: nothing to flush)"
     );
+    let sessions = swtpm_fixture::tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
+    assert!(!sessions.contains("0x"), "the process left no session in the TPM: {sessions}");
+    assert_eq!(transient_objects(&swtpm.tcti()), 0);
     proxy.clear();
     let clear = ok(&proxy.tcti(), &["--no-bus-encryption", "challenge", "--handle", "0x81000100", "--hex", "00"]);
     assert_eq!(proxy.commands(), vec![0x173, 0x155], "without encryption: ReadPublic + HMAC");
