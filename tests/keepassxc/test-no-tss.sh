@@ -57,8 +57,13 @@ hide_tss() {
         exec "$@"' hide-tss "$LIBDIR" "$@"
 }
 
+if ! unshare -m true 2>/dev/null; then
+    say "SKIP: no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN); the readelf checks above ran" >&2
+    [ "$KX_FAILURES" -eq 0 ] && exit 77
+    finish
+fi
 if hide_tss sh -c "ls $LIBDIR/libtss2-esys.so.0" >/dev/null 2>&1; then
-    fail "could not hide $LIBDIR/libtss2-esys.so.0 (unshare/overlay not available?)"
+    fail "could not hide $LIBDIR/libtss2-esys.so.0 (overlay mount refused?)"
     finish
 fi
 pass "tpm2-tss hidden in a private mount namespace ($LIBDIR/libtss2* absent there)"
