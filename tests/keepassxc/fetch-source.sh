@@ -5,6 +5,8 @@
 #
 # Usage: tests/keepassxc/fetch-source.sh VERSION        (2.7.4 or 2.7.10)
 # Exit codes: 0 done, 1 error, 2 usage, 77 the source cannot be downloaded (a skip, not a failure).
+# Environment: KEEPASSXC_TPM_BUILD_DIR (default build/), KEEPASSXC_TPM_DEBIAN_SOURCES (the deb822 file whose
+# first URIs: line names the mirror; default /etc/apt/sources.list.d/debian.sources).
 #
 # 2.7.4 (Debian 12, Suites bookworm): unpacked with dpkg-source, which applies Debian's patches.
 #   We build what Debian 12 ships: the +dfsg tarball has no src/zxcvbn (it builds against
@@ -42,7 +44,7 @@ if [ -f "$DEST/src/CMakeLists.txt" ] && [ -f "$DEST/.fetched" ]; then
 fi
 
 # The mirror is whatever this machine's apt uses: the first URIs: line of debian.sources.
-SOURCES=/etc/apt/sources.list.d/debian.sources
+SOURCES=${KEEPASSXC_TPM_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
 [ -r "$SOURCES" ] || die "cannot read $SOURCES (it names the Debian mirror)"
 URI=$(awk '/^URIs:/ { print $2; exit }' "$SOURCES")
 [ -n "$URI" ] || die "no URIs: line in $SOURCES"
@@ -75,7 +77,7 @@ apt_private update >"$APTDIR/update.log" 2>&1 || skip_or_die "apt-get update fai
 
 # Which files apt would fetch, with their sizes and SHA256 sums.
 URIS=$(apt_private --print-uris source "keepassxc/$SUITE" 2>/dev/null | grep "^'") ||
-    skip_or_die "no keepassxc source package in $SUITE"
+    skip_or_die "no keepassxc source package in $SUITE (mirror unreachable or suite gone? see $APTDIR/update.log)"
 DEBVER=$(printf '%s\n' "$URIS" | awk '$2 ~ /\.dsc$/ { sub(/^keepassxc_/, "", $2); sub(/\.dsc$/, "", $2); print $2 }')
 case "$DEBVER" in
     "$VERSION"+*) ;;
