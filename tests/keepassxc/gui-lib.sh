@@ -91,3 +91,18 @@ kx_gui_unlock_with_first_key() {
     sleep 0.3
     xdotool key Return # the dialog's default button: Unlock
 }
+
+# The outcome of an unlock: the window title turns into the database's name ("TPM demo", set by
+# keepassxc-tpm-make-db). Screenshot $WORK/unlocked.png either way; $1 says how it was unlocked.
+kx_check_unlocked() {
+    local unlocked
+    if unlocked=$(kx_wait_for_title '^TPM demo - KeePassXC$'); then
+        sleep 1
+        import -window root "$WORK/unlocked.png"
+        pass "unlocked $1: window title \"$(xdotool getwindowname "$unlocked")\""
+    else
+        import -window root "$WORK/unlocked.png"
+        sed 's/^/    /' "$WORK/keepassxc.log" >&2
+        fail "the database did not unlock $1 (see $WORK/unlocked.png)"
+    fi
+}

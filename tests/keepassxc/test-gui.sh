@@ -48,15 +48,7 @@ fi
 pass "the unlock dialog is up (window $WID, $DISPLAY)"
 kx_gui_unlock_with_first_key "$WID" "$PASSWORD" "$WORK/unlock-dialog.png"
 
-if UNLOCKED=$(kx_wait_for_title '^TPM demo - KeePassXC$'); then
-    sleep 1
-    import -window root "$WORK/unlocked.png"
-    pass "unlocked through the TPM key: window title \"$(xdotool getwindowname "$UNLOCKED")\""
-else
-    import -window root "$WORK/unlocked.png"
-    sed 's/^/    /' "$WORK/keepassxc.log" >&2
-    fail "the database did not unlock (see $WORK/unlocked.png)"
-fi
+kx_check_unlocked "through the TPM key"
 
 # Database Security: change the challenge-response key to the second TPM key (window coordinates
 # of the stock 800x600 main window; the outcome check below catches a layout change)

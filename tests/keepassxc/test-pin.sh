@@ -86,14 +86,6 @@ else
     import -window root "$WORK/pin-dialog.png"
     fail "no PIN dialog (see $WORK/pin-dialog.png)"
 fi
-if UNLOCKED=$(kx_wait_for_title '^TPM demo - KeePassXC$'); then
-    sleep 1
-    import -window root "$WORK/unlocked.png"
-    pass "unlocked with the PIN: window title \"$(xdotool getwindowname "$UNLOCKED")\""
-else
-    import -window root "$WORK/unlocked.png"
-    sed 's/^/    /' "$WORK/keepassxc.log" >&2
-    fail "the database did not unlock with the PIN (see $WORK/unlocked.png)"
-fi
+kx_check_unlocked "with the PIN"
 
 finish
