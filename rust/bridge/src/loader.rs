@@ -5,6 +5,7 @@
 //!    install directory, e.g. /usr/lib/x86_64-linux-gnu/keepassxc, and its build tree's);
 //! 3. next to the executable, and in `<exe>/../lib/keepassxc` (AppImages, portable builds);
 //! 4. the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache).
+//!
 //! When it, or the tpm2-tss libraries it needs, cannot be loaded, every call reports "no TPM"
 //! with the reason and what to install.
 #![allow(unsafe_code)]

@@ -5,7 +5,7 @@
 //! before it that equals it, and hashes the rest. Doing the same here gives the response a
 //! YubiKey holding the same secret would give: a TPM key and a YubiKey can be twins.
 
-use tss_esapi::handles::{ObjectHandle, SessionHandle};
+use tss_esapi::handles::ObjectHandle;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{Auth, MaxBuffer};
@@ -40,8 +40,9 @@ pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
 impl Tpm {
     /// The response of the key at `handle` to KeePassXC's `challenge` (0 to 64 bytes): the same
     /// bytes a YubiKey slot in variable-length HMAC mode holding the same secret returns.
-    /// Costs one TPM command once the key has been used in this connection; the first challenge
-    /// also reads the key's and the storage key's public areas and starts the session.
+    /// The first challenge of a connection reads the key's and the storage key's public areas;
+    /// every challenge then starts a salted session and sends the HMAC (one command when the
+    /// session is kept, see `Tpm::set_session_reuse`; one without bus encryption).
     pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.challenge_with_pin(handle, challenge, None)
     }
@@ -72,7 +73,7 @@ impl Tpm {
             None => Auth::default(),
         };
         self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
-        let reused = self.session.is_some() && record.as_ref().map_or(true, |r| r.pcrs.is_empty());
+        let reused = self.session.is_some() && record.as_ref().is_none_or(|r| r.pcrs.is_empty());
         let mut answer = self.hmac(handle, object, &message, record.as_ref());
         let stale_session = matches!(&answer, Err((_, Error::Tpm { .. } | Error::Wrapper { .. })));
         if reused && stale_session {
@@ -102,7 +103,7 @@ impl Tpm {
             // A policy session is used up by the command it authorises: a new one each time.
             let (session, salted_by) = self.pcr_session(pcrs).map_err(|e| (0, e))?;
             if let Err(e) = salted_by.map_or(Ok(()), |name| check_storage_key(handle, record, &name)) {
-                let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+                self.flush_session(session);
                 return Err((0, e));
             }
             session
@@ -119,7 +120,7 @@ impl Tpm {
             Ok(_) if self.bus_encryption => self.session_used(),
             // A policy session ends by itself only when its command succeeds.
             Err(_) if policy => {
-                let _ = self.ctx.flush_context(ObjectHandle::from(SessionHandle::from(session)));
+                self.flush_session(session);
             }
             _ => {}
         }

@@ -302,13 +302,13 @@ impl Tpm {
         let parent_name = self.name_of(parent.handle.into());
         let created = self.with_password(|tpm| {
             tpm.run("creating the key", |ctx| {
-                ctx.create(parent.handle.into(), template.clone(), auth.clone(), sensitive.clone(), None, None)
+                ctx.create(parent.handle, template.clone(), auth.clone(), sensitive.clone(), None, None)
             })
         });
         let loaded = created.and_then(|key| {
             self.with_password(|tpm| {
                 tpm.run("loading the key", |ctx| {
-                    ctx.load(parent.handle.into(), key.out_private.clone(), key.out_public.clone())
+                    ctx.load(parent.handle, key.out_private.clone(), key.out_public.clone())
                 })
             })
         });

@@ -4,7 +4,6 @@
 
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
 use tss_esapi::structures::{Digest, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, SymmetricDefinition};
@@ -39,10 +38,6 @@ fn selection(pcrs: &[u8]) -> Result<PcrSelectionList> {
     PcrSelectionListBuilder::new().with_selection(HashingAlgorithm::Sha256, &slots).build().map_err(wrap)
 }
 
-fn object_of(session: AuthSession) -> ObjectHandle {
-    ObjectHandle::from(SessionHandle::from(session))
-}
-
 impl Tpm {
     /// The policy digest of "these PCRs hold the values they hold now".
     pub(crate) fn pcr_policy_digest(&mut self, pcrs: &[u8]) -> Result<Digest> {
@@ -65,7 +60,7 @@ impl Tpm {
         let digest = self
             .apply_policy_pcr(trial, &selection)
             .and_then(|policy| self.run("reading the policy digest", |ctx| ctx.policy_get_digest(policy)));
-        let _ = self.ctx.flush_context(object_of(trial));
+        self.flush_session(trial);
         digest
     }
 
@@ -111,7 +106,7 @@ impl Tpm {
         match ready {
             Ok(name) => Ok((session, name)),
             Err(e) => {
-                let _ = self.ctx.flush_context(object_of(session));
+                self.flush_session(session);
                 Err(e)
             }
         }

@@ -23,7 +23,7 @@ impl Secret {
                 reason: format!("character {} is not a hex digit; give the secret as hex (0-9, a-f)", pos + 1),
             });
         }
-        if digits.len() % 2 != 0 {
+        if !digits.len().is_multiple_of(2) {
             return Err(Error::BadSecret {
                 reason: format!("{} hex digits is an odd number; a byte takes two", digits.len()),
             });

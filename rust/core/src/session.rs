@@ -60,6 +60,11 @@ impl Tpm {
         }
     }
 
+    /// Flushes a session that is still loaded (after a failure, or one not meant to continue).
+    pub(crate) fn flush_session(&mut self, session: AuthSession) {
+        let _ = self.ctx.flush_context(object_of(session));
+    }
+
     /// Drops ESYS's record of a session the TPM has ended, so nothing tries to flush it later.
     pub(crate) fn forget_ended_session(&mut self, session: AuthSession) {
         let mut object = object_of(session);
@@ -69,7 +74,7 @@ impl Tpm {
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).
     pub(crate) fn end_session(&mut self) {
         if let Some(session) = self.session.take() {
-            let _ = self.ctx.flush_context(object_of(session.handle));
+            self.flush_session(session.handle);
         }
     }
 
@@ -100,7 +105,7 @@ impl Tpm {
         if let Err(e) =
             self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
         {
-            let _ = self.ctx.flush_context(object_of(handle));
+            self.flush_session(handle);
             return Err(e);
         }
         Ok(Session { handle, salted_by: salted_by? })
@@ -112,7 +117,7 @@ impl Tpm {
     }
 }
 
-fn object_of(session: AuthSession) -> ObjectHandle {
+pub(crate) fn object_of(session: AuthSession) -> ObjectHandle {
     ObjectHandle::from(SessionHandle::from(session))
 }
 

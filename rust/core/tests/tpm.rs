@@ -29,7 +29,7 @@ fn open_at(swtpm: &Swtpm, tcti: &str) -> Tpm {
 fn reference_message(challenge: &[u8]) -> Vec<u8> {
     let mut block = challenge.to_vec();
     let pad = 64 - block.len();
-    block.extend(std::iter::repeat(pad as u8).take(pad));
+    block.extend(std::iter::repeat_n(pad as u8, pad));
     let last = block[63];
     while block.last() == Some(&last) {
         block.pop();
@@ -76,7 +76,7 @@ fn responses_match_a_yubikey_slot_for_every_challenge_length() {
         [0usize, 1, 32, 63, 64].iter().map(|&n| (0..n as u8).map(|b| b ^ 0x5a).collect()).collect();
     for run in 1..=3 {
         let mut seed: Vec<u8> = (0..32 - run).map(|b| b as u8 + 1).collect();
-        seed.extend(std::iter::repeat(0x20).take(run));
+        seed.extend(std::iter::repeat_n(0x20, run));
         challenges.push(seed);
     }
     challenges.push(vec![0x20; 32]);
