@@ -17,7 +17,12 @@ if [ -n "${TPM2TOOLS_TCTI:-}" ]; then
 elif [ -r /dev/tpmrm0 ] && [ -w /dev/tpmrm0 ]; then
   tcti=device:/dev/tpmrm0
 else
-  echo "== No TPM device here: starting a software TPM (swtpm gives no security; demo only)"
+  if [ -e /dev/tpmrm0 ]; then
+    echo "== /dev/tpmrm0 exists but you may not use it (add yourself to its group, e.g. tss, and log in again);"
+    echo "   using a software TPM instead"
+  else
+    echo "== No TPM device here: starting a software TPM (swtpm gives no security; demo only)"
+  fi
   start_swtpm "$top/build/demo/swtpm"
   trap stop_swtpm EXIT
   tcti=$SWTPM_TCTI
