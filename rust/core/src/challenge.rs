@@ -62,7 +62,7 @@ impl Tpm {
         let needs_pin = match &record {
             Some(record) => record.pin,
             // Not provisioned by us (or the record is lost): read what the key is first.
-            None => self.key_info(handle)?.needs_pin,
+            None => self.key_info(handle)?.needs_pin(),
         };
         if needs_pin && pin.is_none() {
             return Err(Error::PinRequired { handle });

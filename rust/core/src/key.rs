@@ -97,8 +97,6 @@ pub struct KeyInfo {
     pub origin: Origin,
     /// Exempt from dictionary-attack lockout (keys without a PIN).
     pub no_da: bool,
-    /// Needs an authorisation value (PIN) to be used.
-    pub needs_pin: bool,
     /// Bound to a policy (PCRs): usable only while the boot state matches.
     pub policy_bound: bool,
     pub fixed_tpm: bool,
@@ -106,6 +104,11 @@ pub struct KeyInfo {
 }
 
 impl KeyInfo {
+    /// Needs a PIN: keys without one are noDA (exempt from the lockout), keys with one are not.
+    pub fn needs_pin(&self) -> bool {
+        !self.no_da
+    }
+
     /// KeePassXC's serial: the handle as an unsigned 32-bit number.
     pub fn serial(&self) -> u32 {
         self.handle.serial()
@@ -186,7 +189,6 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
                     algorithm,
                     origin: if attrs.sensitive_data_origin() { Origin::Generated } else { Origin::Imported },
                     no_da: attrs.no_da(),
-                    needs_pin: !attrs.no_da(),
                     policy_bound: !attrs.user_with_auth() && !public.auth_policy().value().is_empty(),
                     fixed_tpm: attrs.fixed_tpm(),
                     fixed_parent: attrs.fixed_parent(),

@@ -466,7 +466,7 @@ fn pin_keys_count_wrong_pins_and_say_how_many_tries_are_left() {
     let pin = keepassxc_tpm::Pin::new("2468\n").unwrap();
     let spec = KeySpec { pin: Some(pin.clone()), ..KeySpec::default() };
     let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap();
-    assert!(key.needs_pin && !key.no_da);
+    assert!(key.needs_pin() && !key.no_da);
     let public = tpm2(&tcti, &["tpm2_readpublic", "-c", &key.handle.to_string()]);
     assert!(!public.contains("noda"), "a PIN key is protected by the lockout:\n{public}");
     let noda = import(&mut tpm, &"22".repeat(20), None, Algorithm::Sha1);
