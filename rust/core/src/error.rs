@@ -93,19 +93,6 @@ impl Error {
             Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => ErrorKind::Other,
         }
     }
-
-    /// The TSS return code behind this error, when there is one.
-    pub fn return_code(&self) -> Option<u32> {
-        match self {
-            Error::Lockout { rc, .. }
-            | Error::AuthFailed { rc, .. }
-            | Error::PolicyFailed { rc }
-            | Error::PolicyUnknown { rc }
-            | Error::OutOfMemory { rc, .. }
-            | Error::Tpm { rc, .. } => Some(*rc),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Error {
