@@ -40,15 +40,7 @@ pub fn on_new_connection(port: u16, command: &[u8]) -> std::io::Result<Vec<u8>> 
 
 fn exchange(stream: &mut TcpStream, command: &[u8]) -> std::io::Result<Vec<u8>> {
     stream.write_all(command)?;
-    let mut header = [0u8; 10];
-    stream.read_exact(&mut header)?;
-    let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
-    let rc = u32::from_be_bytes([header[6], header[7], header[8], header[9]]);
-    let mut body = vec![0u8; size.saturating_sub(10)];
-    stream.read_exact(&mut body)?;
-    if rc != 0 {
-        return Err(std::io::Error::other(format!("TPM2_HMAC answered 0x{rc:08X}")));
-    }
+    let body = read_response(stream, "TPM2_HMAC")?;
     // parameterSize (4), TPM2B_DIGEST (2 + n), then the session's response area.
     let n = u16::from_be_bytes([body[4], body[5]]) as usize;
     Ok(body[6..6 + n].to_vec())
@@ -129,6 +121,11 @@ fn transact(stream: &mut TcpStream, code: u32, params: &[u8]) -> std::io::Result
     command.extend(code.to_be_bytes());
     command.extend_from_slice(params);
     stream.write_all(&command)?;
+    read_response(stream, &format!("TPM command 0x{code:03X}"))
+}
+
+/// One TPM response: the body after the 10-byte header, or an error naming the response code.
+fn read_response(stream: &mut TcpStream, what: &str) -> std::io::Result<Vec<u8>> {
     let mut header = [0u8; 10];
     stream.read_exact(&mut header)?;
     let size = u32::from_be_bytes([header[2], header[3], header[4], header[5]]) as usize;
@@ -136,7 +133,7 @@ fn transact(stream: &mut TcpStream, code: u32, params: &[u8]) -> std::io::Result
     let mut body = vec![0u8; size.saturating_sub(10)];
     stream.read_exact(&mut body)?;
     if rc != 0 {
-        return Err(std::io::Error::other(format!("TPM command 0x{code:03X} answered 0x{rc:08X}")));
+        return Err(std::io::Error::other(format!("{what} answered 0x{rc:08X}")));
     }
     Ok(body)
 }
