@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # core, CLI and tests: tpm2-tss, a software TPM, tpm2-tools as an independent checker
-  pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd dbus-daemon openssl python3-venv
+  pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon openssl python3-venv
   # the KeePassXC fork (facts: Debian's keepassxc build dependencies) and its GUI tests
   dpkg-dev ca-certificates cmake ninja-build g++ ccache qtbase5-dev qtbase5-private-dev qttools5-dev qttools5-dev-tools
   libqt5svg5-dev libqt5x11extras5-dev libbotan-2-dev libargon2-dev libqrencode-dev zlib1g-dev libpcsclite-dev

@@ -14,10 +14,9 @@ use zeroize::Zeroizing;
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
 use crate::key::Object;
-use crate::metadata::KeyRecord;
+use crate::pinned::PinnedKey;
 use crate::rc::{self, codes};
 use crate::secret::Pin;
-use crate::session::check_storage_key;
 use crate::tpm::Tpm;
 
 /// A YubiKey challenge block.
@@ -40,15 +39,16 @@ pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
 impl Tpm {
     /// The response of the key at `handle` to KeePassXC's `challenge` (0 to 64 bytes): the same
     /// bytes a YubiKey slot in variable-length HMAC mode holding the same secret returns.
-    /// The first challenge of a connection reads the key's and the storage key's public areas;
-    /// every challenge then starts a salted session and sends the HMAC (one command when the
-    /// session is kept, see `Tpm::set_session_reuse`; one without bus encryption).
+    /// The first challenge of a connection reads the key's and the storage key's public areas
+    /// and checks them against the key's record; every challenge then starts a salted session
+    /// and sends the HMAC (one command when the session is kept, see `Tpm::set_session_reuse`).
     pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.challenge_with_pin(handle, challenge, None)
     }
 
     /// [`Tpm::challenge`] for a key that may have a PIN. Without a PIN for a key that needs
-    /// one, nothing is sent to the TPM (a wrong guess would count toward its lockout).
+    /// one, nothing is sent to the TPM (a wrong guess would count toward its lockout); a PIN
+    /// given for a key without one is not used.
     pub fn challenge_with_pin(
         &mut self,
         handle: KeyHandle,
@@ -58,32 +58,42 @@ impl Tpm {
         let message = MaxBuffer::try_from(yubikey_message(challenge)?)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
-        let record = self.record_of(handle, object);
-        let needs_pin = match &record {
-            Some(record) => record.pin,
-            // Not provisioned by us (or the record is lost): read what the key is first.
-            None => self.key_info(handle)?.needs_pin(),
+        let key = match self.pinned_key(handle, object) {
+            Ok(key) => key,
+            Err(e) => {
+                // A cached handle may be stale (the key was deleted by another program).
+                self.forget(handle);
+                return Err(e);
+            }
         };
-        if needs_pin && pin.is_none() {
-            return Err(Error::PinRequired { handle });
+        // The key's own attributes decide, never a file: a key without noDA counts failures.
+        let pin = match (key.info.needs_pin(), pin) {
+            (false, _) => None,
+            (true, None) => return Err(Error::PinRequired { handle }),
+            // A password session would send the authValue in clear.
+            (true, Some(_)) if !self.bus_encryption => return Err(Error::PinNeedsEncryption { handle }),
+            (true, Some(pin)) => Some(pin),
+        };
+        if let Some(pin) = pin {
+            let auth = Auth::try_from(pin.auth_value().to_vec())
+                .map_err(|e| Error::Wrapper { operation: "preparing the PIN", text: e.to_string() })?;
+            self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
         }
-        let auth = match pin {
-            Some(pin) => Auth::try_from(pin.auth_value().to_vec())
-                .map_err(|e| Error::Wrapper { operation: "preparing the PIN", text: e.to_string() })?,
-            None => Auth::default(),
-        };
-        self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
-        let reused = self.session.is_some() && record.as_ref().is_none_or(|r| r.pcrs.is_empty());
-        let mut answer = self.hmac(handle, object, &message, record.as_ref());
+        let reused = self.session.is_some() && !key.info.policy_bound;
+        let mut answer = self.hmac(object, &message, &key);
         let stale_session = matches!(&answer, Err((_, Error::Tpm { .. } | Error::Wrapper { .. })));
         if reused && stale_session {
             // The kept session may be gone (the TPM restarted): try once more with a new one.
             self.end_session();
-            answer = self.hmac(handle, object, &message, record.as_ref());
+            answer = self.hmac(object, &message, &key);
+        }
+        if pin.is_some() {
+            // ESYS would keep the authValue with the key's handle for as long as the process lives.
+            let _ = self.ctx.tr_set_auth(object, Auth::default());
         }
         answer.map_err(|(code, error)| {
             self.end_session();
-            self.explain_failure(handle, code, error)
+            self.explain_failure(&key, code, error)
         })
     }
 
@@ -92,23 +102,19 @@ impl Tpm {
     /// key's own scheme (SHA-1 or SHA-256).
     fn hmac(
         &mut self,
-        handle: KeyHandle,
         object: ObjectHandle,
         message: &MaxBuffer,
-        record: Option<&KeyRecord>,
+        key: &PinnedKey,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
-        let pcrs = record.map(|r| r.pcrs.as_slice()).unwrap_or_default();
-        let policy = !pcrs.is_empty();
+        let policy = key.info.policy_bound;
         let session = if policy {
-            // A policy session is used up by the command it authorises: a new one each time.
-            let (session, salted_by) = self.pcr_session(pcrs).map_err(|e| (0, e))?;
-            if let Err(e) = salted_by.map_or(Ok(()), |name| check_storage_key(handle, record, &name)) {
-                self.flush_session(session);
-                return Err((0, e));
+            if key.record.pcrs.is_empty() {
+                return Err((0, Error::PolicyUnknown { rc: 0 }));
             }
-            session
+            // A policy session is used up by the command it authorises: a new one each time.
+            self.policy_session(key).map_err(|e| (0, e))?
         } else if self.bus_encryption {
-            self.encrypting_session(handle, record).map_err(|e| (0, e))?
+            self.encrypting_session(key).map_err(|e| (0, e))?
         } else {
             AuthSession::Password
         };
@@ -131,9 +137,17 @@ impl Tpm {
 
     /// Turns an HMAC failure into the error a person can act on: the key is gone, or the
     /// handle holds something that is not an HMAC key.
-    fn explain_failure(&mut self, handle: KeyHandle, code: u32, error: Error) -> Error {
+    fn explain_failure(&mut self, key: &PinnedKey, code: u32, error: Error) -> Error {
+        let handle = key.info.handle;
         match error {
-            Error::NoTpm { .. } | Error::StorageKeyChanged { .. } | Error::PolicyFailed { .. } => return error,
+            Error::NoTpm { .. }
+            | Error::StorageKeyChanged { .. }
+            | Error::PolicyFailed { .. }
+            | Error::PolicyUnknown { .. }
+            | Error::Metadata { .. } => return error,
+            // A key without a PIN has an empty authValue: a bad authorisation means the session's
+            // HMAC did not match, i.e. the TPM's answers (or ours) were changed on the way.
+            Error::AuthFailed { rc, .. } if !key.info.needs_pin() => return Error::SessionRejected { rc },
             // Say how many tries are left, or how long the lockout lasts.
             Error::AuthFailed { rc, .. } => {
                 return Error::AuthFailed { rc, tries_left: self.da_status().ok().map(|s| s.tries_left()) }

@@ -41,6 +41,17 @@ pub enum Error {
     PolicyUnknown { rc: u32 },
     /// The storage key salting the session is not the one pinned when the key was made.
     StorageKeyChanged { handle: KeyHandle },
+    /// The metadata file cannot be used (unreadable, not a regular file, too large, malformed).
+    Metadata { path: String, reason: String },
+    /// The metadata record of the key at a handle names another key than the one there.
+    RecordMismatch { handle: KeyHandle, path: String },
+    /// A PIN key was asked for without bus encryption, which would send its authValue in clear.
+    PinNeedsEncryption { handle: KeyHandle },
+    /// The key was made, but its record could not be written, so it was removed again.
+    NotRecorded { handle: KeyHandle, removed: bool, cause: Box<Error> },
+    /// The TPM refused a session's authorisation for a key without a PIN: the session HMAC did
+    /// not match, so an answer was altered on the way (or the key is not what it seems).
+    SessionRejected { rc: u32 },
     /// A secret to import is malformed; the reason says how.
     BadSecret { reason: String },
     /// A challenge longer than a YubiKey slot accepts.
@@ -70,6 +81,7 @@ pub enum ErrorKind {
     BadSecret,
     BadChallenge,
     StorageKeyChanged,
+    Metadata,
     Other,
 }
 
@@ -89,8 +101,12 @@ impl Error {
             Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
+            Error::Metadata { .. } | Error::RecordMismatch { .. } | Error::NotRecorded { .. } => ErrorKind::Metadata,
+            Error::PinNeedsEncryption { .. } => ErrorKind::Other,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
-            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } => ErrorKind::Other,
+            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } | Error::SessionRejected { .. } => {
+                ErrorKind::Other
+            }
         }
     }
 }
@@ -163,12 +179,43 @@ impl fmt::Display for Error {
                 "the boot state (PCR values) changed since the key was created, so the TPM refuses it (0x{rc:08X}); \
                  boot as before (e.g. the same Secure Boot settings), or re-import the key from its recovery code"
             ),
-            Error::PolicyUnknown { rc } => write!(
+            Error::PolicyUnknown { rc } => {
+                write!(f, "the key is bound to PCRs (boot state) but the keepassxc-tpm metadata file does not say which")?;
+                if *rc != 0 {
+                    write!(f, " (0x{rc:08X})")?;
+                }
+                write!(f, "; restore that file, or re-import the key from its recovery code")
+            }
+            Error::SessionRejected { rc } => write!(
                 f,
-                "the key is bound to PCRs (boot state) but the keepassxc-tpm metadata file does not say which \
-                 (0x{rc:08X}); restore that file, or re-import the key from its recovery code"
+                "the TPM rejected the session's authorisation (0x{rc:08X}) for a key that has no PIN: its answers \
+                 may have been altered on the way between TPM and CPU; try again, and do not unlock here if it persists"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
+            Error::Metadata { path, reason } => write!(
+                f,
+                "the keepassxc-tpm metadata file {path} cannot be used: {reason}; fix it or move it away \
+                 (keys are then pinned again on their next use)"
+            ),
+            Error::RecordMismatch { handle, path } => write!(
+                f,
+                "the key at {handle} is not the key recorded for it in {path}: this is another TPM, the key was \
+                 replaced, or something between TPM and CPU answers for it; if you replaced it yourself, remove \
+                 the entry for {handle} from that file"
+            ),
+            Error::PinNeedsEncryption { handle } => write!(
+                f,
+                "the key at {handle} has a PIN, which is only used in an encrypted session: without bus \
+                 encryption it would cross the bus in clear"
+            ),
+            Error::NotRecorded { handle, removed: true, cause } => {
+                write!(f, "the key at {handle} was removed again because its record could not be saved: {cause}")
+            }
+            Error::NotRecorded { handle, removed: false, cause } => write!(
+                f,
+                "the key at {handle} was made but its record could not be saved ({cause}), and removing it \
+                 failed too: delete it with `tpm-hmac delete --handle {handle}` and try again"
+            ),
             Error::StorageKeyChanged { handle } => write!(
                 f,
                 "the TPM's storage key is not the one {handle} was created under: this is a different TPM, or \

@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use tss_esapi::attributes::{ObjectAttributes, ObjectAttributesBuilder};
+use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{ObjectHandle, PersistentTpmHandle, TpmHandle};
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
@@ -20,7 +21,11 @@ use crate::error::{Error, Result};
 use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
 use crate::secret::{Pin, Secret};
+use crate::session::SessionUse;
 use crate::tpm::Tpm;
+
+/// How long provisioning waits for another process that holds the metadata file's lock.
+const PROVISIONING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The hash of an HMAC key. SHA-1 is what a YubiKey slot computes and KeePassXC expects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -244,17 +249,21 @@ impl Tpm {
         }
     }
 
-    /// What is stored at `handle`.
-    pub(crate) fn object_at(&mut self, handle: KeyHandle) -> Result<Object> {
+    /// The public area of the object at `handle` (one ReadPublic; not authenticated).
+    pub(crate) fn public_at(&mut self, handle: KeyHandle) -> Result<Public> {
         let object = self.resolve(handle)?;
-        let public = self.run("reading the key", |ctx| ctx.read_public(object.into()));
-        match public {
-            Ok((public, _, _)) => Ok(describe(handle, &public)),
+        match self.run("reading the key", |ctx| ctx.read_public(object.into())) {
+            Ok((public, _, _)) => Ok(public),
             Err(e) => {
                 self.forget(handle);
                 Err(e)
             }
         }
+    }
+
+    /// What is stored at `handle`.
+    pub(crate) fn object_at(&mut self, handle: KeyHandle) -> Result<Object> {
+        self.public_at(handle).map(|public| describe(handle, &public))
     }
 
     /// The HMAC key at `handle`, or why there is none.
@@ -278,16 +287,26 @@ impl Tpm {
     }
 
     fn provision(&mut self, spec: &KeySpec, secret: Option<&Secret>) -> Result<KeyInfo> {
+        // The record is written under the file's lock, taken before the TPM is touched: a file
+        // that cannot be written stops here, and concurrent provisioning never loses a record.
+        let metadata = self.metadata.clone();
+        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
         let handle = match spec.handle {
             Some(handle) => {
+                metadata.get(handle)?;
                 self.ensure_free(handle)?;
                 handle
             }
-            None => self.first_free_handle()?,
+            None => {
+                let handle = self.first_free_handle()?;
+                metadata.get(handle)?;
+                handle
+            }
         };
         let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
-        let policy = if spec.pcrs.is_empty() { None } else { Some(self.pcr_policy_digest(&spec.pcrs)?) };
-        let template = hmac_template(spec.algorithm, origin, policy, spec.pin.is_some())?;
+        let with_pin = spec.pin.is_some();
+        let policy = if spec.pcrs.is_empty() { None } else { Some(self.policy_digest(&spec.pcrs, with_pin)?) };
+        let template = hmac_template(spec.algorithm, origin, policy, with_pin)?;
         let auth = spec
             .pin
             .as_ref()
@@ -302,20 +321,20 @@ impl Tpm {
         let parent = self.storage_parent(true)?;
         // Pinned so that challenges can tell this storage key from a stand-in.
         let parent_name = self.name_of(parent.handle.into());
-        let created = self.with_password(|tpm| {
-            tpm.run("creating the key", |ctx| {
-                ctx.create(parent.handle, template.clone(), auth.clone(), sensitive.clone(), None, None)
-            })
-        });
+        // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
+        // in a session salted with the parent, with parameter decryption on.
+        let created = self.create_encrypted(parent.handle, &template, auth, sensitive);
         let loaded = created.and_then(|key| {
             self.with_password(|tpm| {
                 tpm.run("loading the key", |ctx| {
                     ctx.load(parent.handle, key.out_private.clone(), key.out_public.clone())
                 })
             })
+            .map(|loaded| (loaded, key.out_public))
         });
         self.release_parent(parent);
-        let loaded: ObjectHandle = loaded?.into();
+        let (loaded, public) = loaded?;
+        let loaded: ObjectHandle = loaded.into();
 
         let persisted = self.with_password(|tpm| {
             tpm.call(|ctx| {
@@ -333,22 +352,61 @@ impl Tpm {
         // EvictControl's new ESYS handle is the key's: keep it, no ReadPublic needed to use it.
         let object = persisted?;
         self.known.insert(handle, object);
-        let record = KeyRecord {
-            key_name: self.name_of(object).ok(),
-            storage_key_name: parent_name.ok(),
-            pcrs: spec.pcrs.clone(),
-            pin: spec.pin.is_some(),
-        };
-        // Without the record the key works; only the storage-key check is off for it.
-        let _ = self.metadata.set(handle, Some(record.clone()));
-        self.records.insert(handle, Some(record));
+        let recorded = (|| {
+            let key_name = self.name_of(object)?;
+            let key_public = crate::pinned::public_and_name(&public)
+                .filter(|(_, name)| *name == key_name)
+                .map(|(bytes, _)| hex::encode(bytes));
+            let record = KeyRecord {
+                key_name: Some(key_name),
+                key_public,
+                storage_key_name: Some(parent_name?),
+                pcrs: spec.pcrs.clone(),
+            };
+            lock.set(handle, Some(&record))
+        })();
+        if let Err(cause) = recorded {
+            // A key without its record cannot be checked against a swapped storage key (and a
+            // PCR-bound one cannot be used at all): take it out again.
+            let removed = self.evict(handle, object).is_ok();
+            return Err(Error::NotRecorded { handle, removed, cause: Box::new(cause) });
+        }
+        drop(lock);
         self.key_info(handle)
+    }
+
+    /// TPM2_Create in a session salted with `parent` that encrypts the first command parameter,
+    /// the inSensitive holding the secret and the authValue.
+    fn create_encrypted(
+        &mut self,
+        parent: tss_esapi::handles::KeyHandle,
+        template: &Public,
+        auth: Option<Auth>,
+        sensitive: Option<SensitiveData>,
+    ) -> Result<tss_esapi::structures::CreateKeyResult> {
+        let session = self.salted_session(Some(parent), SessionType::Hmac, SessionUse::Provisioning)?;
+        self.ctx.set_sessions((Some(session), None, None));
+        let created = self.call(|ctx| ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None));
+        self.ctx.clear_sessions();
+        // Not continued: the session ends with a successful command.
+        match &created {
+            Ok(_) => self.forget_ended_session(session),
+            Err(_) => self.flush_session(session),
+        }
+        created.map_err(|(_, e)| rc::classify("creating the key", e, &self.tcti))
     }
 
     /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
     pub fn delete_key(&mut self, handle: KeyHandle) -> Result<()> {
         self.key_info(handle)?;
         let object = self.resolve(handle)?;
+        self.evict(handle, object)?;
+        // The key is gone; a record left behind is replaced when a key is made at this handle.
+        let _ = self.metadata.set(handle, None);
+        Ok(())
+    }
+
+    fn evict(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<()> {
         let tcti = self.tcti.clone();
         self.with_password(|tpm| {
             tpm.call(|ctx| {
@@ -359,7 +417,6 @@ impl Tpm {
         // EvictControl closed the ESYS handle itself.
         self.known.remove(&handle);
         self.records.remove(&handle);
-        let _ = self.metadata.set(handle, None);
         Ok(())
     }
 

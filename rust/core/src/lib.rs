@@ -14,7 +14,8 @@
 //! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR.
-//! - [`metadata`]: the per-user file pinning each key's storage key (and PCR binding).
+//! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
+//!   binding); `pinned`: checking what the TPM says against it.
 //! - [`store`]: listing keys.
 //! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
@@ -36,6 +37,7 @@ pub mod error;
 pub mod key;
 pub mod metadata;
 mod parent;
+mod pinned;
 pub mod pcr;
 mod rc;
 pub mod recovery;
@@ -49,7 +51,7 @@ pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::yubikey_message;
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
-pub use metadata::{KeyRecord, Metadata};
+pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use secret::{Pin, Secret};
 pub use tpm::Tpm;
 pub use worker::{TpmWorker, DEFAULT_TIMEOUT};

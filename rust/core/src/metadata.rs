@@ -1,47 +1,78 @@
-//! A small per-user file of what the TPM cannot tell us about a key: the storage key it was
-//! provisioned under (pinned, to detect a swapped TPM or an interposer) and its PCR binding.
-//! A missing or broken file never makes a key unusable: it only turns those checks off.
-//! Writes are atomic (write a temporary file, then rename).
+//! A small per-user file of what the TPM cannot tell us about a key: its public area and the
+//! storage key it was provisioned under (both pinned, to detect a swapped TPM or an
+//! interposer) and its PCR binding.
+//!
+//! The file is treated as hostile input: only a regular file is read (never through a
+//! symlink, never blocking on a FIFO or device), at most [`MAX_FILE_SIZE`] bytes; it is written
+//! as mode 0600 in a 0700 directory, through a temporary file with a random name created with
+//! `O_EXCL` and `O_NOFOLLOW`, fsynced and renamed, under an exclusive lock so concurrent
+//! provisioning never loses a record. Records and fields this version does not understand are
+//! kept as they are. A file that cannot be read or parsed is an error, never "no record": a
+//! record that silently disappeared would turn the storage-key check off.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io::{ErrorKind as IoErrorKind, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::address::KeyHandle;
+use crate::error::{Error, Result};
 
 /// Environment variable that overrides the file's location.
 pub const METADATA_ENV: &str = "KEEPASSXC_TPM_METADATA";
 
+/// The largest metadata file read (a record is about 500 bytes; a TPM holds at most a few
+/// dozen keys).
+pub const MAX_FILE_SIZE: u64 = 1 << 20;
+
+/// How long provisioning waits for another process that holds the file's lock.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// What we remember about one key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
-    /// The key's TPM name (hex): a record whose key name differs belongs to another key that
-    /// once sat at this handle (another TPM, a simulator, a re-created key) and is ignored.
+    /// The key's TPM name (hex): a record whose key name differs from the key's belongs to
+    /// another key (another TPM, a re-created key, or an object put there to impersonate it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_name: Option<String>,
-    /// Name (hex) of the storage key that salts the encrypted session: pinned at provisioning.
+    /// The key's public area (TPMT_PUBLIC, hex). Checked against `key_name` before use, so the
+    /// attributes taken from it (PIN or not) are the key's own, not the file's say-so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_public: Option<String>,
+    /// Name (hex) of the storage key that salts the encrypted session: pinned at provisioning,
+    /// or on first use for keys made by other tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key_name: Option<String>,
     /// SHA-256 PCRs the key's policy is bound to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pcrs: Vec<u8>,
-    /// The key needs a PIN.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pin: bool,
 }
 
+/// The file as stored; every record is kept as raw JSON until it is asked for, so one record
+/// this version cannot read never costs another key its record.
 #[derive(Default, Serialize, Deserialize)]
-struct File {
+struct FileContent {
     #[serde(default)]
-    keys: BTreeMap<String, KeyRecord>,
+    keys: BTreeMap<String, Value>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
 }
 
 /// The metadata file; `None` when no location is known (no HOME): then nothing is remembered.
 #[derive(Clone, Debug)]
 pub struct Metadata {
     path: Option<PathBuf>,
+}
+
+/// The file's exclusive lock, held across a read-modify-write (or a whole provisioning).
+pub struct MetadataLock<'a> {
+    metadata: &'a Metadata,
+    _file: Option<File>,
 }
 
 impl Metadata {
@@ -65,74 +96,325 @@ impl Metadata {
         self.path.as_deref()
     }
 
-    /// The record of `handle`; `None` when there is none or the file cannot be read.
-    pub fn get(&self, handle: KeyHandle) -> Option<KeyRecord> {
-        self.read().keys.get(&handle.to_string()).cloned()
+    /// The record of `handle`; `Ok(None)` when there is none (or no file).
+    pub fn get(&self, handle: KeyHandle) -> Result<Option<KeyRecord>> {
+        let Some(path) = &self.path else { return Ok(None) };
+        let content = read(path)?;
+        content
+            .keys
+            .get(&handle.to_string())
+            .map(|value| {
+                serde_json::from_value(value.clone())
+                    .map_err(|e| broken(path, format!("the record of {handle} is malformed ({e})")))
+            })
+            .transpose()
     }
 
-    /// Stores (or with `None` removes) the record of `handle`.
-    pub fn set(&self, handle: KeyHandle, record: Option<KeyRecord>) -> std::io::Result<()> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let mut file = self.read();
-        match record {
-            Some(r) => file.keys.insert(handle.to_string(), r),
-            None => file.keys.remove(&handle.to_string()),
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+    /// Stores (or with `None` removes) the record of `handle`, under the file's lock.
+    pub fn set(&self, handle: KeyHandle, record: Option<&KeyRecord>) -> Result<()> {
+        self.lock(LOCK_WAIT)?.set(handle, record)
+    }
+
+    /// Takes the file's exclusive lock (creating its directory, mode 0700), waiting at most
+    /// `wait` for another process that holds it.
+    pub fn lock(&self, wait: Duration) -> Result<MetadataLock<'_>> {
+        let Some(path) = &self.path else { return Ok(MetadataLock { metadata: self, _file: None }) };
+        let fail = |e: std::io::Error| broken(path, format!("cannot lock it ({e})"));
+        // Nothing is created beside a path that is not a file (a device, a symlink).
+        check_replaceable(path).map_err(|e| broken(path, e.to_string()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
         }
-        let text = serde_json::to_string_pretty(&file).map_err(std::io::Error::other)?;
-        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
-        let mut out = std::fs::File::create(&tmp)?;
-        out.write_all(text.as_bytes())?;
-        out.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(lock_path(path))
+            .map_err(fail)?;
+        if !file.metadata().map_err(fail)?.file_type().is_file() {
+            return Err(broken(path, "its lock file is not a regular file".to_owned()));
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(MetadataLock { metadata: self, _file: Some(file) }),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(broken(path, format!("another process has held its lock for {} s", wait.as_secs())))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(fail(e)),
+            }
+        }
     }
+}
 
-    fn read(&self) -> File {
-        // A broken file is treated as empty: keys keep working, only the extra checks are off.
-        self.path
-            .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default()
+impl MetadataLock<'_> {
+    /// Stores (or with `None` removes) the record of `handle`; every other record is kept.
+    pub fn set(&self, handle: KeyHandle, record: Option<&KeyRecord>) -> Result<()> {
+        let Some(path) = &self.metadata.path else { return Ok(()) };
+        let mut content = read(path)?;
+        match record {
+            Some(r) => {
+                let value = serde_json::to_value(r).map_err(|e| broken(path, e.to_string()))?;
+                content.keys.insert(handle.to_string(), value)
+            }
+            None => content.keys.remove(&handle.to_string()),
+        };
+        let text = serde_json::to_string_pretty(&content).map_err(|e| broken(path, e.to_string()))?;
+        write_atomically(path, text.as_bytes()).map_err(|e| broken(path, format!("cannot write it ({e})")))
     }
+}
+
+fn broken(path: &Path, reason: String) -> Error {
+    Error::Metadata { path: path.display().to_string(), reason }
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    path.with_file_name(name)
+}
+
+/// Reads the file without following a symlink or blocking on a special file; a missing file is
+/// empty.
+fn read(path: &Path) -> Result<FileContent> {
+    let fail = |reason: String| broken(path, reason);
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(FileContent::default()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(fail("it is a symbolic link".to_owned())),
+        Err(e) => return Err(fail(format!("cannot open it ({e})"))),
+    };
+    let info = file.metadata().map_err(|e| fail(e.to_string()))?;
+    if !info.file_type().is_file() {
+        return Err(fail(format!("it is {}, not a regular file", kind_of(&info.file_type()))));
+    }
+    if info.len() > MAX_FILE_SIZE {
+        return Err(fail(format!("it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have", info.len())));
+    }
+    let mut text = String::new();
+    // The size can change between fstat and read: the read itself is bounded too.
+    (&mut file).take(MAX_FILE_SIZE + 1).read_to_string(&mut text).map_err(|e| fail(format!("cannot read it ({e})")))?;
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(fail(format!("it has more than the {MAX_FILE_SIZE} bytes a metadata file may have")));
+    }
+    if text.trim().is_empty() {
+        return Ok(FileContent::default());
+    }
+    serde_json::from_str(&text).map_err(|e| fail(format!("it is not valid JSON ({e})")))
+}
+
+fn kind_of(file_type: &std::fs::FileType) -> &'static str {
+    if file_type.is_dir() {
+        "a directory"
+    } else if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// Writes `bytes` to a new temporary file beside `path` (random name, `O_EXCL`, mode 0600),
+/// fsyncs it, renames it over `path` and fsyncs the directory. Refuses to replace anything but
+/// a regular file; the temporary file is removed on every error.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    check_replaceable(path)?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()?));
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)?;
+    let written = out
+        .write_all(bytes)
+        .and_then(|()| out.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .and_then(|()| File::open(dir)?.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// A regular file or nothing: what may be replaced by a rename.
+fn check_replaceable(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(info) if info.file_type().is_symlink() => Err(std::io::Error::other("it is a symbolic link")),
+        Ok(info) if !info.file_type().is_file() => {
+            Err(std::io::Error::other(format!("it is {}, not a regular file", kind_of(&info.file_type()))))
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == IoErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn random_suffix() -> std::io::Result<String> {
+    let mut bytes = [0u8; 8];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
+
+    fn handle(value: u32) -> KeyHandle {
+        KeyHandle::new(value).unwrap()
+    }
+
+    fn record() -> KeyRecord {
+        KeyRecord {
+            key_name: Some("000b34".into()),
+            key_public: Some("0008".into()),
+            storage_key_name: Some("000b12".into()),
+            pcrs: vec![7, 16],
+        }
+    }
 
     #[test]
     fn round_trip_and_removal() {
         let dir = tempfile::tempdir().unwrap();
         let meta = Metadata::at(dir.path().join("sub/keys.json"));
-        let h = KeyHandle::new(0x8100_0100).unwrap();
-        assert_eq!(meta.get(h), None);
-        let record = KeyRecord {
-            key_name: Some("000b34".into()),
-            storage_key_name: Some("000b12".into()),
-            pcrs: vec![7, 16],
-            pin: true,
-        };
-        meta.set(h, Some(record.clone())).unwrap();
-        assert_eq!(meta.get(h), Some(record));
+        let h = handle(0x8100_0100);
+        assert_eq!(meta.get(h).unwrap(), None);
+        meta.set(h, Some(&record())).unwrap();
+        assert_eq!(meta.get(h).unwrap(), Some(record()));
         meta.set(h, None).unwrap();
-        assert_eq!(meta.get(h), None);
+        assert_eq!(meta.get(h).unwrap(), None);
     }
 
     #[test]
-    fn broken_or_missing_files_are_empty() {
+    fn file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/keys.json");
+        Metadata::at(&path).set(handle(0x8100_0100), Some(&record())).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        let left: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(left.iter().all(|n| !n.ends_with(".tmp")), "no temporary file left: {left:?}");
+    }
+
+    #[test]
+    fn broken_files_are_errors_and_are_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         std::fs::write(&path, b"{not json").unwrap();
         let meta = Metadata::at(&path);
-        let h = KeyHandle::new(0x8100_0100).unwrap();
-        assert_eq!(meta.get(h), None);
-        meta.set(h, Some(KeyRecord::default())).unwrap();
-        assert_eq!(meta.get(h), Some(KeyRecord::default()), "a broken file is replaced on the next write");
-        assert_eq!(Metadata { path: None }.get(h), None);
+        let h = handle(0x8100_0100);
+        let e = meta.get(h).unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        assert!(meta.set(h, Some(&record())).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), b"{not json", "the user's file is left as it was");
+        assert_eq!(Metadata { path: None }.get(h).unwrap(), None);
+    }
+
+    #[test]
+    fn records_it_does_not_understand_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let original = r#"{"keys":{"0x81000101":{"pcrs":"not a list"},"0x81000102":{"key_name":"00","future":1}},"v":2}"#;
+        std::fs::write(&path, original).unwrap();
+        let meta = Metadata::at(&path);
+        assert!(meta.get(handle(0x8100_0101)).is_err(), "a malformed record is an error");
+        meta.set(handle(0x8100_0100), Some(&record())).unwrap();
+        let after: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(after["keys"]["0x81000101"]["pcrs"], "not a list");
+        assert_eq!(after["keys"]["0x81000102"]["future"], 1);
+        assert_eq!(after["v"], 2);
+        assert_eq!(meta.get(handle(0x8100_0100)).unwrap(), Some(record()));
+    }
+
+    #[test]
+    fn special_files_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"{}").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let h = handle(0x8100_0100);
+        let e = Metadata::at(&link).get(h).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(Metadata::at(&link).set(h, Some(&record())).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}", "nothing written through the symlink");
+
+        let fifo = dir.path().join("fifo.json");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let started = Instant::now();
+        let e = Metadata::at(&fifo).get(h).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1), "a FIFO must not block");
+        assert!(Metadata::at(&fifo).set(h, Some(&record())).is_err());
+
+        for (path, what) in [("/dev/zero", "a device"), ("/dev/null", "a device")] {
+            let e = Metadata::at(path).get(h).unwrap_err();
+            assert!(e.to_string().contains(what), "{path}: {e}");
+        }
+        let e = Metadata::at(dir.path()).get(h).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+    }
+
+    #[test]
+    fn oversized_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let file = File::create(&path).unwrap();
+        file.set_len(1 << 30).unwrap(); // sparse: costs no disk
+        let e = Metadata::at(&path).get(handle(0x8100_0100)).unwrap_err();
+        assert!(e.to_string().contains("more than"), "{e}");
+    }
+
+    #[test]
+    fn a_planted_temporary_file_is_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        // The old predictable name, planted as a symlink to another file.
+        std::os::unix::fs::symlink(&victim, dir.path().join(format!("keys.json.{}.tmp", std::process::id()))).unwrap();
+        Metadata::at(&path).set(handle(0x8100_0100), Some(&record())).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert_eq!(Metadata::at(&path).get(handle(0x8100_0100)).unwrap(), Some(record()));
+    }
+
+    #[test]
+    fn concurrent_writers_lose_no_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        let threads: Vec<_> = (0..4u32)
+            .map(|t| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..10u32 {
+                        Metadata::at(&path).set(handle(0x8100_0100 + t * 10 + i), Some(&record())).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let content = read(&path).unwrap();
+        assert_eq!(content.keys.len(), 40);
     }
 }

@@ -1,14 +1,16 @@
-//! Binding a key to the boot state: a PolicyPCR policy over SHA-256 PCRs. The policy digest is
-//! computed by the TPM in a trial session at provisioning, from the PCR values of that moment;
-//! a challenge replays PolicyPCR in a policy session, which only matches while the PCRs do.
+//! Binding a key to the boot state: a PolicyPCR policy over SHA-256 PCRs, followed by
+//! PolicyAuthValue when the key has a PIN. The policy digest is computed by the TPM in a trial
+//! session at provisioning, from the PCR values of that moment; a challenge replays the policy
+//! in a policy session, which only matches while the PCRs do (and only with the right PIN).
 
-use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::{AuthSession, PolicySession};
-use tss_esapi::structures::{Digest, PcrSelectionList, PcrSelectionListBuilder, PcrSlot, SymmetricDefinition};
+use tss_esapi::structures::{Digest, PcrSelectionList, PcrSelectionListBuilder, PcrSlot};
 
 use crate::error::{Error, Result};
+use crate::pinned::PinnedKey;
+use crate::session::SessionUse;
 use crate::tpm::Tpm;
 
 /// PCRs a key may be bound to (the 24 of a PC TPM's SHA-256 bank).
@@ -39,72 +41,33 @@ fn selection(pcrs: &[u8]) -> Result<PcrSelectionList> {
 }
 
 impl Tpm {
-    /// The policy digest of "these PCRs hold the values they hold now".
-    pub(crate) fn pcr_policy_digest(&mut self, pcrs: &[u8]) -> Result<Digest> {
+    /// The policy digest of "these PCRs hold the values they hold now", and of "the PIN is
+    /// given" when `with_pin` (PolicyAuthValue: a policy of PolicyPCR alone needs no authValue,
+    /// so without it a PIN on a PCR-bound key would not be checked at all).
+    pub(crate) fn policy_digest(&mut self, pcrs: &[u8], with_pin: bool) -> Result<Digest> {
         let selection = selection(pcrs)?;
-        let trial = self
-            .run("starting a trial policy session", |ctx| {
-                ctx.start_auth_session(
-                    None,
-                    None,
-                    None,
-                    SessionType::Trial,
-                    SymmetricDefinition::Null,
-                    HashingAlgorithm::Sha256,
-                )
-            })?
-            .ok_or_else(|| Error::Wrapper {
-                operation: "starting a trial policy session",
-                text: "no session".into(),
-            })?;
+        let trial = self.salted_session(None, SessionType::Trial, SessionUse::Plain)?;
         let digest = self
-            .apply_policy_pcr(trial, &selection)
+            .apply_policy(trial, &selection, with_pin)
             .and_then(|policy| self.run("reading the policy digest", |ctx| ctx.policy_get_digest(policy)));
         self.flush_session(trial);
         digest
     }
 
-    /// A policy session that satisfies the key's PCR policy for one command, salted with the
+    /// A policy session that satisfies `key`'s policy for one command, salted with its pinned
     /// storage key and encrypting like the plain challenge session when bus encryption is on.
-    /// Returns it with the name of the storage key that salted it.
-    pub(crate) fn pcr_session(&mut self, pcrs: &[u8]) -> Result<(AuthSession, Option<String>)> {
-        let selection = selection(pcrs)?;
-        let (salt, symmetric) = if self.bus_encryption {
-            (Some(self.storage_parent(false)?), SymmetricDefinition::AES_128_CFB)
+    pub(crate) fn policy_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
+        let selection = selection(&key.record.pcrs)?;
+        let session = if self.bus_encryption {
+            let salt = self.pinned_salt_key(key)?;
+            let started = self.salted_session(Some(salt.handle), SessionType::Policy, SessionUse::Challenge { keep: false });
+            self.release_parent(salt);
+            started?
         } else {
-            (None, SymmetricDefinition::Null)
+            self.salted_session(None, SessionType::Policy, SessionUse::Plain)?
         };
-        let salted_by = salt.as_ref().map(|p| self.name_of(p.handle.into())).transpose();
-        let started = self.run("starting the policy session", |ctx| {
-            ctx.start_auth_session(
-                salt.as_ref().map(|p| p.handle),
-                None,
-                None,
-                SessionType::Policy,
-                symmetric,
-                HashingAlgorithm::Sha256,
-            )
-        });
-        if let Some(parent) = salt {
-            self.release_parent(parent);
-        }
-        let session = started?
-            .ok_or_else(|| Error::Wrapper { operation: "starting the policy session", text: "no session".into() })?;
-        let ready = (|| {
-            // Not continued: the session ends with the HMAC it authorises (tss-esapi starts
-            // sessions with continueSession set).
-            let encrypt = self.bus_encryption;
-            let (attributes, mask) = SessionAttributesBuilder::new()
-                .with_decrypt(false)
-                .with_encrypt(encrypt)
-                .with_continue_session(false)
-                .build();
-            self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(session, attributes, mask))?;
-            self.apply_policy_pcr(session, &selection)?;
-            salted_by
-        })();
-        match ready {
-            Ok(name) => Ok((session, name)),
+        match self.apply_policy(session, &selection, key.info.needs_pin()) {
+            Ok(_) => Ok(session),
             Err(e) => {
                 self.flush_session(session);
                 Err(e)
@@ -112,11 +75,15 @@ impl Tpm {
         }
     }
 
-    fn apply_policy_pcr(&mut self, session: AuthSession, selection: &PcrSelectionList) -> Result<PolicySession> {
+    fn apply_policy(&mut self, session: AuthSession, selection: &PcrSelectionList, with_pin: bool) -> Result<PolicySession> {
         let policy = PolicySession::try_from(session)
             .map_err(|e| Error::Wrapper { operation: "starting the policy session", text: e.to_string() })?;
         // An empty digest: the TPM takes the PCRs' current values.
         self.run("applying the PCR policy", |ctx| ctx.policy_pcr(policy, Digest::default(), selection.clone()))?;
+        if with_pin {
+            // ESYS then puts the key's authValue into the session's HMAC and encryption key.
+            self.run("applying the PIN policy", |ctx| ctx.policy_auth_value(policy))?;
+        }
         Ok(policy)
     }
 }

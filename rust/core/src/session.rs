@@ -2,8 +2,10 @@
 //! 0x81000001, else the ECC primary from the SRK template) and has the TPM encrypt its response
 //! with AES-128-CFB, so the HMAC crosses the bus between TPM and CPU encrypted. (The challenge
 //! is not encrypted: it is the KDF seed, stored in clear in the database header.) The storage
-//! key's name is compared with the one pinned when the key was provisioned: a swapped TPM or an
-//! interposer answering ReadPublic is refused.
+//! key's name is compared with the one pinned for the key (`pinned`) before the session is
+//! started: a swapped TPM or an interposer answering ReadPublic is refused. Provisioning uses a
+//! session of the same kind that encrypts the command instead, so the secret and the PIN's
+//! authValue in TPM2_Create never cross the bus in clear.
 //!
 //! By default the HMAC ends its session (continueSession clear), so nothing stays loaded in the
 //! TPM even when the process ends without cleaning up, as KeePassXC's does: a TPM without a
@@ -12,14 +14,13 @@
 
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{ObjectHandle, SessionHandle};
+use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::SymmetricDefinition;
 
-use crate::address::KeyHandle;
 use crate::error::{Error, Result};
-use crate::metadata::KeyRecord;
+use crate::pinned::PinnedKey;
 use crate::tpm::Tpm;
 
 /// The session for the next challenge.
@@ -29,26 +30,72 @@ pub(crate) struct Session {
     pub(crate) salted_by: String,
 }
 
+/// What a session is for, which decides its attributes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionUse {
+    /// A challenge: the TPM encrypts its response; kept for the next one only when asked.
+    Challenge { keep: bool },
+    /// A challenge without bus encryption (a policy session, unsalted).
+    Plain,
+    /// Create: the command's first parameter (the secret and authValue) is encrypted.
+    Provisioning,
+}
+
 impl Tpm {
-    /// The encrypting session for a challenge to `key`, started when there is none.
-    pub(crate) fn encrypting_session(&mut self, key: KeyHandle, record: Option<&KeyRecord>) -> Result<AuthSession> {
-        if self.session.is_none() {
-            self.session = Some(self.start_salted_session()?);
+    /// The encrypting session for a challenge to `key`, started when there is none. A kept
+    /// session is used only for keys pinned to the storage key that salted it.
+    pub(crate) fn encrypting_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
+        if let Some(session) = &self.session {
+            if session.salted_by == key.storage_key_name() {
+                return Ok(session.handle);
+            }
+            self.end_session();
         }
-        let session = self.session.as_ref().expect("started above");
-        check_storage_key(key, record, &session.salted_by)?;
-        Ok(session.handle)
+        let salt = self.pinned_salt_key(key)?;
+        let keep = self.session_reuse;
+        let started = self.salted_session(Some(salt.handle), SessionType::Hmac, SessionUse::Challenge { keep });
+        // A session stays salted after its salt key is flushed.
+        self.release_parent(salt);
+        let handle = started?;
+        self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned() });
+        Ok(handle)
     }
 
-    /// The metadata record of `key`, if it describes this very key (same TPM name); read once
-    /// per connection and key.
-    pub(crate) fn record_of(&mut self, key: KeyHandle, object: ObjectHandle) -> Option<KeyRecord> {
-        if let Some(cached) = self.records.get(&key) {
-            return cached.clone();
+    /// Starts a session, salted with `salt` (the salt is encrypted to that key, so only the TPM
+    /// holding it knows the session key) and with AES-128-CFB parameter encryption as `purpose`
+    /// needs it; unsalted and unencrypted without `salt`.
+    pub(crate) fn salted_session(
+        &mut self,
+        salt: Option<EsysKeyHandle>,
+        session_type: SessionType,
+        purpose: SessionUse,
+    ) -> Result<AuthSession> {
+        let symmetric = if salt.is_some() { SymmetricDefinition::AES_128_CFB } else { SymmetricDefinition::Null };
+        let handle = self
+            .run("starting the encrypted session", |ctx| {
+                ctx.start_auth_session(salt, None, None, session_type, symmetric, HashingAlgorithm::Sha256)
+            })?
+            .ok_or_else(|| Error::Wrapper {
+                operation: "starting the encrypted session",
+                text: "the TPM returned no session".to_owned(),
+            })?;
+        let (encrypt, decrypt, keep) = match purpose {
+            SessionUse::Challenge { keep } => (true, false, keep),
+            SessionUse::Plain => (false, false, false),
+            SessionUse::Provisioning => (false, true, false),
+        };
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_decrypt(decrypt && salt.is_some())
+            .with_encrypt(encrypt && salt.is_some())
+            .with_continue_session(keep)
+            .build();
+        if let Err(e) =
+            self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
+        {
+            self.flush_session(handle);
+            return Err(e);
         }
-        let record = self.metadata.get(key).filter(|r| r.key_name.is_some() && r.key_name == self.name_of(object).ok());
-        self.records.insert(key, record.clone());
-        record
+        Ok(handle)
     }
 
     /// After a challenge: the session ended with it unless it is kept.
@@ -78,39 +125,6 @@ impl Tpm {
         }
     }
 
-    fn start_salted_session(&mut self) -> Result<Session> {
-        let parent = self.storage_parent(false)?;
-        let salted_by = self.name_of(parent.handle.into());
-        let started = self.run("starting the encrypted session", |ctx| {
-            ctx.start_auth_session(
-                Some(parent.handle),
-                None,
-                None,
-                SessionType::Hmac,
-                SymmetricDefinition::AES_128_CFB,
-                HashingAlgorithm::Sha256,
-            )
-        });
-        // A session stays salted after its salt key is flushed.
-        self.release_parent(parent);
-        let handle = started?.ok_or_else(|| Error::Wrapper {
-            operation: "starting the encrypted session",
-            text: "the TPM returned no session".to_owned(),
-        })?;
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_decrypt(false)
-            .with_encrypt(true)
-            .with_continue_session(self.session_reuse)
-            .build();
-        if let Err(e) =
-            self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
-        {
-            self.flush_session(handle);
-            return Err(e);
-        }
-        Ok(Session { handle, salted_by: salted_by? })
-    }
-
     /// The TPM name (hex) of a loaded object; ESYS keeps it, no TPM command is sent.
     pub(crate) fn name_of(&mut self, object: ObjectHandle) -> Result<String> {
         self.run("reading an object's name", |ctx| ctx.tr_get_name(object)).map(|name| hex::encode(name.value()))
@@ -119,12 +133,4 @@ impl Tpm {
 
 pub(crate) fn object_of(session: AuthSession) -> ObjectHandle {
     ObjectHandle::from(SessionHandle::from(session))
-}
-
-/// Refuses a session salted by another storage key than the one pinned for `key`.
-pub(crate) fn check_storage_key(key: KeyHandle, record: Option<&KeyRecord>, salted_by: &str) -> Result<()> {
-    match record.and_then(|r| r.storage_key_name.as_deref()) {
-        Some(pinned) if pinned != salted_by => Err(Error::StorageKeyChanged { handle: key }),
-        _ => Ok(()),
-    }
 }

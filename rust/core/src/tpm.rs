@@ -16,7 +16,8 @@ use tss_esapi::Context;
 
 use crate::address::KeyHandle;
 use crate::error::{Error, Result};
-use crate::metadata::{KeyRecord, Metadata};
+use crate::metadata::Metadata;
+use crate::pinned::PinnedKey;
 use crate::rc;
 use crate::session::Session;
 
@@ -41,8 +42,8 @@ pub struct Tpm {
     pub(crate) session: Option<Session>,
     /// Keep the session from one challenge to the next (see `session`).
     pub(crate) session_reuse: bool,
-    /// Metadata records checked against the key they name, per key (read once per connection).
-    pub(crate) records: HashMap<KeyHandle, Option<KeyRecord>>,
+    /// Keys checked against their metadata records (once per connection and key).
+    pub(crate) records: HashMap<KeyHandle, PinnedKey>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
     pub(crate) bus_encryption: bool,
     pub(crate) metadata: Metadata,

@@ -71,15 +71,27 @@ proptest! {
     }
 
     #[test]
-    fn metadata_files_of_any_content_read_as_empty_or_valid(content in proptest::collection::vec(any::<u8>(), 0..256)) {
+    fn metadata_files_of_any_content_are_read_or_refused_and_never_lost(content in proptest::collection::vec(any::<u8>(), 0..256)) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
         std::fs::write(&path, &content).unwrap();
         let meta = Metadata::at(&path);
         let handle = KeyHandle::new(0x8100_0100).unwrap();
-        let _ = meta.get(handle);
-        meta.set(handle, Some(Default::default())).unwrap();
-        prop_assert_eq!(meta.get(handle), Some(Default::default()));
+        let other = KeyHandle::new(0x8100_0101).unwrap();
+        let record = keepassxc_tpm::KeyRecord { key_name: Some("000b00".into()), ..Default::default() };
+        match meta.get(other) {
+            Ok(before) => {
+                meta.set(handle, Some(&record)).unwrap();
+                prop_assert_eq!(meta.get(handle).unwrap(), Some(record));
+                prop_assert_eq!(meta.get(other).unwrap(), before, "another key's record is kept");
+            }
+            Err(_) => match meta.set(handle, Some(&record)) {
+                // An unreadable file is refused, and stays as it was.
+                Err(_) => prop_assert_eq!(std::fs::read(&path).unwrap(), content),
+                // Only that record was malformed: it is kept, malformed, beside the new one.
+                Ok(()) => prop_assert!(meta.get(other).is_err()),
+            },
+        }
     }
 
     #[test]

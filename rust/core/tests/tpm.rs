@@ -1,52 +1,13 @@
 //! The core against a real software TPM (swtpm through tpm2-tss): responses, key attributes,
 //! persistence, enumeration, every error variant, and nothing lost on failures.
 
+mod common;
+
+use common::*;
+use keepassxc_tpm::{Algorithm, Error, KeySpec, Metadata, Origin, Secret, Tpm};
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{Algorithm, Error, KeyHandle, KeySpec, Metadata, Origin, Secret, Tpm};
-use sha1::Sha1;
 use sha2::Sha256;
 use swtpm_fixture::{persist_srk, tpm2, transient_objects, CommandLog, Swtpm};
-
-const YUBIKEY_SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
-
-fn handle(value: u32) -> KeyHandle {
-    KeyHandle::new(value).unwrap()
-}
-
-fn open(swtpm: &Swtpm) -> Tpm {
-    open_at(swtpm, &swtpm.tcti())
-}
-
-/// A connection to `tcti` (the swtpm, or a proxy in front of it) with the test's own metadata file.
-fn open_at(swtpm: &Swtpm, tcti: &str) -> Tpm {
-    let mut tpm = Tpm::open(Some(tcti)).expect("swtpm reachable");
-    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
-    tpm
-}
-
-/// An independent statement of what a YubiKey slot in variable-length mode hashes for
-/// KeePassXC: pad to 64 with the pad length (PKCS#7), then pop the trailing run.
-fn reference_message(challenge: &[u8]) -> Vec<u8> {
-    let mut block = challenge.to_vec();
-    let pad = 64 - block.len();
-    block.extend(std::iter::repeat_n(pad as u8, pad));
-    let last = block[63];
-    while block.last() == Some(&last) {
-        block.pop();
-    }
-    block
-}
-
-fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha1>::new_from_slice(key).unwrap();
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
-    let spec = KeySpec { handle: at.map(handle), algorithm, ..KeySpec::default() };
-    tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
-}
 
 #[test]
 fn rfc2202_vectors_through_the_tpm() {
@@ -159,11 +120,6 @@ fn listing_skips_what_is_not_an_hmac_key() {
     assert!(tpm.persistent_handles().unwrap().contains(&0x8100_0001), "the SRK is there, just not listed");
 }
 
-const READ_PUBLIC: u32 = 0x173;
-const START_AUTH_SESSION: u32 = 0x176;
-const HMAC: u32 = 0x155;
-const FLUSH_CONTEXT: u32 = 0x165;
-
 #[test]
 fn tpm_commands_per_challenge_cold_and_warm() {
     let swtpm = Swtpm::start();
@@ -219,10 +175,6 @@ fn the_response_never_crosses_the_bus_in_clear() {
     // The challenge (the KDF seed, stored in clear in the database header) is not encrypted.
     assert_eq!(run(true), (0, 20), "encrypted: no response readable on the bus");
     assert_eq!(run(false), (20, 20), "negative control: without encryption every response is on the bus");
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[test]
@@ -365,7 +317,7 @@ fn wrong_pin_then_lockout_are_reported_and_noda_keys_keep_working() {
 }
 
 #[test]
-fn records_of_other_tpms_are_ignored() {
+fn a_record_of_another_key_is_an_error_not_no_record() {
     // Two TPMs (say a laptop's and a simulator) with a key at the same handle, one metadata file.
     let (a, b) = (Swtpm::start(), Swtpm::start());
     let shared = a.dir().join("shared.json");
@@ -376,8 +328,13 @@ fn records_of_other_tpms_are_ignored() {
     };
     let key = import(&mut connect(&a), YUBIKEY_SECRET, None, Algorithm::Sha1);
     assert_eq!(import(&mut connect(&b), YUBIKEY_SECRET, None, Algorithm::Sha1), key);
-    // The record now describes b's key; a's key is a different key at the same handle.
-    assert_eq!(connect(&a).challenge(key, b"x").unwrap(), connect(&b).challenge(key, b"x").unwrap());
+    // The record now describes b's key; a's key is a different key at the same handle, which
+    // is what a stand-in TPM would present too: refused, not treated as "no record".
+    assert_eq!(connect(&b).challenge(key, b"x").unwrap().len(), 20);
+    match connect(&a).challenge(key, b"x") {
+        Err(e @ Error::RecordMismatch { .. }) => assert!(e.to_string().contains("not the key recorded"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

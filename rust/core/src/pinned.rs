@@ -1,0 +1,157 @@
+//! What a challenge trusts about a key and its storage key, and why.
+//!
+//! A ReadPublic answer is not authenticated: an interposer can answer it with anything. So a
+//! challenge compares what it is told with what was recorded when the key was provisioned
+//! (or, for a key made by other tools, when it was first used: trust on first use):
+//! - the key's TPM name must be the recorded one; its public area, recorded too, is taken only
+//!   when it hashes to that name, so the key's attributes (PIN or not, PCR policy or not) come
+//!   from the key, never from the file's say-so;
+//! - the storage key that salts the session must have the recorded name, checked before the
+//!   salt is encrypted to it.
+//!
+//! A record that exists but does not match is an error, never "no record".
+
+use sha2::{Digest as _, Sha256};
+use tss_esapi::handles::ObjectHandle;
+use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::structures::Public;
+use tss_esapi::traits::{Marshall, UnMarshall};
+
+use crate::address::KeyHandle;
+use crate::error::{Error, Result};
+use crate::key::{describe, KeyInfo, Object};
+use crate::metadata::KeyRecord;
+use crate::parent::Parent;
+use crate::tpm::Tpm;
+
+/// How long a challenge waits for the metadata file's lock to record a first use.
+const FIRST_USE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// A key as a challenge may use it: what it is, and what it was pinned to.
+#[derive(Clone, Debug)]
+pub(crate) struct PinnedKey {
+    pub(crate) info: KeyInfo,
+    pub(crate) record: KeyRecord,
+}
+
+impl PinnedKey {
+    /// The name of the storage key this key's sessions must be salted with.
+    pub(crate) fn storage_key_name(&self) -> &str {
+        self.record.storage_key_name.as_deref().unwrap_or_default()
+    }
+}
+
+/// The TPM name of a public area: its name algorithm's ID and the hash of its TPMT_PUBLIC
+/// (TPM 2.0 Part 1, 16). Only SHA-256 names are computed (our keys and the SRK use them).
+pub(crate) fn public_and_name(public: &Public) -> Option<(Vec<u8>, String)> {
+    if public.name_hashing_algorithm() != HashingAlgorithm::Sha256 {
+        return None;
+    }
+    let bytes = public.marshall().ok()?;
+    let name = format!("000b{}", hex::encode(Sha256::digest(&bytes)));
+    Some((bytes, name))
+}
+
+/// The public area recorded as `hex`, if it is the one named `name`.
+fn recorded_public(hex: &str, name: &str) -> Option<Public> {
+    let bytes = hex::decode(hex).ok()?;
+    let public = Public::unmarshall(&bytes).ok()?;
+    (public_and_name(&public)?.1 == name && public.marshall().ok()? == bytes).then_some(public)
+}
+
+impl Tpm {
+    /// The key at `handle` checked against its record; a key without a record is recorded now.
+    pub(crate) fn pinned_key(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<PinnedKey> {
+        if let Some(key) = self.records.get(&handle) {
+            return Ok(key.clone());
+        }
+        let name = self.name_of(object)?;
+        let key = match self.metadata.get(handle)? {
+            Some(record) => self.check_record(handle, &name, record)?,
+            None => self.first_use(handle, name)?,
+        };
+        self.records.insert(handle, key.clone());
+        Ok(key)
+    }
+
+    fn check_record(&mut self, handle: KeyHandle, name: &str, mut record: KeyRecord) -> Result<PinnedKey> {
+        if record.key_name.as_deref() != Some(name) {
+            return Err(Error::RecordMismatch { handle, path: self.metadata_path() });
+        }
+        let info = match record.key_public.as_deref().and_then(|p| recorded_public(p, name)) {
+            Some(public) => hmac_key(handle, &public)?,
+            // Recorded by an older version, or not a public area of this key: ask the TPM.
+            None => self.key_info(handle)?,
+        };
+        if record.storage_key_name.is_none() {
+            record.storage_key_name = Some(self.storage_key_name()?);
+            self.record_first_use(handle, &record);
+        }
+        Ok(PinnedKey { info, record })
+    }
+
+    /// Trust on first use: a key provisioned by other tools (or whose record was lost) is
+    /// recorded with the storage key that answers now.
+    fn first_use(&mut self, handle: KeyHandle, name: String) -> Result<PinnedKey> {
+        let public = self.public_at(handle)?;
+        let info = hmac_key(handle, &public)?;
+        if info.policy_bound {
+            // Which PCRs is known only from the record: nothing to send that could succeed.
+            return Err(Error::PolicyUnknown { rc: 0 });
+        }
+        let record = KeyRecord {
+            key_public: public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes)),
+            key_name: Some(name),
+            storage_key_name: Some(self.storage_key_name()?),
+            pcrs: Vec::new(),
+        };
+        self.record_first_use(handle, &record);
+        Ok(PinnedKey { info, record })
+    }
+
+    /// Best effort: when the file cannot be written the pin holds for this connection only.
+    fn record_first_use(&self, handle: KeyHandle, record: &KeyRecord) {
+        if let Ok(lock) = self.metadata.lock(FIRST_USE_LOCK_WAIT) {
+            // Someone may have recorded it meanwhile: never overwrite a record.
+            if matches!(self.metadata.get(handle), Ok(None)) {
+                let _ = lock.set(handle, Some(record));
+            }
+        }
+    }
+
+    /// The name of the storage key that salts sessions now.
+    fn storage_key_name(&mut self) -> Result<String> {
+        let parent = self.storage_parent(false)?;
+        let name = self.name_of(parent.handle.into());
+        self.release_parent(parent);
+        name
+    }
+
+    /// The storage key to salt a session with, refused before anything is encrypted to it
+    /// unless it has the pinned name.
+    pub(crate) fn pinned_salt_key(&mut self, key: &PinnedKey) -> Result<Parent> {
+        let parent = self.storage_parent(false)?;
+        match self.name_of(parent.handle.into()) {
+            Ok(name) if name == key.storage_key_name() => Ok(parent),
+            Ok(_) => {
+                self.release_parent(parent);
+                Err(Error::StorageKeyChanged { handle: key.info.handle })
+            }
+            Err(e) => {
+                self.release_parent(parent);
+                Err(e)
+            }
+        }
+    }
+
+    pub(crate) fn metadata_path(&self) -> String {
+        self.metadata.path().map_or_else(|| "the metadata file".to_owned(), |p| p.display().to_string())
+    }
+}
+
+fn hmac_key(handle: KeyHandle, public: &Public) -> Result<KeyInfo> {
+    match describe(handle, public) {
+        Object::Hmac(info) => Ok(info),
+        Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
+    }
+}
