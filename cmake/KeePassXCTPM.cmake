@@ -9,8 +9,9 @@
 # keepassxc-tpm-backend, libkeepassxc_tpm_backend.so, the only part that links tpm2-tss), compiles
 # src/keys/drivers/YubiKeyInterfaceTPM.cpp against the cxx-generated header, and links the staticlib
 # into keepassx_core. KeePassXC does not link tpm2-tss: the bridge loads the backend at run time, from
-# <libdir>/keepassxc (where `make install` puts it), the build tree, next to the executable, or
-# $KEEPASSXC_TPM_BACKEND; without it (or without tpm2-tss) KeePassXC runs and lists no TPM key.
+# <libdir>/keepassxc (where `make install` puts it), next to the executable, or $KEEPASSXC_TPM_BACKEND
+# (how a build run from its build tree finds <build>/cargo/<profile>/libkeepassxc_tpm_backend.so);
+# without it (or without tpm2-tss) KeePassXC runs and lists no TPM key.
 # Only the driver source sees the bridge's include directory, so the rest of KeePassXC compiles as before.
 #
 # Cache variables:
@@ -85,19 +86,19 @@ function(keepassxc_tpm_setup core_target)
     set(backend_lib "${cargo_target_dir}/${cargo_profile_dir}/libkeepassxc_tpm_backend.so")
     include(GNUInstallDirs)
     set(backend_install_dir "${CMAKE_INSTALL_LIBDIR}/keepassxc")
+    # Only the install directory is compiled in, never the build tree: code planted there would run
+    # inside KeePassXC. A fork run from its build tree names the backend in $KEEPASSXC_TPM_BACKEND.
     if(IS_ABSOLUTE "${backend_install_dir}")
-        set(backend_search_dirs "${backend_install_dir}")
+        set(backend_search_dir "${backend_install_dir}")
     else()
-        set(backend_search_dirs "${CMAKE_INSTALL_PREFIX}/${backend_install_dir}")
+        set(backend_search_dir "${CMAKE_INSTALL_PREFIX}/${backend_install_dir}")
     endif()
-    # The build tree's too, so that the fork runs from its build directory
-    string(APPEND backend_search_dirs ":${cargo_target_dir}/${cargo_profile_dir}")
     set(bridge_header "${bridge_include_dir}/keepassxc-tpm-bridge/src/lib.rs.h")
 
     # cargo decides what is stale; the custom target runs it on every build that needs the library
     add_custom_target(keepassxc_tpm_bridge
         COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${cargo_target_dir}"
-                "KEEPASSXC_TPM_BACKEND_DIR=${backend_search_dirs}"
+                "KEEPASSXC_TPM_BACKEND_DIR=${backend_search_dir}"
                 "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked
                 -p keepassxc-tpm-bridge -p keepassxc-tpm-backend
                 --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR}/Cargo.toml"

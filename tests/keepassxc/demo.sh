@@ -35,6 +35,8 @@ PASSWORD="demo password"
 mkdir -p "$DIR"
 rm -f "$DB"
 echo "== Creating $DB: password \"$PASSWORD\" + TPM key $HANDLE (KeePassXC hardware key 1:$SERIAL)"
+# Run from its build tree, the fork is told where the backend is (it searches only where an installer puts it)
+export KEEPASSXC_TPM_BACKEND=$BIN/cargo/release/libkeepassxc_tpm_backend.so
 printf '%s\n' "$PASSWORD" | "$BIN/src/keepassxc-tpm-make-db" "$DB" "1:$SERIAL" "Example bank" "Example mail"
 
 echo "== Opening it with the fork's keepassxc-cli: keepassxc-cli ls --yubikey 1:$SERIAL $DB"
@@ -48,7 +50,7 @@ else
 fi
 cat <<EOF
 == Open it in the fork's GUI:
-     TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' $BIN/src/keepassxc $DB
+     TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' KEEPASSXC_TPM_BACKEND=$BIN/cargo/release/libkeepassxc_tpm_backend.so $BIN/src/keepassxc $DB
    In the unlock dialog enter the password "$PASSWORD", $PICK, then Unlock.
    To protect one of your own databases: Database > Database Security > Add additional protection >
    Challenge-Response, and pick the TPM entry.

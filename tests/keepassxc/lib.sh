@@ -9,6 +9,10 @@ KX_TREE=$KX_BUILD/keepassxc-$VERSION
 KX_BIN=$KX_TREE/build
 KX_CLI=$KX_BIN/src/cli/keepassxc-cli
 KX_MAKE_DB=$KX_BIN/src/keepassxc-tpm-make-db
+# The fork searches only its install directory and paths beside its executable for the backend,
+# never its build tree: a build run from the tree names it, as a user would set LD_PRELOAD.
+KX_BACKEND=$KX_BIN/cargo/release/libkeepassxc_tpm_backend.so
+export KEEPASSXC_TPM_BACKEND=$KX_BACKEND
 KX_FAILURES=0
 
 say() { echo "[$KX_TEST $VERSION] $*"; }

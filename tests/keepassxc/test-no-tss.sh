@@ -19,7 +19,7 @@ WORK=$KX_TREE/test-no-tss
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
-BACKEND=$KX_BIN/cargo/release/libkeepassxc_tpm_backend.so
+BACKEND=$KX_BACKEND
 for bin in src/keepassxc src/cli/keepassxc-cli src/keepassxc-tpm-make-db tests/testcli tests/testykchallengeresponsekey; do
     if readelf -d "$KX_BIN/$bin" | grep NEEDED | grep -q 'libtss2'; then
         fail "$bin needs libtss2: $(readelf -d "$KX_BIN/$bin" | grep NEEDED | grep libtss2 | tr -s ' ' | tr '\n' ' ')"
@@ -32,6 +32,15 @@ if readelf -d "$BACKEND" | grep NEEDED | grep -q 'libtss2-esys'; then
 else
     fail "$BACKEND does not need libtss2-esys: is it the TPM backend?"
 fi
+
+# The backend search list holds no build-tree path (code planted there would run in KeePassXC)
+for bin in src/keepassxc src/cli/keepassxc-cli; do
+    if strings "$KX_BIN/$bin" | grep -F "$KX_TREE" >"$WORK/paths.log"; then
+        fail "$bin has build-tree paths compiled in: $(head -3 "$WORK/paths.log" | tr '\n' ' ')"
+    else
+        pass "$bin has no build-tree path compiled in (strings)"
+    fi
+done
 
 # Databases made while tpm2-tss is there: one password-only, one with a TPM key
 kx_start_swtpm "$WORK/swtpm"
@@ -82,6 +91,17 @@ elif grep -q 'No TPM could be used' "$WORK/tpm.log" && grep -q 'libtss2' "$WORK/
 else
     sed 's/^/    /' "$WORK/tpm.log" >&2
     fail "without tpm2-tss: expected \"No TPM could be used\" naming libtss2"
+fi
+
+# Without $KEEPASSXC_TPM_BACKEND the fork run from its build tree does not find the backend built
+# beside it: it looks only where an installer puts it.
+if printf 'plain\n' | env -u KEEPASSXC_TPM_BACKEND "$KX_CLI" ls --yubikey "1:$SERIAL" "$WORK/tpm.kdbx" >"$WORK/search.log" 2>&1; then
+    fail "the fork loaded a backend from outside its install directory"
+elif grep -q 'not installed' "$WORK/search.log"; then
+    pass "without KEEPASSXC_TPM_BACKEND the build tree's backend is not loaded: \"$(grep -o 'TPM support is not installed[^;]*' "$WORK/search.log" | head -1)\""
+else
+    sed 's/^/    /' "$WORK/search.log" >&2
+    fail "without KEEPASSXC_TPM_BACKEND: expected \"TPM support is not installed\""
 fi
 
 (cd "$KX_BIN/tests" && hide_tss ./testykchallengeresponsekey >"$WORK/testyk.log" 2>&1) || true

@@ -36,6 +36,8 @@ pub mod status {
     pub const BAD_CHALLENGE: u32 = 10;
     pub const BUFFER_TOO_SMALL: u32 = 11;
     pub const TPM_ERROR: u32 = 12;
+    /// The metadata file cannot be used, or its record names another key.
+    pub const METADATA: u32 = 13;
 }
 
 /// A caller's buffer: `len` is set by the backend (to the size needed when `cap` is too small).
@@ -54,7 +56,7 @@ pub struct BackendV1 {
     /// The keys as a JSON array of [`KeyEntry`] into `keys`.
     pub list_keys: unsafe extern "C" fn(keys: *mut Buffer, message: *mut Buffer) -> u32,
     /// The response to `challenge` (raw KeePassXC challenge, 0..=64 bytes) into `response`.
-    /// `pin` is null for no PIN, else `pin_len` bytes of UTF-8.
+    /// `pin` is null for no PIN, else `pin_len` bytes as typed (UTF-8 as a rule, any bytes work).
     pub challenge: unsafe extern "C" fn(
         serial: u32,
         slot: i32,

@@ -42,6 +42,7 @@ fn status_of(kind: ErrorKind) -> u32 {
         ErrorKind::StorageKeyChanged => status::STORAGE_KEY_CHANGED,
         ErrorKind::PolicyFailed => status::POLICY_FAILED,
         ErrorKind::BadChallenge => status::BAD_CHALLENGE,
+        ErrorKind::Metadata => status::METADATA,
         _ => status::TPM_ERROR,
     }
 }
@@ -59,7 +60,7 @@ pub fn challenge(
     serial: u32,
     slot: i32,
     challenge: &[u8],
-    pin: Option<&str>,
+    pin: Option<&[u8]>,
     response: &mut [u8],
 ) -> Result<usize, (u32, String)> {
     let fail = |e: keepassxc_tpm::Error| (status_of(e.kind()), e.to_string());
@@ -79,7 +80,8 @@ pub fn challenge(
 
 // ---- the C interface ----
 
-/// Copies `bytes` into `buffer` as far as it fits and sets `len` to the full length.
+/// Copies `bytes` into `buffer` when they fit and sets `len` to their full length (so a caller
+/// can retry with a larger buffer).
 ///
 /// # Safety
 /// `buffer` is null or points to a `Buffer` whose `ptr` is valid for `cap` bytes of writing.
@@ -93,15 +95,43 @@ unsafe fn fill(buffer: *mut Buffer, bytes: &[u8]) -> bool {
     true
 }
 
+/// Copies as much of `text` as fits into `buffer`, cut at a character boundary.
+///
+/// # Safety
+/// As for [`fill`].
+unsafe fn fill_message(buffer: *mut Buffer, text: &str) {
+    let cap = buffer.as_ref().map_or(0, |b| b.cap);
+    let mut end = text.len().min(cap);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    fill(buffer, &text.as_bytes()[..end]);
+}
+
+/// Runs `f`, turning a panic into an error status: a panic must never unwind into C, where it
+/// would abort KeePassXC.
+///
+/// # Safety
+/// As for [`fill`], for `message`.
+unsafe fn guarded(message: *mut Buffer, f: impl FnOnce() -> u32) -> u32 {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(code) => code,
+        Err(_) => {
+            fill_message(message, "internal error in the TPM backend (a bug: please report it)");
+            status::TPM_ERROR
+        }
+    }
+}
+
 unsafe extern "C" fn c_list_keys(keys: *mut Buffer, message: *mut Buffer) -> u32 {
-    match list_keys() {
+    guarded(message, || match list_keys() {
         Ok(json) if fill(keys, json.as_bytes()) => status::OK,
         Ok(_) => status::BUFFER_TOO_SMALL,
         Err((code, text)) => {
-            fill(message, text.as_bytes());
+            fill_message(message, &text);
             code
         }
-    }
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -115,35 +145,27 @@ unsafe extern "C" fn c_challenge(
     response: *mut Buffer,
     message: *mut Buffer,
 ) -> u32 {
-    let challenge_bytes: &[u8] =
-        if challenge_ptr.is_null() { &[] } else { std::slice::from_raw_parts(challenge_ptr, challenge_len) };
-    let pin = if pin_ptr.is_null() {
-        None
-    } else {
-        match std::str::from_utf8(std::slice::from_raw_parts(pin_ptr, pin_len)) {
-            Ok(text) => Some(text),
-            Err(_) => {
-                fill(message, b"the PIN is not UTF-8");
-                return status::AUTH_FAILED;
+    guarded(message, || {
+        let challenge_bytes: &[u8] =
+            if challenge_ptr.is_null() { &[] } else { std::slice::from_raw_parts(challenge_ptr, challenge_len) };
+        let pin = (!pin_ptr.is_null()).then(|| std::slice::from_raw_parts(pin_ptr, pin_len));
+        let Some(out) = response.as_mut().filter(|b| !b.ptr.is_null()) else {
+            fill_message(message, "no response buffer");
+            return status::BUFFER_TOO_SMALL;
+        };
+        let out_slice = std::slice::from_raw_parts_mut(out.ptr, out.cap);
+        match self::challenge(serial, slot, challenge_bytes, pin, out_slice) {
+            Ok(len) => {
+                out.len = len;
+                status::OK
+            }
+            Err((code, text)) => {
+                out.len = 0;
+                fill_message(message, &text);
+                code
             }
         }
-    };
-    let Some(out) = response.as_mut().filter(|b| !b.ptr.is_null()) else {
-        fill(message, b"no response buffer");
-        return status::BUFFER_TOO_SMALL;
-    };
-    let out_slice = std::slice::from_raw_parts_mut(out.ptr, out.cap);
-    match self::challenge(serial, slot, challenge_bytes, pin, out_slice) {
-        Ok(len) => {
-            out.len = len;
-            status::OK
-        }
-        Err((code, text)) => {
-            out.len = 0;
-            fill(message, text.as_bytes());
-            code
-        }
-    }
+    })
 }
 
 static BACKEND: BackendV1 = BackendV1 { abi_version: ABI_VERSION, list_keys: c_list_keys, challenge: c_challenge };
@@ -158,4 +180,30 @@ pub extern "C" fn keepassxc_tpm_backend_abi_version() -> u32 {
 #[no_mangle]
 pub extern "C" fn keepassxc_tpm_backend_v1() -> *const BackendV1 {
     &BACKEND
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_not_dropped() {
+        let mut bytes = [0xffu8; 16];
+        let mut buffer = Buffer { ptr: bytes.as_mut_ptr(), cap: bytes.len(), len: 0 };
+        let text = "wrong PIN: ääääääää and more";
+        // SAFETY: the buffer points to a live array of its capacity.
+        unsafe { fill_message(&mut buffer, text) };
+        assert_eq!(buffer.len, 15, "cut before a two-byte character that does not fit");
+        assert_eq!(std::str::from_utf8(&bytes[..buffer.len]).unwrap(), "wrong PIN: ää");
+    }
+
+    #[test]
+    fn a_panic_becomes_an_error_status() {
+        let mut bytes = [0u8; 128];
+        let mut buffer = Buffer { ptr: bytes.as_mut_ptr(), cap: bytes.len(), len: 0 };
+        // SAFETY: as above.
+        let code = unsafe { guarded(&mut buffer, || panic!("boom")) };
+        assert_eq!(code, status::TPM_ERROR);
+        assert!(std::str::from_utf8(&bytes[..buffer.len]).unwrap().contains("internal error"));
+    }
 }

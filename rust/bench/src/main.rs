@@ -833,6 +833,10 @@ impl Bench {
             return;
         };
         self.notes.push(format!("keepassxc-cli: {}", cli.display()));
+        // Run from its build tree, the fork is told where its backend is (it never searches there).
+        if std::env::var_os("KEEPASSXC_TPM_BACKEND").is_none() {
+            std::env::set_var("KEEPASSXC_TPM_BACKEND", tree.join("cargo/release/libkeepassxc_tpm_backend.so"));
+        }
         let dir = self.out.join("unlock");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::create_dir_all(&dir);

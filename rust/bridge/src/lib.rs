@@ -43,6 +43,9 @@ mod ffi {
         BufferTooSmall,
         /// Any other TPM or TSS failure; the message holds the return code.
         TpmError,
+        /// The keepassxc-tpm metadata file cannot be used, or its record of the key names
+        /// another key; the message says which file and what to do.
+        Metadata,
     }
 
     /// One TPM HMAC key as KeePassXC addresses it.
@@ -79,12 +82,12 @@ mod ffi {
         /// `challenge` (the raw KeePassXC challenge, 0..=64 bytes, unpadded) into `response`
         /// (give it at least 64 bytes). Nothing is kept in Rust memory afterwards.
         fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult;
-        /// `challenge` for a key with a PIN (as the user typed it, UTF-8).
+        /// `challenge` for a key with a PIN (the bytes the user typed, UTF-8 as a rule).
         fn challenge_with_pin(
             serial: u32,
             slot: i32,
             challenge: &[u8],
-            pin: &str,
+            pin: &[u8],
             response: &mut [u8],
         ) -> ChallengeResult;
         /// Checks that the key answers, without returning the response.
@@ -108,25 +111,38 @@ fn status_of(code: u32) -> Status {
         status::POLICY_FAILED => Status::PolicyFailed,
         status::BAD_CHALLENGE => Status::BadChallenge,
         status::BUFFER_TOO_SMALL => Status::BufferTooSmall,
+        status::METADATA => Status::Metadata,
         _ => Status::TpmError,
     }
 }
 
+/// Runs `f`, turning a panic into `TpmError`: cxx would abort KeePassXC on a panic.
+fn guarded<T>(f: impl FnOnce() -> T, failed: impl FnOnce(String) -> T) -> T {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| failed("internal error in the keepassxc-tpm bridge (a bug: please report it)".to_owned()))
+}
+
 pub fn list_keys() -> KeyList {
-    let listed = loader::backend().and_then(|backend| backend.list_keys());
-    match listed.and_then(|json| {
-        serde_json::from_str::<Vec<KeyEntry>>(&json).map_err(|e| (status::TPM_ERROR, format!("bad key list: {e}")))
-    }) {
-        Ok(keys) => KeyList {
-            status: Status::Ok,
-            message: String::new(),
-            keys: keys
-                .into_iter()
-                .map(|k| KeyInfo { serial: k.serial, slot: k.slot, display_name: k.display_name })
-                .collect(),
+    guarded(
+        || {
+            let listed = loader::backend().and_then(|backend| backend.list_keys());
+            match listed.and_then(|json| {
+                serde_json::from_str::<Vec<KeyEntry>>(&json)
+                    .map_err(|e| (status::TPM_ERROR, format!("bad key list: {e}")))
+            }) {
+                Ok(keys) => KeyList {
+                    status: Status::Ok,
+                    message: String::new(),
+                    keys: keys
+                        .into_iter()
+                        .map(|k| KeyInfo { serial: k.serial, slot: k.slot, display_name: k.display_name })
+                        .collect(),
+                },
+                Err((code, message)) => KeyList { status: status_of(code), message, keys: Vec::new() },
+            }
         },
-        Err((code, message)) => KeyList { status: status_of(code), message, keys: Vec::new() },
-    }
+        |message| KeyList { status: Status::TpmError, message, keys: Vec::new() },
+    )
 }
 
 pub fn is_tpm_serial(serial: u32) -> bool {
@@ -137,15 +153,18 @@ pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) 
     respond(serial, slot, challenge, None, response)
 }
 
-pub fn challenge_with_pin(serial: u32, slot: i32, challenge: &[u8], pin: &str, response: &mut [u8]) -> ChallengeResult {
+pub fn challenge_with_pin(serial: u32, slot: i32, challenge: &[u8], pin: &[u8], response: &mut [u8]) -> ChallengeResult {
     respond(serial, slot, challenge, Some(pin), response)
 }
 
-fn respond(serial: u32, slot: i32, challenge: &[u8], pin: Option<&str>, response: &mut [u8]) -> ChallengeResult {
-    match loader::backend().and_then(|backend| backend.challenge(serial, slot, challenge, pin, response)) {
-        Ok(len) => ChallengeResult { status: Status::Ok, message: String::new(), response_len: len },
-        Err((code, message)) => ChallengeResult { status: status_of(code), message, response_len: 0 },
-    }
+fn respond(serial: u32, slot: i32, challenge: &[u8], pin: Option<&[u8]>, response: &mut [u8]) -> ChallengeResult {
+    guarded(
+        || match loader::backend().and_then(|backend| backend.challenge(serial, slot, challenge, pin, response)) {
+            Ok(len) => ChallengeResult { status: Status::Ok, message: String::new(), response_len: len },
+            Err((code, message)) => ChallengeResult { status: status_of(code), message, response_len: 0 },
+        },
+        |message| ChallengeResult { status: Status::TpmError, message, response_len: 0 },
+    )
 }
 
 pub fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
@@ -159,5 +178,6 @@ pub fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
 #[doc(hidden)]
 pub mod testing {
     pub use super::ffi::{ChallengeResult, KeyList, Status};
+    pub use super::loader::{load_from, BACKEND_ENV};
     pub use super::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge};
 }

@@ -1,20 +1,30 @@
 //! Finding and loading the TPM backend (libkeepassxc_tpm_backend.so) with libloading, once per
-//! process. Where it is looked for, in order:
-//! 1. `$KEEPASSXC_TPM_BACKEND` (a file; when set, nothing else is tried);
-//! 2. the directories the build set in `KEEPASSXC_TPM_BACKEND_DIR` (the CMake module sets the
-//!    install directory, e.g. /usr/lib/x86_64-linux-gnu/keepassxc, and its build tree's);
-//! 3. next to the executable, and in `<exe>/../lib/keepassxc` (AppImages, portable builds);
-//! 4. the dynamic loader's own search (LD_LIBRARY_PATH, ld.so.cache).
+//! process. Loading a library runs its code inside KeePassXC, so only places an installer
+//! controls are searched, as KeePassXC's own `Resources::pluginPath` does:
+//! 1. `$KEEPASSXC_TPM_BACKEND` (a file; when set, nothing else is tried). It is ignored in a
+//!    secure-execution process (setuid, setgid, capabilities), exactly where the dynamic loader
+//!    ignores LD_PRELOAD, so it gives no power LD_PRELOAD does not already give;
+//! 2. the install directory the build set in `KEEPASSXC_TPM_BACKEND_DIR` (the CMake module sets
+//!    `<libdir>/keepassxc`, e.g. /usr/lib/x86_64-linux-gnu/keepassxc; never a build tree);
+//! 3. next to the executable, and in `<exe>/../lib/keepassxc` (AppImages, portable builds).
 //!
-//! When it, or the tpm2-tss libraries it needs, cannot be loaded, every call reports "no TPM"
-//! with the reason and what to install.
+//! The first file that exists is the one: a file that fails to load is reported, never a
+//! reason to try the next place. A file or directory that is writable by group or others, or
+//! owned by a user other than root or the one running KeePassXC, is refused.
+//!
+//! When the backend, or the tpm2-tss libraries it needs, cannot be loaded, every call reports
+//! "no TPM" with the reason and what to install.
 #![allow(unsafe_code)]
 
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use keepassxc_tpm_abi::{status, BackendV1, Buffer, ABI_VERSION, ENTRY_SYMBOL, LIBRARY_NAME, VERSION_SYMBOL};
 use libloading::Library;
+
+/// The environment variable that names the backend file.
+pub const BACKEND_ENV: &str = "KEEPASSXC_TPM_BACKEND";
 
 /// A loaded backend: its table and the library that keeps it mapped.
 pub struct Backend {
@@ -30,10 +40,10 @@ pub fn backend() -> Result<&'static Backend, Failure> {
     BACKEND.get_or_init(load).as_ref().map_err(|reason| (status::NO_TPM, reason.clone()))
 }
 
+/// Where the backend may be, in order.
 fn candidates() -> Vec<PathBuf> {
     let mut paths = Vec::new();
-    // Colon-separated, like PATH: the CMake module gives the install directory and the build tree's.
-    for dir in option_env!("KEEPASSXC_TPM_BACKEND_DIR").unwrap_or("").split(':').filter(|d| !d.is_empty()) {
+    if let Some(dir) = option_env!("KEEPASSXC_TPM_BACKEND_DIR").filter(|d| Path::new(d).is_absolute()) {
         paths.push(PathBuf::from(dir).join(LIBRARY_NAME));
     }
     if let Some(dir) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(PathBuf::from)) {
@@ -44,57 +54,79 @@ fn candidates() -> Vec<PathBuf> {
 }
 
 fn load() -> Result<Backend, String> {
-    // Set explicitly: that file or nothing.
-    if let Some(file) = std::env::var_os("KEEPASSXC_TPM_BACKEND").filter(|v| !v.is_empty()) {
-        return open(&file).map_err(|why| {
-            why.unwrap_or_else(|| format!("KEEPASSXC_TPM_BACKEND={} cannot be loaded", file.to_string_lossy()))
-        });
+    // SAFETY: getauxval has no preconditions; AT_SECURE is set for setuid/setgid/capability
+    // processes, where ld.so ignores LD_PRELOAD too.
+    let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    if let Some(file) = std::env::var_os(BACKEND_ENV).filter(|v| !v.is_empty() && !secure) {
+        return load_from(&[PathBuf::from(file)]);
     }
-    // A file that exists but does not load (a missing libtss2, a wrong version) is the reason
-    // worth reporting; "not found" only when none exists anywhere.
-    let mut reason = None;
-    let existing = candidates().into_iter().filter(|p| p.exists());
-    for path in existing.map(|p| p.into_os_string()).chain([LIBRARY_NAME.into()]) {
-        match open(&path) {
-            Ok(backend) => return Ok(backend),
-            Err(Some(why)) => {
-                reason.get_or_insert(why);
-            }
-            Err(None) => {}
-        }
-    }
-    Err(reason.unwrap_or_else(|| {
-        format!("TPM support is not installed: {LIBRARY_NAME} was not found (set KEEPASSXC_TPM_BACKEND to its path)")
-    }))
+    load_from(&candidates())
 }
 
-/// `Err(None)` when the bare library name is not found by the dynamic loader.
-fn open(path: &std::ffi::OsStr) -> Result<Backend, Option<String>> {
-    let shown = path.to_string_lossy().into_owned();
-    // SAFETY: loading runs the library's initialisers; the backend is our own Rust cdylib,
-    // whose only initialisers are those of Rust's runtime and of tpm2-tss.
-    let library = match unsafe { Library::new(path) } {
-        Ok(library) => library,
-        Err(e) if shown == LIBRARY_NAME && e.to_string().contains("No such file") => return Err(None),
-        Err(e) => return Err(Some(missing_dependency(&shown, &e.to_string()))),
+/// Loads the first of `paths` that exists, or says why none could be.
+pub fn load_from(paths: &[PathBuf]) -> Result<Backend, String> {
+    let Some(path) = paths.iter().find(|p| p.exists()) else {
+        let looked: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        return Err(format!(
+            "TPM support is not installed: {LIBRARY_NAME} was not found (looked in {}; set {BACKEND_ENV} to its path)",
+            looked.join(", ")
+        ));
     };
+    check_trusted(path)?;
+    open(path)
+}
+
+/// Refuses a library that someone other than root or this user could have put or changed.
+fn check_trusted(path: &Path) -> Result<(), String> {
+    let file = std::fs::canonicalize(path).map_err(|e| format!("cannot use the TPM backend {}: {e}", path.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for place in [Some(file.as_path()), file.parent()].into_iter().flatten() {
+        let info = std::fs::metadata(place).map_err(|e| format!("cannot use the TPM backend {}: {e}", place.display()))?;
+        if info.uid() != 0 && info.uid() != me {
+            return Err(format!(
+                "refusing to load the TPM backend {}: {} is owned by another user (uid {})",
+                file.display(),
+                place.display(),
+                info.uid()
+            ));
+        }
+        if info.mode() & 0o022 != 0 {
+            return Err(format!(
+                "refusing to load the TPM backend {}: {} is writable by group or others (mode {:o})",
+                file.display(),
+                place.display(),
+                info.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<Backend, String> {
+    let shown = path.display().to_string();
+    // SAFETY: loading runs the library's initialisers; the backend is our own Rust cdylib,
+    // whose only initialisers are those of Rust's runtime and of tpm2-tss, found in a place
+    // only root or this user can write (checked above).
+    let library = unsafe { Library::new(path) }.map_err(|e| missing_dependency(&shown, &e.to_string()))?;
     // SAFETY: the symbols have the signatures keepassxc-tpm-abi declares; the version is read
     // through a function that takes nothing and returns a u32, which any version provides.
     let version = unsafe { library.get::<extern "C" fn() -> u32>(VERSION_SYMBOL) }
         .map(|f| f())
-        .map_err(|_| Some(format!("{shown} is not a keepassxc-tpm backend")))?;
+        .map_err(|_| format!("{shown} is not a keepassxc-tpm backend"))?;
     if version != ABI_VERSION {
-        return Err(Some(format!(
+        return Err(format!(
             "{shown} speaks interface version {version}, this KeePassXC needs version {ABI_VERSION}: install the \
              keepassxc-tpm backend built with this KeePassXC"
-        )));
+        ));
     }
     // SAFETY: checked above that the library serves ABI_VERSION, whose entry point returns a
     // pointer to a static table that lives as long as the library, which we never unload.
     let table = unsafe { library.get::<extern "C" fn() -> *const BackendV1>(ENTRY_SYMBOL) }
         .map(|f| f())
-        .map_err(|_| Some(format!("{shown} lacks its entry point")))?;
-    let table = unsafe { table.as_ref() }.ok_or_else(|| Some(format!("{shown} returned no function table")))?;
+        .map_err(|_| format!("{shown} lacks its entry point"))?;
+    // SAFETY: the pointer is null or points to the backend's static table.
+    let table = unsafe { table.as_ref() }.ok_or_else(|| format!("{shown} returned no function table"))?;
     Ok(Backend { table, _library: library })
 }
 
@@ -135,7 +167,7 @@ impl Backend {
         serial: u32,
         slot: i32,
         challenge: &[u8],
-        pin: Option<&str>,
+        pin: Option<&[u8]>,
         response: &mut [u8],
     ) -> Result<usize, Failure> {
         let mut message = [0u8; 1024];

@@ -84,13 +84,19 @@ fn keepassxc_path_against_swtpm() {
             ..KeySpec::default()
         };
         tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
+        // A PIN typed in a legacy 8-bit locale is not UTF-8: it is still a PIN.
+        let spec = KeySpec { handle: Some(KeyHandle::new(0x8100_0121).unwrap()), pin: Some(Pin::new(b"gr\xfc\xdf").unwrap()), ..spec };
+        tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
     }
     assert_eq!(challenge(0x8100_0120, 1, b"UnitTest", &mut response).status, Status::PinRequired);
-    let wrong = challenge_with_pin(0x8100_0120, 1, b"UnitTest", "0000", &mut response);
+    let wrong = challenge_with_pin(0x8100_0120, 1, b"UnitTest", b"0000", &mut response);
     assert_eq!(wrong.status, Status::AuthFailed);
     assert!(wrong.message.contains("tries left"), "{}", wrong.message);
-    let right = challenge_with_pin(0x8100_0120, 1, b"UnitTest", "1357", &mut response);
+    let right = challenge_with_pin(0x8100_0120, 1, b"UnitTest", b"1357", &mut response);
     assert_eq!((right.status, right.response_len), (Status::Ok, 20), "{}", right.message);
+    assert_eq!(&response[..20], &expected[..]);
+    let latin1 = challenge_with_pin(0x8100_0121, 1, b"UnitTest", b"gr\xfc\xdf", &mut response);
+    assert_eq!((latin1.status, latin1.response_len), (Status::Ok, 20), "{}", latin1.message);
     assert_eq!(&response[..20], &expected[..]);
 
     // The TPM restarts between challenges (its sessions are gone): the kept session is replaced

@@ -50,7 +50,8 @@ pub fn decode(code: &str) -> Result<Secret> {
         Some(52) => 32,
         _ => return Err(bad("wrong length; a code has 9 groups (HMAC-SHA1) or 14 groups (HMAC-SHA256)")),
     };
-    let body: Vec<u8> = values[..values.len() - CHECK_CHARS].iter().map(|&v| ALPHABET[v as usize]).collect();
+    let body: Zeroizing<Vec<u8>> =
+        Zeroizing::new(values[..values.len() - CHECK_CHARS].iter().map(|&v| ALPHABET[v as usize]).collect());
     let mut bytes = Zeroizing::new(Vec::with_capacity(len));
     let (mut acc, mut bits) = (0u32, 0);
     for &v in &values[..values.len() - CHECK_CHARS] {
@@ -77,12 +78,14 @@ fn check_group(body: &[u8], secret: &[u8]) -> Vec<u8> {
     let value = |c: &u8| ALPHABET.iter().position(|a| a == c).unwrap_or(0);
     let sum = body.iter().map(value).sum::<usize>() % 32;
     let mut group = vec![ALPHABET[sum]];
-    group.extend(base32(&Sha256::digest(secret)[..2]).into_iter().take(CHECK_CHARS - 1));
+    group.extend(base32(&Sha256::digest(secret)[..2]).iter().copied().take(CHECK_CHARS - 1));
     group
 }
 
-fn base32(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(bytes.len() * 8 / 5 + 1);
+/// The secret's base32 digits (zeroized on drop: they are the secret too).
+fn base32(bytes: &[u8]) -> Zeroizing<Vec<u8>> {
+    // Room for the check group too, so that appending it never leaves a copy behind.
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len() * 8 / 5 + 1 + CHECK_CHARS));
     let (mut acc, mut bits) = (0u32, 0);
     for &b in bytes {
         acc = (acc << 8) | u32::from(b);

@@ -85,14 +85,16 @@ impl Secret {
 pub struct Pin(Zeroizing<Vec<u8>>);
 
 impl Pin {
-    /// A PIN as typed; a trailing newline (from a file or a pipe) is not part of it.
-    pub fn new(text: &str) -> Result<Pin> {
-        let text = text.strip_suffix('\n').unwrap_or(text);
-        let text = text.strip_suffix('\r').unwrap_or(text);
+    /// A PIN as typed, as bytes (UTF-8 as a rule, but any bytes work); a trailing newline
+    /// (from a file or a pipe) is not part of it.
+    pub fn new(text: impl AsRef<[u8]>) -> Result<Pin> {
+        let text = text.as_ref();
+        let text = text.strip_suffix(b"\n").unwrap_or(text);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
         if text.is_empty() {
             return Err(Error::BadSecret { reason: "the PIN is empty".into() });
         }
-        Ok(Pin(Zeroizing::new(text.as_bytes().to_vec())))
+        Ok(Pin(Zeroizing::new(text.to_vec())))
     }
 
     /// Whether two PINs are the same (to confirm a new one).

@@ -110,6 +110,9 @@ namespace
                        "The TPM key at %1 is bound to a system state (PCR values) that has changed. "
                        "Start the system in the expected state or use a backup key.")
                 .arg(handle);
+        case Status::Metadata:
+            return YubiKeyInterfaceTPM::tr("The TPM key at %1 cannot be checked against its keepassxc-tpm record: %2")
+                .arg(handle, detail);
         case Status::BadChallenge:
             return YubiKeyInterfaceTPM::tr("The challenge is longer than the 64 bytes a hardware key accepts.");
         case Status::BufferTooSmall:
@@ -122,8 +125,9 @@ namespace
     }
     /**
      * Read a line from the terminal without echo (keepassxc-cli); false when there is no terminal.
+     * The PIN goes straight into a buffer that is wiped whenever it is freed or grows.
      */
-    bool readPinFromTerminal(const QString& prompt, QByteArray& pin)
+    bool readPinFromTerminal(const QString& prompt, Botan::secure_vector<char>& pin)
     {
 #ifdef Q_OS_UNIX
         const int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
@@ -142,12 +146,13 @@ namespace
         ssize_t written = ::write(fd, promptUtf8.constData(), static_cast<size_t>(promptUtf8.size()));
         char c = 0;
         bool gotLine = false;
+        pin.reserve(128);
         while (::read(fd, &c, 1) == 1) {
             if (c == '\n' || c == '\r') {
                 gotLine = true;
                 break;
             }
-            pin.append(c);
+            pin.push_back(c);
         }
         c = 0;
         if (isTerminal) {
@@ -156,7 +161,7 @@ namespace
         written = ::write(fd, "\n", 1);
         Q_UNUSED(written);
         ::close(fd);
-        return gotLine && !pin.isEmpty();
+        return gotLine && !pin.empty();
 #else
         Q_UNUSED(prompt);
         Q_UNUSED(pin);
@@ -194,7 +199,7 @@ namespace
      * Ask the user for the PIN of a TPM key: a dialog on the GUI thread in KeePassXC, the terminal in
      * keepassxc-cli. False when the user cancels or there is no one to ask.
      */
-    bool askPin(unsigned int serial, QByteArray& pin)
+    bool askPin(unsigned int serial, Botan::secure_vector<char>& pin)
     {
         PoolThreadReleaser waitingForUser;
         auto app = qobject_cast<QApplication*>(QCoreApplication::instance());
@@ -212,7 +217,9 @@ namespace
                 QLineEdit::Password,
                 {},
                 &ok);
-            pin = text.toUtf8();
+            auto utf8 = text.toUtf8();
+            pin.assign(utf8.constData(), utf8.constData() + utf8.size());
+            utf8.fill('\0');
             text.fill(QChar(0));
         };
         // Challenges run on a worker thread while the GUI thread waits in an event loop
@@ -221,13 +228,7 @@ namespace
         } else {
             QMetaObject::invokeMethod(app, ask, Qt::BlockingQueuedConnection);
         }
-        return ok && !pin.isEmpty();
-    }
-
-    void wipe(QByteArray& secret)
-    {
-        secret.fill('\0');
-        secret.clear();
+        return ok && !pin.empty();
     }
 } // namespace
 
@@ -423,18 +424,19 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
     auto result = keepassxc_tpm::challenge(serial, slot, challengeBytes, responseBytes);
 
     if (result.status == Status::PinRequired) {
-        QByteArray pin;
+        // Wiped when it goes out of scope, on every path; passed as bytes (a PIN need not be UTF-8)
+        Botan::secure_vector<char> pin;
         if (!askPin(serial, pin)) {
             response.clear();
             m_error = tr("The TPM key at %1 needs its PIN, and none was entered.").arg(handleName(serial));
             return YubiKey::ChallengeResult::YCR_ERROR;
         }
-        result = keepassxc_tpm::challenge_with_pin(serial,
-                                                   slot,
-                                                   challengeBytes,
-                                                   rust::Str(pin.constData(), static_cast<std::size_t>(pin.size())),
-                                                   responseBytes);
-        wipe(pin);
+        result = keepassxc_tpm::challenge_with_pin(
+            serial,
+            slot,
+            challengeBytes,
+            rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(pin.data()), pin.size()),
+            responseBytes);
     }
 
     if (result.status != Status::Ok) {
