@@ -60,6 +60,8 @@ kx_start_swtpm() {
     start_swtpm "$1" || { say "FAIL: swtpm did not start" >&2; exit 1; }
     trap stop_swtpm EXIT
     export TPM2TOOLS_TCTI=$SWTPM_TCTI
+    # The records of this simulator's keys, apart from the user's own
+    export KEEPASSXC_TPM_METADATA=$1/keepassxc-tpm-keys.json
 }
 
 # A TCTI where nothing listens, for "TPM unreachable" checks.

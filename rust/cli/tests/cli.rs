@@ -23,8 +23,11 @@ fn tpm_hmac(tcti: &str, args: &[&str]) -> Output {
         .expect("run tpm-hmac")
 }
 
+/// One file per TPM and test run: a record left by an earlier run for a TPM on the same port
+/// would name another key, which is an error.
 fn metadata_path(tcti: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("tpm-hmac-test-{}.json", tcti.replace([':', ',', '=', '/'], "_")))
+    let name = format!("tpm-hmac-test-{}-{}.json", std::process::id(), tcti.replace([':', ',', '=', '/'], "_"));
+    std::env::temp_dir().join(name)
 }
 
 fn ok(tcti: &str, args: &[&str]) -> String {
@@ -226,6 +229,41 @@ fn recovery_survives_a_tpm_clear() {
     typo[0] = if typo[0] == b'7' { b'8' } else { b'7' };
     let line = fails(&tcti, &["import", "--secret-file", &secret_file(&swtpm, &String::from_utf8(typo).unwrap())]);
     assert!(line.contains("checksum"), "{line}");
+}
+
+#[test]
+fn create_recovery_sends_its_secret_encrypted() {
+    let swtpm = Swtpm::start();
+    let proxy = CommandLog::start(swtpm.port());
+    let out = tpm_hmac(&proxy.tcti(), &["create", "--recovery"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stderr).into_owned();
+    let hex = shown.lines().find_map(|l| l.trim_start().strip_prefix("hex:")).expect("hex shown").trim().to_owned();
+    let secret = hex::decode(&hex).unwrap();
+    let (to_tpm, from_tpm) = proxy.traffic();
+    assert!(to_tpm.len() > 500, "control: the capture saw the provisioning");
+    for window in secret.windows(8) {
+        let seen = |bytes: &[u8]| bytes.windows(8).any(|w| w == window);
+        assert!(!seen(&to_tpm) && !seen(&from_tpm), "part of the recovery secret crossed the bus in clear");
+    }
+}
+
+#[test]
+fn a_record_that_cannot_be_kept_stops_create_before_the_tpm() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    for path in ["/dev/null", "/proc/version"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+            .args(["--tcti", &tcti, "create"])
+            .env("KEEPASSXC_TPM_METADATA", path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{path}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(path) && stderr.contains("metadata file"), "{stderr}");
+    }
+    assert_eq!(serde_json::from_str::<Value>(&ok(&tcti, &["list", "--json"])).unwrap(), Value::Array(vec![]));
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Two programs sharing one TPM through tpm2-abrmd, as KeePassXC's GUI and keepassxc-cli would:
-//! 2 × 500 challenge processes at the same time, every one answered correctly.
+//! 2 × 500 challenge processes at the same time, every one answered correctly; and two
+//! provisioning at the same time, every record kept.
 
 use std::process::Command;
 use std::thread::sleep;
@@ -19,6 +20,41 @@ fn tpm_hmac(abrmd: &Abrmd, metadata: &std::path::Path, args: &[&str]) -> std::pr
         .expect("run tpm-hmac")
 }
 
+fn wait_for(abrmd: &Abrmd, metadata: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tpm_hmac(abrmd, metadata, &["list"]).status.success() {
+        assert!(Instant::now() < deadline, "tpm2-abrmd did not come up");
+        sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn concurrent_provisioning_loses_no_record() {
+    const PER_PROGRAM: u8 = 10;
+    let swtpm = Swtpm::start();
+    let abrmd = Abrmd::start(&swtpm);
+    let metadata = swtpm.dir().join("keys.json");
+    wait_for(&abrmd, &metadata);
+    std::thread::scope(|scope| {
+        for program in 0..2u8 {
+            let (abrmd, metadata, dir) = (&abrmd, &metadata, swtpm.dir());
+            scope.spawn(move || {
+                for i in 0..PER_PROGRAM {
+                    let secret = dir.join(format!("secret-{program}-{i}.hex"));
+                    std::fs::write(&secret, format!("{:02x}", program * 100 + i).repeat(20)).unwrap();
+                    let out = tpm_hmac(abrmd, metadata, &["import", "--secret-file", secret.to_str().unwrap()]);
+                    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                }
+            });
+        }
+    });
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&tpm_hmac(&abrmd, &metadata, &["list", "--json"]).stdout).unwrap();
+    assert_eq!(listed.len(), 2 * PER_PROGRAM as usize);
+    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&metadata).unwrap()).unwrap();
+    assert_eq!(records["keys"].as_object().unwrap().len(), 2 * PER_PROGRAM as usize, "a record for every key");
+}
+
 #[test]
 fn two_programs_share_the_tpm_through_abrmd() {
     let swtpm = Swtpm::start();
@@ -26,11 +62,7 @@ fn two_programs_share_the_tpm_through_abrmd() {
     let metadata = swtpm.dir().join("keys.json");
     let secret = swtpm.dir().join("secret.hex");
     std::fs::write(&secret, "303132333435363738393a3b3c3d3e3f40414243").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !tpm_hmac(&abrmd, &metadata, &["list"]).status.success() {
-        assert!(Instant::now() < deadline, "tpm2-abrmd did not come up");
-        sleep(Duration::from_millis(100));
-    }
+    wait_for(&abrmd, &metadata);
     let import = tpm_hmac(&abrmd, &metadata, &["import", "--secret-file", secret.to_str().unwrap()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
     let expected = tpm_hmac(&abrmd, &metadata, &["challenge", "--handle", "0x81000100", "--hex", "00ff"]).stdout;
