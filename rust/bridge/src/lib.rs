@@ -153,7 +153,13 @@ pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) 
     respond(serial, slot, challenge, None, response)
 }
 
-pub fn challenge_with_pin(serial: u32, slot: i32, challenge: &[u8], pin: &[u8], response: &mut [u8]) -> ChallengeResult {
+pub fn challenge_with_pin(
+    serial: u32,
+    slot: i32,
+    challenge: &[u8],
+    pin: &[u8],
+    response: &mut [u8],
+) -> ChallengeResult {
     respond(serial, slot, challenge, Some(pin), response)
 }
 

@@ -78,11 +78,13 @@ pub fn load_from(paths: &[PathBuf]) -> Result<Backend, String> {
 
 /// Refuses a library that someone other than root or this user could have put or changed.
 fn check_trusted(path: &Path) -> Result<(), String> {
-    let file = std::fs::canonicalize(path).map_err(|e| format!("cannot use the TPM backend {}: {e}", path.display()))?;
+    let file =
+        std::fs::canonicalize(path).map_err(|e| format!("cannot use the TPM backend {}: {e}", path.display()))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     for place in [Some(file.as_path()), file.parent()].into_iter().flatten() {
-        let info = std::fs::metadata(place).map_err(|e| format!("cannot use the TPM backend {}: {e}", place.display()))?;
+        let info =
+            std::fs::metadata(place).map_err(|e| format!("cannot use the TPM backend {}: {e}", place.display()))?;
         if info.uid() != 0 && info.uid() != me {
             return Err(format!(
                 "refusing to load the TPM backend {}: {} is owned by another user (uid {})",

@@ -85,7 +85,11 @@ fn keepassxc_path_against_swtpm() {
         };
         tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
         // A PIN typed in a legacy 8-bit locale is not UTF-8: it is still a PIN.
-        let spec = KeySpec { handle: Some(KeyHandle::new(0x8100_0121).unwrap()), pin: Some(Pin::new(b"gr\xfc\xdf").unwrap()), ..spec };
+        let spec = KeySpec {
+            handle: Some(KeyHandle::new(0x8100_0121).unwrap()),
+            pin: Some(Pin::new(b"gr\xfc\xdf").unwrap()),
+            ..spec
+        };
         tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
     }
     assert_eq!(challenge(0x8100_0120, 1, b"UnitTest", &mut response).status, Status::PinRequired);

@@ -386,7 +386,8 @@ impl Tpm {
     ) -> Result<tss_esapi::structures::CreateKeyResult> {
         let session = self.salted_session(Some(parent), SessionType::Hmac, SessionUse::Provisioning)?;
         self.ctx.set_sessions((Some(session), None, None));
-        let created = self.call(|ctx| ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None));
+        let created =
+            self.call(|ctx| ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None));
         self.ctx.clear_sessions();
         // Not continued: the session ends with a successful command.
         match &created {

@@ -199,7 +199,10 @@ fn read(path: &Path) -> Result<FileContent> {
         return Err(fail(format!("it is {}, not a regular file", kind_of(&info.file_type()))));
     }
     if info.len() > MAX_FILE_SIZE {
-        return Err(fail(format!("it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have", info.len())));
+        return Err(fail(format!(
+            "it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have",
+            info.len()
+        )));
     }
     let mut text = String::new();
     // The size can change between fstat and read: the read itself is bounded too.
@@ -335,7 +338,8 @@ mod tests {
     fn records_it_does_not_understand_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("keys.json");
-        let original = r#"{"keys":{"0x81000101":{"pcrs":"not a list"},"0x81000102":{"key_name":"00","future":1}},"v":2}"#;
+        let original =
+            r#"{"keys":{"0x81000101":{"pcrs":"not a list"},"0x81000102":{"key_name":"00","future":1}},"v":2}"#;
         std::fs::write(&path, original).unwrap();
         let meta = Metadata::at(&path);
         assert!(meta.get(handle(0x8100_0101)).is_err(), "a malformed record is an error");

@@ -60,7 +60,8 @@ impl Tpm {
         let selection = selection(&key.record.pcrs)?;
         let session = if self.bus_encryption {
             let salt = self.pinned_salt_key(key)?;
-            let started = self.salted_session(Some(salt.handle), SessionType::Policy, SessionUse::Challenge { keep: false });
+            let started =
+                self.salted_session(Some(salt.handle), SessionType::Policy, SessionUse::Challenge { keep: false });
             self.release_parent(salt);
             started?
         } else {
@@ -75,7 +76,12 @@ impl Tpm {
         }
     }
 
-    fn apply_policy(&mut self, session: AuthSession, selection: &PcrSelectionList, with_pin: bool) -> Result<PolicySession> {
+    fn apply_policy(
+        &mut self,
+        session: AuthSession,
+        selection: &PcrSelectionList,
+        with_pin: bool,
+    ) -> Result<PolicySession> {
         let policy = PolicySession::try_from(session)
             .map_err(|e| Error::Wrapper { operation: "starting the policy session", text: e.to_string() })?;
         // An empty digest: the TPM takes the PCRs' current values.

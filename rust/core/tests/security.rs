@@ -107,7 +107,8 @@ fn no_secret_pin_or_response_crosses_the_bus_in_clear() {
     let swtpm = Swtpm::start();
     let proxy = CommandLog::start(swtpm.port());
     let mut tpm = open_at(&swtpm, &proxy.tcti());
-    let secrets: Vec<Vec<u8>> = (1..=3u8).map(|k| (0..20u8).map(|b| b.wrapping_mul(31).wrapping_add(k * 71)).collect()).collect();
+    let secrets: Vec<Vec<u8>> =
+        (1..=3u8).map(|k| (0..20u8).map(|b| b.wrapping_mul(31).wrapping_add(k * 71)).collect()).collect();
     let secret = |i: usize| Secret::from_hex(&hex::encode(&secrets[i])).unwrap();
     let pins = ["open sesame 4711", "second pin", "third pin"];
 
@@ -193,9 +194,16 @@ fn the_key_not_the_file_decides_whether_a_pin_is_needed() {
     drop(tpm);
     let noda_public = Metadata::at(metadata_file(&swtpm)).get(noda).unwrap().unwrap().key_public.unwrap();
     let name = key.to_string();
-    let edits: [(&str, Box<dyn Fn(&mut Value)>); 3] = [
-        ("its public area removed", Box::new(|file| drop(file["keys"][&name].as_object_mut().unwrap().remove("key_public")))),
-        ("the public area of a key without a PIN", Box::new(|file| file["keys"][&name]["key_public"] = noda_public.clone().into())),
+    type Edit<'a> = Box<dyn Fn(&mut Value) + 'a>;
+    let edits: [(&str, Edit); 3] = [
+        (
+            "its public area removed",
+            Box::new(|file| drop(file["keys"][&name].as_object_mut().unwrap().remove("key_public"))),
+        ),
+        (
+            "the public area of a key without a PIN",
+            Box::new(|file| file["keys"][&name]["key_public"] = noda_public.clone().into()),
+        ),
         ("no record at all", Box::new(|file| drop(file["keys"].as_object_mut().unwrap().remove(&name)))),
     ];
     for (what, edit) in edits {
@@ -218,8 +226,10 @@ fn a_pin_is_never_used_without_bus_encryption() {
     let mut tpm = open(&swtpm);
     let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
     let plain_pin = tpm.import_key(&KeySpec { pin: Some(pin("2468")), ..KeySpec::default() }, &secret).unwrap().handle;
-    let bound_pin =
-        tpm.import_key(&KeySpec { pin: Some(pin("2468")), pcrs: vec![16], ..KeySpec::default() }, &secret).unwrap().handle;
+    let bound_pin = tpm
+        .import_key(&KeySpec { pin: Some(pin("2468")), pcrs: vec![16], ..KeySpec::default() }, &secret)
+        .unwrap()
+        .handle;
     drop(tpm);
     let proxy = CommandLog::start(swtpm.port());
     let mut tpm = open_at(&swtpm, &proxy.tcti());

@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use keepassxc_tpm::{Algorithm, Error, KeySpec, Metadata, Origin, Secret, Tpm};
 use hmac::{Hmac, Mac};
+use keepassxc_tpm::{Algorithm, Error, KeySpec, Metadata, Origin, Secret, Tpm};
 use sha2::Sha256;
 use swtpm_fixture::{persist_srk, tpm2, transient_objects, CommandLog, Swtpm};
 

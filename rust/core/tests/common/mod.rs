@@ -52,8 +52,6 @@ pub const START_AUTH_SESSION: u32 = 0x176;
 pub const HMAC: u32 = 0x155;
 pub const FLUSH_CONTEXT: u32 = 0x165;
 
-
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
-
