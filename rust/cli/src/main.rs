@@ -3,13 +3,17 @@
 #![forbid(unsafe_code)]
 
 mod cmd;
+mod error;
+mod input;
 mod output;
 mod pin;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use keepassxc_tpm::{Error, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{Tpm, TpmWorker, DEFAULT_TIMEOUT};
+
+use crate::error::CliError;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
     if std::env::var_os("TSS2_LOG").is_none() {
         std::env::set_var("TSS2_LOG", "all+none");
     }
+    pin::install_interrupt_handler();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,19 +72,38 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the command on a TPM worker thread, so a TPM that stops answering ends in an error
-/// after DEFAULT_TIMEOUT instead of a hang.
-fn run(cli: Cli) -> Result<(), Error> {
-    let worker = TpmWorker::start(cli.tcti.clone(), DEFAULT_TIMEOUT);
-    worker.run(move |tpm| {
-        tpm.set_bus_encryption(!cli.no_bus_encryption);
-        match cli.command {
-            Command::List(args) => cmd::list::run(tpm, args),
-            Command::Create(args) => cmd::create::run(tpm, args),
-            Command::Import(args) => cmd::import::run(tpm, args),
-            Command::Challenge(args) => cmd::challenge::run(tpm, args),
-            Command::Info(args) => cmd::info::run(tpm, args),
-            Command::Delete(args) => cmd::delete::run(tpm, args),
-        }
-    })
+/// The TPM, on a worker thread: a TPM that stops answering ends in an error after
+/// DEFAULT_TIMEOUT instead of a hang. Only TPM work runs there; whatever the user types or a
+/// file holds is read before, on the main thread, where no timeout runs.
+pub struct TpmSession {
+    worker: TpmWorker,
+    bus_encryption: bool,
+}
+
+impl TpmSession {
+    pub fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
+    ) -> Result<T, CliError> {
+        let bus_encryption = self.bus_encryption;
+        Ok(self.worker.run(move |tpm| {
+            tpm.set_bus_encryption(bus_encryption);
+            job(tpm)
+        })?)
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let tpm = TpmSession {
+        worker: TpmWorker::start(cli.tcti.clone(), DEFAULT_TIMEOUT),
+        bus_encryption: !cli.no_bus_encryption,
+    };
+    match cli.command {
+        Command::List(args) => cmd::list::run(&tpm, args),
+        Command::Create(args) => cmd::create::run(&tpm, args),
+        Command::Import(args) => cmd::import::run(&tpm, args),
+        Command::Challenge(args) => cmd::challenge::run(&tpm, args),
+        Command::Info(args) => cmd::info::run(&tpm, args),
+        Command::Delete(args) => cmd::delete::run(&tpm, args),
+    }
 }

@@ -117,7 +117,7 @@ impl fmt::Display for Error {
             Error::NoTpm { tcti, detail } => write!(
                 f,
                 "no TPM reachable through {tcti} ({detail}); check that the TPM is enabled in the firmware \
-                 or that the simulator runs, or pick another with --tcti or TPM2TOOLS_TCTI"
+                 or that the simulator runs"
             ),
             Error::Timeout { seconds } => write!(
                 f,
@@ -142,19 +142,19 @@ impl fmt::Display for Error {
             ),
             Error::EmptyHandle { handle } => write!(
                 f,
-                "no key at {handle}; run `tpm-hmac list` to see the keys in this TPM (was it deleted, or the TPM cleared?)"
+                "no key at {handle} (was it deleted, or the TPM cleared?)"
             ),
             Error::NotHmacKey { handle, what } => write!(
                 f,
-                "the TPM object at {handle} is {what}, not an HMAC key; run `tpm-hmac list` to see the HMAC keys"
+                "the TPM object at {handle} is {what}, not an HMAC key"
             ),
             Error::HandleOccupied { handle, what } => write!(
                 f,
-                "{handle} already holds {what}; choose a free handle, or leave out --handle to take the next free one"
+                "{handle} already holds {what}"
             ),
             Error::NoFreeHandle { detail } => write!(
                 f,
-                "no free persistent slot ({detail}); delete a key you no longer need with `tpm-hmac delete --handle …`"
+                "no free persistent slot ({detail}); delete a key you no longer need"
             ),
             Error::Lockout { rc, interval_seconds } => {
                 write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X}); ")?;
@@ -172,7 +172,7 @@ impl fmt::Display for Error {
                 }
             }
             Error::PinRequired { handle } => {
-                write!(f, "the key at {handle} is protected by a PIN; give it (tpm-hmac asks, or use --pin-file)")
+                write!(f, "the key at {handle} is protected by a PIN, and none was given")
             }
             Error::PolicyFailed { rc } => write!(
                 f,
@@ -214,13 +214,14 @@ impl fmt::Display for Error {
             Error::NotRecorded { handle, removed: false, cause } => write!(
                 f,
                 "the key at {handle} was made but its record could not be saved ({cause}), and removing it \
-                 failed too: delete it with `tpm-hmac delete --handle {handle}` and try again"
+                 failed too: delete the key at {handle} and try again"
             ),
             Error::StorageKeyChanged { handle } => write!(
                 f,
                 "the TPM's storage key is not the one {handle} was created under: this is a different TPM, or \
                  something between TPM and CPU is answering for it; if you replaced the SRK at 0x81000001 \
-                 yourself, remove the entry for {handle} from the keepassxc-tpm metadata file"
+                 yourself, remove the entry for {handle} from the keepassxc-tpm metadata file (it is pinned \
+                 again on the next use)"
             ),
             Error::ChallengeTooLong { len } => {
                 write!(f, "the challenge has {len} bytes; a YubiKey-compatible slot accepts at most 64")
@@ -228,7 +229,9 @@ impl fmt::Display for Error {
             Error::OutOfMemory { operation, rc } => write!(
                 f,
                 "{operation}: the TPM has no room for another loaded object (0x{rc:08X}); \
-                 close other TPM programs or use a resource manager (tabrmd:, /dev/tpmrm0)"
+                 a program that was killed may have left objects or sessions loaded: free them with \
+                 `tpm2_flushcontext -t -l -s` (or restart the simulator), and use a resource manager \
+                 (/dev/tpmrm0, or tpm2-abrmd) so that this cannot happen"
             ),
             Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
             Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),

@@ -1,7 +1,10 @@
 //! `tpm-hmac challenge`: the response KeePassXC would get, as lowercase hex.
 
-use keepassxc_tpm::{Error, KeyHandle, Tpm};
+use keepassxc_tpm::{Error, KeyHandle};
 use zeroize::Zeroizing;
+
+use crate::error::CliError;
+use crate::{input, pin, TpmSession};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,13 +19,17 @@ pub struct Args {
     pin_file: Option<std::path::PathBuf>,
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    let challenge = hex::decode(args.hex.trim())
-        .map_err(|e| Error::BadSecret { reason: format!("the challenge is not hex ({e})") })?;
-    let response = match tpm.challenge(args.handle, &challenge) {
-        Err(Error::PinRequired { .. }) => {
-            let pin = crate::pin::read(args.pin_file.as_deref(), &format!("PIN for the TPM key {}: ", args.handle))?;
-            tpm.challenge_with_pin(args.handle, &challenge, Some(&pin))?
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let handle = args.handle;
+    let challenge = input::parse_hex(&args.hex, "the challenge")?;
+    let pin = args.pin_file.as_deref().map(|file| pin::read(Some(file), "")).transpose()?;
+    let given = pin.is_some();
+    let first = challenge.clone();
+    let response = match tpm.run(move |tpm| tpm.challenge_with_pin(handle, &first, pin.as_ref())) {
+        // Asked for only now, between two TPM operations: the typing is not under the timeout.
+        Err(CliError::Tpm(Error::PinRequired { .. })) if !given => {
+            let pin = pin::read(None, &format!("PIN for the TPM key {handle}: "))?;
+            tpm.run(move |tpm| tpm.challenge_with_pin(handle, &challenge, Some(&pin)))?
         }
         other => other?,
     };

@@ -1,9 +1,11 @@
 //! `tpm-hmac create`: a new HMAC key, generated inside the TPM, or with `--recovery` generated
 //! outside, imported, and shown once so it can be restored or programmed into a YubiKey.
 
-use keepassxc_tpm::{recovery, Algorithm, Error, KeyHandle, KeyInfo, KeySpec, Secret, Tpm};
+use keepassxc_tpm::{recovery, Algorithm, KeyHandle, KeyInfo, KeySpec, Secret};
 
+use crate::error::CliError;
 use crate::output::{self, KeyJson};
+use crate::TpmSession;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,8 +28,8 @@ pub struct KeyArgs {
     pub algorithm: Algorithm,
     /// Bind the key to the boot state: SHA-256 PCRs, e.g. 7 (Secure Boot) or 0,2,7; the key
     /// then answers only while those PCRs hold the values they hold now
-    #[arg(long, value_name = "LIST", value_parser = keepassxc_tpm::pcr::parse_pcrs)]
-    pub pcrs: Option<Vec<u8>>,
+    #[arg(long, value_name = "LIST", value_parser = parse_pcr_list)]
+    pub pcrs: Option<PcrList>,
     /// Protect the key with a PIN, asked on the terminal; the TPM rate-limits wrong PINs (its
     /// dictionary-attack protection). Without a PIN the key is exempt from that lockout.
     #[arg(long)]
@@ -40,26 +42,37 @@ pub struct KeyArgs {
     pub json: bool,
 }
 
+/// PCR indices, sorted. (A plain `Vec<u8>` would make clap expect several values.)
+#[derive(Clone)]
+pub struct PcrList(Vec<u8>);
+
+fn parse_pcr_list(text: &str) -> Result<PcrList, String> {
+    keepassxc_tpm::pcr::parse_pcrs(text).map(PcrList)
+}
+
 impl KeyArgs {
-    pub fn spec(&self) -> Result<KeySpec, Error> {
+    /// What to make; a new PIN is asked for (or read) here, before any TPM work.
+    pub fn spec(&self) -> Result<KeySpec, CliError> {
         let pin = if self.pin || self.pin_file.is_some() {
             Some(crate::pin::read_new(self.pin_file.as_deref())?)
         } else {
             None
         };
-        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs: self.pcrs.clone().unwrap_or_default(), pin })
+        let pcrs = self.pcrs.clone().map(|p| p.0).unwrap_or_default();
+        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs, pin })
     }
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let spec = args.key.spec()?;
     if args.recovery {
         let secret = Secret::generate(args.key.algorithm.digest_len())?;
-        let key = tpm.import_key(&args.key.spec()?, &secret)?;
+        let (key, secret) = tpm.run(move |tpm| tpm.import_key(&spec, &secret).map(|key| (key, secret)))?;
         show_recovery(&secret);
         report(&key, args.key.json);
         return Ok(());
     }
-    let key = tpm.create_key(&args.key.spec()?)?;
+    let key = tpm.run(move |tpm| tpm.create_key(&spec))?;
     eprintln!(
         "warning: this key was generated inside the TPM and cannot be backed up: a database that needs it \
          opens only on this computer, and a TPM reset loses it. Use `create --recovery` for a key you can restore."

@@ -1,6 +1,9 @@
 //! `tpm-hmac delete`: remove an HMAC key from the TPM (only HMAC keys; never the SRK).
 
-use keepassxc_tpm::{Error, KeyHandle, Tpm};
+use keepassxc_tpm::KeyHandle;
+
+use crate::error::CliError;
+use crate::TpmSession;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -9,8 +12,9 @@ pub struct Args {
     handle: KeyHandle,
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    tpm.delete_key(args.handle)?;
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let handle = args.handle;
+    tpm.run(move |tpm| tpm.delete_key(handle))?;
     eprintln!("Deleted the key at {}. Databases protected only by it can no longer be opened with it.", args.handle);
     Ok(())
 }

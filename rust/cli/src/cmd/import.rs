@@ -1,11 +1,10 @@
 //! `tpm-hmac import`: store an HMAC secret the user holds (e.g. a YubiKey slot's) in the TPM.
 
-use std::io::Read;
-
-use keepassxc_tpm::{Error, Secret, Tpm};
-use zeroize::Zeroizing;
+use keepassxc_tpm::Secret;
 
 use super::create::{report, KeyArgs};
+use crate::error::CliError;
+use crate::{input, TpmSession};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,20 +16,11 @@ pub struct Args {
     key: KeyArgs,
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    let secret = read_secret(&args.secret_file)?;
-    let key = tpm.import_key(&args.key.spec()?, &secret)?;
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let text = input::read_text(&args.secret_file, "the secret file")?;
+    let secret = Secret::parse(&text)?;
+    let spec = args.key.spec()?;
+    let key = tpm.run(move |tpm| tpm.import_key(&spec, &secret))?;
     report(&key, args.key.json);
     Ok(())
-}
-
-fn read_secret(path: &std::path::Path) -> Result<Secret, Error> {
-    let mut text = Zeroizing::new(String::new());
-    let read = if path.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut text)
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text))
-    };
-    read.map_err(|e| Error::BadSecret { reason: format!("cannot read {}: {e}", path.display()) })?;
-    Secret::parse(&text)
 }

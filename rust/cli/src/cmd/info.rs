@@ -1,8 +1,10 @@
 //! `tpm-hmac info`: one key's details.
 
-use keepassxc_tpm::{Error, KeyHandle, Tpm};
+use keepassxc_tpm::KeyHandle;
 
+use crate::error::CliError;
 use crate::output::{self, KeyJson};
+use crate::TpmSession;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,8 +16,9 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    let key = tpm.key_info(args.handle)?;
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let handle = args.handle;
+    let key = tpm.run(move |tpm| tpm.key_info(handle))?;
     if args.json {
         println!("{}", output::json(&KeyJson::from(&key)));
         return Ok(());

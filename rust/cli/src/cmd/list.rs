@@ -1,8 +1,8 @@
 //! `tpm-hmac list`: the HMAC keys in the TPM.
 
-use keepassxc_tpm::{Error, Tpm};
-
+use crate::error::CliError;
 use crate::output::{self, KeyJson};
+use crate::TpmSession;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,8 +11,8 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(tpm: &mut Tpm, args: Args) -> Result<(), Error> {
-    let keys = tpm.list_keys()?;
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    let keys = tpm.run(|tpm| tpm.list_keys())?;
     if args.json {
         println!("{}", output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>()));
     } else if keys.is_empty() {
