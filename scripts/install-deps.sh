@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages keepassxc-tpm needs (build, tests, KeePassXC fork). Idempotent:
 # only missing packages are installed. Uses sudo when not run as root.
+# Usage: scripts/install-deps.sh [--list]     (--list: print the package list and install nothing)
 set -euo pipefail
 
 packages=(
   # core, CLI and tests: tpm2-tss, a software TPM, tpm2-tools as an independent checker
+  # (libtss2-tcti-tabrmd0 is the client side of tpm2-abrmd: neither tpm2-abrmd nor tpm2-tools depends on it)
   pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon openssl python3-venv
   # the KeePassXC fork (facts: Debian's keepassxc build dependencies) and its GUI tests
   dpkg-dev ca-certificates cmake ninja-build g++ ccache qtbase5-dev qtbase5-private-dev qttools5-dev qttools5-dev-tools
   libqt5svg5-dev libqt5x11extras5-dev libbotan-2-dev libargon2-dev libqrencode-dev zlib1g-dev libpcsclite-dev
   libusb-1.0-0-dev libminizip-dev libreadline-dev libxi-dev libxtst-dev libzxcvbn-dev xvfb xauth xdotool imagemagick
 )
+
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -68,7 +68,7 @@ pub fn parse_hex(text: &str, what: &str) -> Result<Vec<u8>, CliError> {
             c.escape_default()
         )));
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(CliError::Input(format!(
             "{what} is not hex: {} digits is an odd number; a byte takes two",
             text.len()

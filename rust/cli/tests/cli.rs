@@ -110,6 +110,80 @@ fn tpm_commands_of_one_challenge_process() {
     assert_eq!(encrypted, clear);
 }
 
+/// Every flag the README and `--help` document, run as a user would.
+#[test]
+fn every_documented_flag_works() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let json = |out: String| serde_json::from_str::<Value>(&out).unwrap();
+
+    // create: --handle, --algorithm, --pcrs, --json
+    let bound =
+        json(ok(&tcti, &["create", "--handle", "0x81000150", "--algorithm", "sha256", "--pcrs", "16", "--json"]));
+    assert_eq!(
+        (bound["handle"].as_str(), bound["algorithm"].as_str(), bound["pcr_bound"].as_bool()),
+        (Some("0x81000150"), Some("sha256"), Some(true))
+    );
+    assert_eq!(
+        ok(&tcti, &["challenge", "--handle", "0x81000150", "--hex", "01"]).trim().len(),
+        64,
+        "SHA-256: 32 bytes"
+    );
+    assert!(ok(&tcti, &["info", "--handle", "0x81000150"]).contains("boot state"));
+    swtpm_fixture::tpm2(&tcti, &["tpm2_pcrextend", &format!("16:sha256={}", "ab".repeat(32))]);
+    assert!(fails(&tcti, &["challenge", "--handle", "0x81000150", "--hex", "01"])
+        .contains("boot state (PCR values) changed"));
+    swtpm_fixture::tpm2(&tcti, &["tpm2_pcrreset", "16"]);
+
+    // import: --secret-file FILE and - (stdin), --pcrs with a list, --pin-file
+    let bound = json(ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, SECRET), "--pcrs", "7,16", "--json"]));
+    assert_eq!(bound["pcr_bound"], true);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &tcti, "import", "--secret-file", "-", "--json"])
+        .env("KEEPASSXC_TPM_METADATA", metadata_path(&tcti))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(format!("{SECRET}\n").as_bytes()).unwrap();
+    let piped = child.wait_with_output().unwrap();
+    assert!(piped.status.success());
+    let piped = json(String::from_utf8(piped.stdout).unwrap());
+    let pin = swtpm.dir().join("pin");
+    std::fs::write(&pin, "9876\n").unwrap();
+    let with_pin = json(ok(
+        &tcti,
+        &["import", "--secret-file", &secret_file(&swtpm, SECRET), "--pin-file", pin.to_str().unwrap(), "--json"],
+    ));
+    assert_eq!(with_pin["no_da"], false);
+    let (h1, h2) = (piped["handle"].as_str().unwrap(), with_pin["handle"].as_str().unwrap());
+    assert_eq!(
+        ok(&tcti, &["challenge", "--handle", h1, "--hex", "02"]),
+        ok(&tcti, &["challenge", "--handle", h2, "--hex", "02", "--pin-file", pin.to_str().unwrap()]),
+        "the same secret, with and without a PIN"
+    );
+    // calculate is challenge's alias; --no-bus-encryption works for keys without a PIN only.
+    assert_eq!(
+        ok(&tcti, &["--no-bus-encryption", "calculate", "--handle", h1, "--hex", "02"]),
+        ok(&tcti, &["challenge", "--handle", h1, "--hex", "02"])
+    );
+    let line = fails(
+        &tcti,
+        &["--no-bus-encryption", "challenge", "--handle", h2, "--hex", "02", "--pin-file", pin.to_str().unwrap()],
+    );
+    assert!(line.contains("in clear") && line.contains("leave out --no-bus-encryption"), "{line}");
+    // --recovery with --json, list without --json, info --json, delete.
+    let recovered = tpm_hmac(&tcti, &["create", "--recovery", "--json"]);
+    assert!(recovered.status.success() && String::from_utf8_lossy(&recovered.stderr).contains("recovery code:"));
+    let listed = ok(&tcti, &["list"]);
+    assert_eq!(listed.lines().count(), 5, "{listed}");
+    assert!(listed.contains("--yubikey 1:2164261200"), "{listed}");
+    assert_eq!(json(ok(&tcti, &["info", "--handle", h1, "--json"]))["handle"], h1);
+    ok(&tcti, &["delete", "--handle", h1]);
+    assert!(fails(&tcti, &["info", "--handle", h1]).contains("no key at"));
+}
+
 #[test]
 fn every_failure_is_one_line_with_a_remedy() {
     let swtpm = Swtpm::start();
