@@ -148,6 +148,7 @@ impl Tpm {
             // A key without a PIN has an empty authValue: a bad authorisation means the session's
             // HMAC did not match, i.e. the TPM's answers (or ours) were changed on the way.
             Error::AuthFailed { rc, .. } if !key.info.needs_pin() => return Error::SessionRejected { rc },
+            Error::Tpm { rc, .. } if rc::is_session_error(rc) => return Error::SessionRejected { rc },
             // Say how many tries are left, or how long the lockout lasts.
             Error::AuthFailed { rc, .. } => {
                 return Error::AuthFailed { rc, tries_left: self.da_status().ok().map(|s| s.tries_left()) }

@@ -52,6 +52,8 @@ pub enum Error {
     /// The TPM refused a session's authorisation for a key without a PIN: the session HMAC did
     /// not match, so an answer was altered on the way (or the key is not what it seems).
     SessionRejected { rc: u32 },
+    /// The TPM's answer did not parse, or failed its session's integrity check.
+    BadAnswer { operation: &'static str, rc: u32 },
     /// A secret to import is malformed; the reason says how.
     BadSecret { reason: String },
     /// A challenge longer than a YubiKey slot accepts.
@@ -104,9 +106,11 @@ impl Error {
             Error::Metadata { .. } | Error::RecordMismatch { .. } | Error::NotRecorded { .. } => ErrorKind::Metadata,
             Error::PinNeedsEncryption { .. } => ErrorKind::Other,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
-            Error::OutOfMemory { .. } | Error::Tpm { .. } | Error::Wrapper { .. } | Error::SessionRejected { .. } => {
-                ErrorKind::Other
-            }
+            Error::OutOfMemory { .. }
+            | Error::Tpm { .. }
+            | Error::Wrapper { .. }
+            | Error::SessionRejected { .. }
+            | Error::BadAnswer { .. } => ErrorKind::Other,
         }
     }
 }
@@ -186,10 +190,15 @@ impl fmt::Display for Error {
                 }
                 write!(f, "; restore that file, or re-import the key from its recovery code")
             }
+            Error::BadAnswer { operation, rc } => write!(
+                f,
+                "{operation}: the TPM's answer is malformed or failed its integrity check (0x{rc:08X}); it may \
+                 have been altered on the way between TPM and CPU: try again, and do not unlock here if it persists"
+            ),
             Error::SessionRejected { rc } => write!(
                 f,
-                "the TPM rejected the session's authorisation (0x{rc:08X}) for a key that has no PIN: its answers \
-                 may have been altered on the way between TPM and CPU; try again, and do not unlock here if it persists"
+                "the TPM rejected the session that authorises the key (0x{rc:08X}): its answers may have been \
+                 altered on the way between TPM and CPU; try again, and do not unlock here if it persists"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
             Error::Metadata { path, reason } => write!(

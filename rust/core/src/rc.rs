@@ -33,6 +33,12 @@ const TCTI_LAYER: u32 = 10 << 16;
 const RESMGR_TPM_LAYER: u32 = 11 << 16;
 const RESMGR_LAYER: u32 = 12 << 16;
 const ESYS_BAD_SEQUENCE: u32 = (7 << 16) | 7;
+/// The response HMAC of a session did not verify (TSS2_BASE_RC_RSP_AUTH_FAILED in ESYS).
+const ESYS_RSP_AUTH_FAILED: u32 = (7 << 16) | 27;
+/// SAPI found the response malformed (TSS2_BASE_RC_MALFORMED_RESPONSE).
+const SYS_MALFORMED_RESPONSE: u32 = (8 << 16) | 17;
+/// Any unmarshalling failure (the MU layer): an answer that does not parse.
+const MU_LAYER: u32 = 9 << 16;
 
 /// The raw TSS2_RC. tss-esapi 7.7 keeps it private; its `Display` shows it as `{:#x}`.
 pub(crate) fn raw(code: &Tss2ResponseCode) -> u32 {
@@ -55,6 +61,12 @@ pub(crate) fn tpm_code(rc: u32) -> Option<u32> {
     Some(if rc & 0x80 != 0 { 0x80 | (rc & 0x3F) } else { rc & 0xFFF })
 }
 
+/// True when the TPM blames an authorisation session of the command (a format-one code with
+/// its session bit: TPM 2.0 Part 2, 6.6.3).
+pub(crate) fn is_session_error(rc: u32) -> bool {
+    tpm_code(rc).is_some() && rc & 0x80 != 0 && rc & 0x40 == 0 && rc & 0x800 != 0
+}
+
 /// True for answers that mean "ask again": the TPM was busy, yielded or self-testing.
 pub(crate) fn is_transient(rc: u32) -> bool {
     matches!(tpm_code(rc), Some(codes::RETRY | codes::YIELDED | codes::TESTING | codes::NV_RATE))
@@ -75,6 +87,9 @@ pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &st
         tss_esapi::Error::Tss2Error(code) => code,
     };
     let rc = raw(&code);
+    if rc == ESYS_RSP_AUTH_FAILED || rc == SYS_MALFORMED_RESPONSE || rc & LAYER_MASK == MU_LAYER {
+        return Error::BadAnswer { operation, rc };
+    }
     if is_connection_lost(rc) {
         return Error::NoTpm { tcti: tcti.to_owned(), detail: format!("{operation}: connection failed, 0x{rc:08X}") };
     }
@@ -125,6 +140,15 @@ mod tests {
         for rc in [0x18Bu32, 0x921, 0x000A_000A, 0x0007_0007, 0x98E] {
             assert_eq!(raw(&Tss2ResponseCode::from(rc)), rc, "0x{rc:08X}");
         }
+    }
+
+    #[test]
+    fn session_errors_are_told_apart() {
+        assert!(is_session_error(0x984), "TPM_RC_VALUE on session 1");
+        assert!(is_session_error(0x9A2), "TPM_RC_BAD_AUTH on session 1");
+        assert!(!is_session_error(0x18B), "TPM_RC_HANDLE on handle 1");
+        assert!(!is_session_error(0x2C4), "TPM_RC_VALUE on parameter 2");
+        assert!(!is_session_error(0x921), "format zero");
     }
 
     #[test]

@@ -11,27 +11,52 @@ use crate::tpm::Tpm;
 
 /// Handles asked for per GetCapability round trip (more than any TPM has slots).
 const HANDLES_PER_CALL: u32 = 64;
+/// All persistent handles, the owner's and the platform's (TPM 2.0 Part 2, 7.6).
+const PERSISTENT_FIRST: u32 = 0x8100_0000;
+const PERSISTENT_LAST: u32 = 0x81FF_FFFF;
+/// TPM_PT_HR_PERSISTENT: the number of persistent objects in the TPM.
+const PT_HR_PERSISTENT: u32 = 0x208;
 
 impl Tpm {
-    /// Every persistent handle in use in the owner range, in ascending order.
+    /// Every persistent handle in use in the owner range, in ascending order. The list is
+    /// checked against the TPM's count of persistent objects, so a malformed or cut answer is an
+    /// error, never a shorter list.
     pub fn persistent_handles(&mut self) -> Result<Vec<u32>> {
-        let mut handles = Vec::new();
-        let mut next = *OWNER_PERSISTENT.start();
+        let malformed = |text: String| Error::Wrapper { operation: "listing persistent handles", text };
+        let mut all = Vec::new();
+        let mut next = PERSISTENT_FIRST;
         loop {
             let (data, more) = self.run("listing persistent handles", |ctx| {
                 ctx.get_capability(CapabilityType::Handles, next, HANDLES_PER_CALL)
             })?;
             let CapabilityData::Handles(list) = data else {
-                break;
+                return Err(malformed("the TPM's answer is not a list of handles".to_owned()));
             };
             let values: Vec<u32> = list.iter().map(|h: &TpmHandle| u32::from(*h)).collect();
-            handles.extend(values.iter().copied().filter(|h| OWNER_PERSISTENT.contains(h)));
+            all.extend(values.iter().copied().filter(|h| (PERSISTENT_FIRST..=PERSISTENT_LAST).contains(h)));
             match values.last() {
-                Some(&last) if more && last < *OWNER_PERSISTENT.end() => next = last + 1,
+                Some(&last) if more && last < PERSISTENT_LAST => next = last + 1,
                 _ => break,
             }
         }
-        Ok(handles)
+        let (data, _) = self.run("counting persistent objects", |ctx| {
+            ctx.get_capability(CapabilityType::TpmProperties, PT_HR_PERSISTENT, 1)
+        })?;
+        let counted = match data {
+            CapabilityData::TpmProperties(list) => {
+                list.iter().find(|p| u32::from(p.property()) == PT_HR_PERSISTENT).map(|p| p.value())
+            }
+            _ => None,
+        };
+        if counted != Some(all.len() as u32) {
+            return Err(malformed(format!(
+                "the TPM listed {} persistent objects but counts {}: its answer was malformed or altered",
+                all.len(),
+                counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
+            )));
+        }
+        all.retain(|h| OWNER_PERSISTENT.contains(h));
+        Ok(all)
     }
 
     /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed

@@ -8,7 +8,7 @@ mod proxy;
 mod swtpm;
 
 pub use abrmd::Abrmd;
-pub use proxy::CommandLog;
+pub use proxy::{CommandLog, Tamper};
 pub use swtpm::Swtpm;
 
 /// Runs a tpm2-tools command against `tcti`, panicking with its stderr when it fails.

@@ -20,10 +20,24 @@ struct Fault {
     remaining: usize,
 }
 
+/// How the proxy alters the TPM's answer to one command, as an attacker on the bus could.
+#[derive(Clone, Copy, Debug)]
+pub enum Tamper {
+    /// Flip the bits of the byte at this offset of the response (clamped to its last byte).
+    Flip(usize),
+    /// Cut the response to this many bytes, with its size field saying so: a complete but
+    /// malformed answer.
+    Truncate(usize),
+}
+
 #[derive(Default)]
 struct Log {
     commands: Vec<u32>,
     faults: Vec<Fault>,
+    /// Armed alterations: (command code, matching responses to let pass first, how).
+    tampers: Vec<(u32, usize, Tamper)>,
+    /// Commands sent and not yet answered, to match responses to them.
+    unanswered: std::collections::VecDeque<u32>,
     to_tpm: Vec<u8>,
     from_tpm: Vec<u8>,
 }
@@ -71,6 +85,16 @@ impl CommandLog {
         self.inner.lock().expect("log").faults.push(Fault { command, response_code, remaining: times });
     }
 
+    /// Alters the TPM's answer to the next command with code `command` as `how` says.
+    pub fn tamper(&self, command: u32, how: Tamper) {
+        self.tamper_later(command, 0, how);
+    }
+
+    /// [`CommandLog::tamper`] for the answer after the next `skip` answers to `command`.
+    pub fn tamper_later(&self, command: u32, skip: usize, how: Tamper) {
+        self.inner.lock().expect("log").tampers.push((command, skip, how));
+    }
+
     pub fn clear(&self) {
         let mut log = self.inner.lock().expect("log");
         *log = Log::default();
@@ -91,9 +115,9 @@ impl CommandLog {
     }
 }
 
-/// Copies one direction. Towards the TPM it works command by command (tag 2 bytes, size 4,
-/// command code 4): each is logged, and answered by the proxy itself while a fault is armed
-/// for its command code.
+/// Copies one direction, a TPM message at a time (tag 2 bytes, size 4, code 4): commands are
+/// logged and answered by the proxy itself while a fault is armed for their code; responses are
+/// logged, matched to their command and altered while a tamper is armed for it.
 fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>, to_tpm: bool) {
     let mut pending = Vec::new();
     let mut buf = [0u8; 8192];
@@ -102,10 +126,7 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        let Some(log) = log.as_ref().filter(|_| to_tpm) else {
-            if let Some(log) = &log {
-                log.lock().expect("log").from_tpm.extend_from_slice(&buf[..n]);
-            }
+        let Some(log) = log.as_ref() else {
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
@@ -117,24 +138,19 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
             if pending.len() < size.max(10) {
                 break;
             }
-            let command: Vec<u8> = pending.drain(..size.max(10)).collect();
-            let code = u32::from_be_bytes([command[6], command[7], command[8], command[9]]);
-            let fault = {
-                let mut log = log.lock().expect("log");
-                log.to_tpm.extend_from_slice(&command);
-                log.commands.push(code);
-                match log.faults.iter_mut().find(|f| f.command == code && f.remaining > 0) {
-                    Some(fault) => {
-                        fault.remaining -= 1;
-                        Some(fault.response_code)
+            let mut message: Vec<u8> = pending.drain(..size.max(10)).collect();
+            let sent = if to_tpm {
+                match command(log, &message) {
+                    // TPM_ST_NO_SESSIONS, size 10, the response code: a TPM that answers "not now".
+                    Some(rc) => {
+                        log.lock().expect("log").unanswered.pop_back();
+                        from.write_all(&[&[0x80, 0x01, 0, 0, 0, 10][..], &rc.to_be_bytes()].concat())
                     }
-                    None => None,
+                    None => to.write_all(&message),
                 }
-            };
-            let sent = match fault {
-                // TPM_ST_NO_SESSIONS, size 10, the response code: a TPM that answers "not now".
-                Some(rc) => from.write_all(&[&[0x80, 0x01, 0, 0, 0, 10][..], &rc.to_be_bytes()].concat()),
-                None => to.write_all(&command),
+            } else {
+                response(log, &mut message);
+                to.write_all(&message)
             };
             if sent.is_err() {
                 let _ = to.shutdown(Shutdown::Both);
@@ -143,4 +159,39 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
         }
     }
     let _ = to.shutdown(Shutdown::Both);
+}
+
+/// Logs a command; the response code to answer it with when a fault is armed for it.
+fn command(log: &Mutex<Log>, message: &[u8]) -> Option<u32> {
+    let code = u32::from_be_bytes([message[6], message[7], message[8], message[9]]);
+    let mut log = log.lock().expect("log");
+    log.to_tpm.extend_from_slice(message);
+    log.commands.push(code);
+    log.unanswered.push_back(code);
+    let fault = log.faults.iter_mut().find(|f| f.command == code && f.remaining > 0)?;
+    fault.remaining -= 1;
+    Some(fault.response_code)
+}
+
+/// Logs a response and alters it when a tamper is armed for its command.
+fn response(log: &Mutex<Log>, message: &mut Vec<u8>) {
+    let mut log = log.lock().expect("log");
+    log.from_tpm.extend_from_slice(message);
+    let Some(code) = log.unanswered.pop_front() else { return };
+    let Some(i) = log.tampers.iter().position(|(c, _, _)| *c == code) else { return };
+    if log.tampers[i].1 > 0 {
+        log.tampers[i].1 -= 1;
+        return;
+    }
+    match log.tampers.remove(i).2 {
+        Tamper::Flip(at) => {
+            let at = at.min(message.len() - 1);
+            message[at] ^= 0xFF;
+        }
+        Tamper::Truncate(len) => {
+            message.truncate(len.max(10));
+            let size = (message.len() as u32).to_be_bytes();
+            message[2..6].copy_from_slice(&size);
+        }
+    }
 }

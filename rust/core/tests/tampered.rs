@@ -1,0 +1,76 @@
+//! A TPM whose answers are altered on the way, as by an attacker on the bus (a proxy flips or
+//! cuts single responses): a challenge either gets the right response or fails with an error
+//! that names the real cause. Never a wrong response, never "wrong PIN" for a key without one.
+
+mod common;
+
+use common::*;
+use keepassxc_tpm::{Algorithm, Error};
+use swtpm_fixture::{CommandLog, Swtpm, Tamper};
+
+const GET_CAPABILITY: u32 = 0x17A;
+
+#[test]
+fn altered_answers_never_give_a_wrong_response_or_blame_a_pin() {
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let expected = open(&swtpm).challenge(key, &[9u8; 32]).unwrap();
+    let proxy = CommandLog::start(swtpm.port());
+    // (command, answers to let pass first, alteration): ReadPublic of the key, then of the SRK;
+    // StartAuthSession; the HMAC itself.
+    let mut cases = Vec::new();
+    for skip in [0, 1] {
+        for at in [11, 30, 60, 90, 120] {
+            cases.push((READ_PUBLIC, skip, Tamper::Flip(at)));
+        }
+        cases.push((READ_PUBLIC, skip, Tamper::Truncate(40)));
+    }
+    for at in [11, 16, 30, 40, 47] {
+        cases.push((START_AUTH_SESSION, 0, Tamper::Flip(at)));
+    }
+    cases.push((START_AUTH_SESSION, 0, Tamper::Truncate(20)));
+    for at in [12, 20, 30, 40, 60] {
+        cases.push((HMAC, 0, Tamper::Flip(at)));
+    }
+    cases.push((HMAC, 0, Tamper::Truncate(20)));
+    let mut failures = 0;
+    for (command, skip, how) in cases {
+        let mut tpm = open_at(&swtpm, &proxy.tcti());
+        proxy.tamper_later(command, skip, how);
+        match tpm.challenge(key, &[9u8; 32]) {
+            Ok(response) => assert_eq!(response, expected, "{command:#x} {how:?}: a wrong response"),
+            Err(e) => {
+                failures += 1;
+                let text = e.to_string();
+                eprintln!("{command:#x} {how:?}: {text}");
+                assert!(!text.contains("wrong PIN"), "{command:#x} {how:?}: blames a PIN: {text}");
+                assert!(!text.contains('\n'), "{text}");
+            }
+        }
+        drop(tpm);
+        assert_eq!(
+            open_at(&swtpm, &proxy.tcti()).challenge(key, &[9u8; 32]).unwrap(),
+            expected,
+            "recovers after {how:?}"
+        );
+    }
+    assert!(failures > 10, "most alterations are caught ({failures})");
+}
+
+#[test]
+fn a_malformed_key_list_is_an_error_not_an_empty_list() {
+    let swtpm = Swtpm::start();
+    import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let proxy = CommandLog::start(swtpm.port());
+    for cut in [10, 15, 19, 23] {
+        let mut tpm = open_at(&swtpm, &proxy.tcti());
+        proxy.tamper(GET_CAPABILITY, Tamper::Truncate(cut));
+        match tpm.list_keys() {
+            Ok(keys) => assert_eq!(keys.len(), 1, "cut at {cut}: the key must be listed or the listing fail"),
+            Err(e @ (Error::Tpm { .. } | Error::Wrapper { .. } | Error::BadAnswer { .. })) => {
+                assert!(e.to_string().contains("listing"), "{e}")
+            }
+            Err(e) => panic!("cut at {cut}: {e:?}"),
+        }
+    }
+}
