@@ -56,6 +56,35 @@ fn concurrent_provisioning_loses_no_record() {
 }
 
 #[test]
+fn racing_creates_without_a_handle_take_the_next_free_one() {
+    // Two users' programs (each with its own metadata file, so no shared lock) create at once.
+    const PER_PROGRAM: usize = 6;
+    let swtpm = Swtpm::start();
+    let abrmd = Abrmd::start(&swtpm);
+    wait_for(&abrmd, &swtpm.dir().join("a.json"));
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = ["a.json", "b.json"]
+            .map(|file| {
+                let (abrmd, metadata) = (&abrmd, swtpm.dir().join(file));
+                scope.spawn(move || {
+                    (0..PER_PROGRAM)
+                        .map(|_| tpm_hmac(abrmd, &metadata, &["create"]))
+                        .filter(|out| !out.status.success())
+                        .map(|out| String::from_utf8_lossy(&out.stderr).into_owned())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .into_iter()
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+    let listed: Vec<serde_json::Value> =
+        serde_json::from_slice(&tpm_hmac(&abrmd, &swtpm.dir().join("a.json"), &["list", "--json"]).stdout).unwrap();
+    assert_eq!(listed.len(), 2 * PER_PROGRAM);
+}
+
+#[test]
 fn two_programs_share_the_tpm_through_abrmd() {
     let swtpm = Swtpm::start();
     let abrmd = Abrmd::start(&swtpm);

@@ -26,6 +26,8 @@ use crate::tpm::Tpm;
 
 /// How long provisioning waits for another process that holds the metadata file's lock.
 const PROVISIONING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Handles tried when other programs keep taking the free one first.
+const PERSIST_ATTEMPTS: usize = 5;
 
 /// The hash of an HMAC key. SHA-1 is what a YubiKey slot computes and KeePassXC expects.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -336,20 +338,7 @@ impl Tpm {
         let (loaded, public) = loaded?;
         let loaded: ObjectHandle = loaded.into();
 
-        let persisted = self.with_password(|tpm| {
-            tpm.call(|ctx| {
-                ctx.evict_control(Provision::Owner, loaded, Persistent::Persistent(persistent_handle(handle)?))
-            })
-            .map_err(|(code, e)| match rc::tpm_code(code) {
-                Some(codes::NV_DEFINED) => Error::HandleOccupied { handle, what: "an object".to_owned() },
-                Some(codes::NV_SPACE) => {
-                    Error::NoFreeHandle { detail: "the TPM's persistent memory is full".to_owned() }
-                }
-                _ => rc::classify("persisting the key", e, &tpm.tcti),
-            })
-        });
-        let _ = self.ctx.flush_context(loaded);
-        // EvictControl's new ESYS handle is the key's: keep it, no ReadPublic needed to use it.
+        let (handle, persisted) = self.persist(loaded, handle, spec.handle.is_none());
         let object = persisted?;
         self.known.insert(handle, object);
         let recorded = (|| {
@@ -373,6 +362,57 @@ impl Tpm {
         }
         drop(lock);
         self.key_info(handle)
+    }
+
+    /// EvictControl of the loaded key to `handle`, or with `any_handle` to the next free one when
+    /// another program took `handle` meanwhile. Returns the handle and the key's new ESYS handle
+    /// (no ReadPublic needed to use it). When the answer is lost on the way, the handle is looked
+    /// at over a new connection before failure is reported: the key may be persisted all the same.
+    fn persist(
+        &mut self,
+        loaded: ObjectHandle,
+        mut handle: KeyHandle,
+        any_handle: bool,
+    ) -> (KeyHandle, Result<ObjectHandle>) {
+        let key_name = self.name_of(loaded);
+        for _ in 0..PERSIST_ATTEMPTS {
+            let persisted = self.with_password(|tpm| {
+                tpm.call(|ctx| {
+                    ctx.evict_control(Provision::Owner, loaded, Persistent::Persistent(persistent_handle(handle)?))
+                })
+                .map_err(|(code, e)| match rc::tpm_code(code) {
+                    Some(codes::NV_DEFINED) => Error::HandleOccupied { handle, what: "an object".to_owned() },
+                    Some(codes::NV_SPACE) => {
+                        Error::NoFreeHandle { detail: "the TPM's persistent memory is full".to_owned() }
+                    }
+                    _ => rc::classify("persisting the key", e, &tpm.tcti),
+                })
+            });
+            if let (Err(Error::HandleOccupied { .. }), true) = (&persisted, any_handle) {
+                if let Ok(next) = self.first_free_handle() {
+                    handle = next;
+                    continue;
+                }
+            }
+            // The transient copy is not needed any more, whatever happened.
+            let _ = self.ctx.flush_context(loaded);
+            return match persisted {
+                Err(e @ (Error::NoTpm { .. } | Error::BadAnswer { .. })) => {
+                    let found = key_name.as_ref().ok().and_then(|name| self.persisted_as(handle, name));
+                    (handle, found.ok_or(e))
+                }
+                other => (handle, other),
+            };
+        }
+        let _ = self.ctx.flush_context(loaded);
+        (handle, Err(Error::HandleOccupied { handle, what: "an object another program put there just now".to_owned() }))
+    }
+
+    /// The key named `name` at `handle`, looked up over a new connection.
+    fn persisted_as(&mut self, handle: KeyHandle, name: &str) -> Option<ObjectHandle> {
+        self.reconnect().ok()?;
+        let object = self.resolve(handle).ok()?;
+        (self.name_of(object).ok()? == name).then_some(object)
     }
 
     /// TPM2_Create in a session salted with `parent` that encrypts the first command parameter,

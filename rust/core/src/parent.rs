@@ -16,6 +16,7 @@ use tss_esapi::structures::{
 use crate::address::{KeyHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::key::{persistent_handle, Object};
+use crate::rc::{self, codes};
 use crate::tpm::Tpm;
 
 pub(crate) struct Parent {
@@ -100,7 +101,7 @@ impl Tpm {
     fn persist_srk(&mut self, srk: KeyHandle) -> Result<Parent> {
         let primary = self.transient_primary()?;
         let persisted = self.with_password(|tpm| {
-            tpm.run("persisting the SRK at 0x81000001", |ctx| {
+            tpm.call(|ctx| {
                 ctx.evict_control(
                     Provision::Owner,
                     primary.handle.into(),
@@ -109,9 +110,21 @@ impl Tpm {
             })
         });
         self.release_parent(primary);
-        let object = persisted?;
-        self.known.insert(srk, object);
-        Ok(Parent { handle: object.into(), transient: false })
+        match persisted {
+            Ok(object) => {
+                self.known.insert(srk, object);
+                Ok(Parent { handle: object.into(), transient: false })
+            }
+            // Another program persisted one at the same moment: use it if it is a storage key.
+            Err((code, _)) if rc::tpm_code(code) == Some(codes::NV_DEFINED) => match self.object_at(srk)? {
+                Object::Other { storage: true, .. } => {
+                    let object = self.resolve(srk)?;
+                    Ok(Parent { handle: object.into(), transient: false })
+                }
+                _ => self.transient_primary(),
+            },
+            Err((_, e)) => Err(rc::classify("persisting the SRK at 0x81000001", e, &self.tcti)),
+        }
     }
 
     pub(crate) fn release_parent(&mut self, parent: Parent) {

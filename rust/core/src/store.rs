@@ -16,13 +16,37 @@ const PERSISTENT_FIRST: u32 = 0x8100_0000;
 const PERSISTENT_LAST: u32 = 0x81FF_FFFF;
 /// TPM_PT_HR_PERSISTENT: the number of persistent objects in the TPM.
 const PT_HR_PERSISTENT: u32 = 0x208;
+/// How often a list that disagrees with the count is read again.
+const LIST_ATTEMPTS: usize = 3;
+
+fn malformed(text: String) -> Error {
+    Error::Wrapper { operation: "listing persistent handles", text }
+}
 
 impl Tpm {
     /// Every persistent handle in use in the owner range, in ascending order. The list is
     /// checked against the TPM's count of persistent objects, so a malformed or cut answer is an
-    /// error, never a shorter list.
+    /// error, never a shorter list. (Another program may add or remove a key between the two
+    /// questions: a mismatch is asked again before it counts.)
     pub fn persistent_handles(&mut self) -> Result<Vec<u32>> {
-        let malformed = |text: String| Error::Wrapper { operation: "listing persistent handles", text };
+        let mut mismatch = None;
+        for _ in 0..LIST_ATTEMPTS {
+            let mut all = self.all_persistent_handles()?;
+            let counted = self.persistent_count()?;
+            if counted == Some(all.len() as u32) {
+                all.retain(|h| OWNER_PERSISTENT.contains(h));
+                return Ok(all);
+            }
+            mismatch = Some((all.len(), counted));
+        }
+        let (listed, counted) = mismatch.unwrap_or_default();
+        Err(malformed(format!(
+            "the TPM listed {listed} persistent objects but counts {}: its answer was malformed or altered",
+            counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
+        )))
+    }
+
+    fn all_persistent_handles(&mut self) -> Result<Vec<u32>> {
         let mut all = Vec::new();
         let mut next = PERSISTENT_FIRST;
         loop {
@@ -36,27 +60,22 @@ impl Tpm {
             all.extend(values.iter().copied().filter(|h| (PERSISTENT_FIRST..=PERSISTENT_LAST).contains(h)));
             match values.last() {
                 Some(&last) if more && last < PERSISTENT_LAST => next = last + 1,
-                _ => break,
+                _ => return Ok(all),
             }
         }
+    }
+
+    /// TPM_PT_HR_PERSISTENT, if the TPM says it.
+    fn persistent_count(&mut self) -> Result<Option<u32>> {
         let (data, _) = self.run("counting persistent objects", |ctx| {
             ctx.get_capability(CapabilityType::TpmProperties, PT_HR_PERSISTENT, 1)
         })?;
-        let counted = match data {
+        Ok(match data {
             CapabilityData::TpmProperties(list) => {
                 list.iter().find(|p| u32::from(p.property()) == PT_HR_PERSISTENT).map(|p| p.value())
             }
             _ => None,
-        };
-        if counted != Some(all.len() as u32) {
-            return Err(malformed(format!(
-                "the TPM listed {} persistent objects but counts {}: its answer was malformed or altered",
-                all.len(),
-                counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
-            )));
-        }
-        all.retain(|h| OWNER_PERSISTENT.contains(h));
-        Ok(all)
+        })
     }
 
     /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed

@@ -96,6 +96,16 @@ impl Tpm {
         })
     }
 
+    /// A new connection to the same TPM, after the old one broke (tpm2-tss cannot reuse it).
+    pub(crate) fn reconnect(&mut self) -> Result<()> {
+        let fresh = Self::open_conf(&self.tcti)?;
+        self.ctx = fresh.ctx;
+        self.known.clear();
+        self.records.clear();
+        self.session = None;
+        Ok(())
+    }
+
     /// Switches the encrypted session of challenges off (only to debug or to measure it: the
     /// response then crosses the bus in clear).
     pub fn set_bus_encryption(&mut self, on: bool) {

@@ -74,3 +74,20 @@ fn a_malformed_key_list_is_an_error_not_an_empty_list() {
         }
     }
 }
+
+#[test]
+fn a_lost_answer_to_persisting_does_not_report_a_failure_that_did_not_happen() {
+    const EVICT_CONTROL: u32 = 0x120;
+    let swtpm = Swtpm::start();
+    let proxy = CommandLog::start(swtpm.port());
+    let mut tpm = open_at(&swtpm, &proxy.tcti());
+    tpm.create_key(&keepassxc_tpm::KeySpec::default()).unwrap(); // the SRK is persisted now too
+    proxy.clear();
+    proxy.tamper(EVICT_CONTROL, Tamper::Lose);
+    let key = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    assert_eq!(proxy.armed(), 0, "the answer to EvictControl was lost");
+    let after: Vec<u32> = proxy.commands().into_iter().skip_while(|&c| c != EVICT_CONTROL).collect();
+    assert_eq!(after[..2], [EVICT_CONTROL, READ_PUBLIC], "the handle was looked at before deciding");
+    let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[3u8; 32]));
+    assert_eq!(&open(&swtpm).challenge(key, &[3u8; 32]).unwrap()[..], &expected[..], "persisted, recorded, usable");
+}

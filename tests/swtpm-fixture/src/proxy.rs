@@ -28,6 +28,8 @@ pub enum Tamper {
     /// Cut the response to this many bytes, with its size field saying so: a complete but
     /// malformed answer.
     Truncate(usize),
+    /// Lose the answer: the connection is closed instead (the command itself was carried out).
+    Lose,
 }
 
 #[derive(Default)]
@@ -95,6 +97,11 @@ impl CommandLog {
         self.inner.lock().expect("log").tampers.push((command, skip, how));
     }
 
+    /// Alterations armed and not yet applied.
+    pub fn armed(&self) -> usize {
+        self.inner.lock().expect("log").tampers.len()
+    }
+
     pub fn clear(&self) {
         let mut log = self.inner.lock().expect("log");
         *log = Log::default();
@@ -148,9 +155,10 @@ fn forward(mut from: TcpStream, mut to: TcpStream, log: Option<Arc<Mutex<Log>>>,
                     }
                     None => to.write_all(&message),
                 }
-            } else {
-                response(log, &mut message);
+            } else if response(log, &mut message) {
                 to.write_all(&message)
+            } else {
+                Err(std::io::Error::other("answer lost on purpose"))
             };
             if sent.is_err() {
                 let _ = to.shutdown(Shutdown::Both);
@@ -173,15 +181,16 @@ fn command(log: &Mutex<Log>, message: &[u8]) -> Option<u32> {
     Some(fault.response_code)
 }
 
-/// Logs a response and alters it when a tamper is armed for its command.
-fn response(log: &Mutex<Log>, message: &mut Vec<u8>) {
+/// Logs a response and alters it when a tamper is armed for its command; false when the answer
+/// is to be lost.
+fn response(log: &Mutex<Log>, message: &mut Vec<u8>) -> bool {
     let mut log = log.lock().expect("log");
     log.from_tpm.extend_from_slice(message);
-    let Some(code) = log.unanswered.pop_front() else { return };
-    let Some(i) = log.tampers.iter().position(|(c, _, _)| *c == code) else { return };
+    let Some(code) = log.unanswered.pop_front() else { return true };
+    let Some(i) = log.tampers.iter().position(|(c, _, _)| *c == code) else { return true };
     if log.tampers[i].1 > 0 {
         log.tampers[i].1 -= 1;
-        return;
+        return true;
     }
     match log.tampers.remove(i).2 {
         Tamper::Flip(at) => {
@@ -193,5 +202,7 @@ fn response(log: &Mutex<Log>, message: &mut Vec<u8>) {
             let size = (message.len() as u32).to_be_bytes();
             message[2..6].copy_from_slice(&size);
         }
+        Tamper::Lose => return false,
     }
+    true
 }
