@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: set up a fresh Debian 12 machine, build keepassxc-tpm, and use a TPM HMAC key.
 # Uses the machine's TPM (/dev/tpmrm0) or the one in TPM2TOOLS_TCTI; without either it starts a
-# software TPM (swtpm) whose state is kept in build/demo/swtpm.
+# software TPM (swtpm) whose state is kept in build/demo/swtpm, behind tpm2-abrmd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -24,8 +24,15 @@ else
     echo "== No TPM device here: starting a software TPM (swtpm gives no security; demo only)"
   fi
   start_swtpm "$top/build/demo/swtpm"
-  trap stop_swtpm EXIT
+  trap 'stop_abrmd; stop_swtpm' EXIT
   tcti=$SWTPM_TCTI
+  # A resource manager in front of it, as /dev/tpmrm0 is for a real TPM: a program killed mid-way
+  # then leaves nothing loaded, and the GUI and keepassxc-cli can share the simulator.
+  if start_abrmd "$top/build/demo/abrmd" "$SWTPM_TCTI"; then
+    tcti=$ABRMD_TCTI
+  else
+    echo "== tpm2-abrmd did not start: using the simulator without a resource manager"
+  fi
   # The simulator's keys get their own metadata file, apart from the real TPM's.
   export KEEPASSXC_TPM_METADATA="$top/build/demo/keys.json"
 fi

@@ -46,3 +46,45 @@ stop_swtpm() {
     SWTPM_PID=
   fi
 }
+
+# start_abrmd DIR TCTI puts tpm2-abrmd, the resource manager, in front of the TPM at TCTI, on a
+# private D-Bus session bus (socket in DIR), and sets ABRMD_TCTI and DBUS_SESSION_BUS_ADDRESS. With a
+# resource manager, objects and sessions a killed program left behind are flushed when its
+# connection closes; without one a simulator runs out of its 3 slots. stop_abrmd ends both by PID.
+start_abrmd() {
+  local dir=$1 tcti=$2 bus
+  mkdir -p "$dir"
+  bus="$dir/bus"
+  rm -f "$bus"
+  dbus-daemon --session --nofork --address="unix:path=$bus" >/dev/null 2>&1 &
+  DBUS_PID=$!
+  for _ in $(seq 100); do [ -S "$bus" ] && break; sleep 0.05; done
+  export DBUS_SESSION_BUS_ADDRESS="unix:path=$bus"
+  local root_flag=""
+  [ "$(id -u)" -eq 0 ] && root_flag=--allow-root
+  tpm2-abrmd --session $root_flag --tcti="$tcti" >"$dir/abrmd.log" 2>&1 &
+  ABRMD_PID=$!
+  ABRMD_TCTI=tabrmd:bus_type=session
+  for _ in $(seq 100); do
+    if TPM2TOOLS_TCTI=$ABRMD_TCTI TSS2_LOG=all+none tpm2_getcap properties-fixed >/dev/null 2>&1; then
+      export ABRMD_TCTI
+      return 0
+    fi
+    kill -0 "$ABRMD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "tpm2-abrmd did not start (see $dir/abrmd.log)" >&2
+  stop_abrmd
+  return 1
+}
+
+stop_abrmd() {
+  local pid
+  for pid in "${ABRMD_PID:-}" "${DBUS_PID:-}"; do
+    if [ -n "$pid" ]; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
+  ABRMD_PID= DBUS_PID=
+}

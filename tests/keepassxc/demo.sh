@@ -56,7 +56,7 @@ cat <<EOF
    Challenge-Response, and pick the TPM entry.
 EOF
 case "${TPM2TOOLS_TCTI:-}" in
-    swtpm:*)
+    swtpm:* | tabrmd:*)
         echo "   This demo used a software TPM (no security) that stops with this script; to use the GUI with it,"
         echo "   start it again with the state in build/demo/swtpm (see scripts/swtpm.sh) and set TPM2TOOLS_TCTI." ;;
 esac
