@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test of keepassxc-tpm: the Rust crates against private swtpm instances, then the
-# KeePassXC fork tests. Each test starts and stops its own software TPM.
+# KeePassXC fork tests, then the Python module with kdbxtool (pytest). Each test starts and stops
+# its own software TPM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -10,4 +11,6 @@ cargo test --workspace --locked
 if [ -x tests/keepassxc/run-tests.sh ]; then
   tests/keepassxc/run-tests.sh
 fi
+# The Python provider with kdbxtool, against both forks built above
+tests/python/run.sh
 echo "run-all: all tests passed"

@@ -24,16 +24,41 @@ pub const CHALLENGE_BLOCK: usize = 64;
 
 /// The message a variable-length YubiKey HMAC slot hashes for KeePassXC's `challenge`.
 pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
-    if challenge.len() > CHALLENGE_BLOCK {
-        return Err(Error::ChallengeTooLong { len: challenge.len() });
+    ChallengeRule::KeePassXC.message(challenge)
+}
+
+/// How a challenge becomes the bytes a YubiKey slot in variable-length HMAC mode hashes, which
+/// depends on the program that pads it to the slot's 64-byte block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChallengeRule {
+    /// KeePassXC: PKCS#7 padding (a 32-byte KDF seed gets 32 bytes of 0x20), so a seed that
+    /// itself ends in 0x20 loses those bytes too.
+    #[default]
+    KeePassXC,
+    /// yubikey-manager (and so kdbxtool's `YubiKeyHmacSha1`): padding with a byte that differs
+    /// from the last one, so a challenge shorter than 64 bytes is hashed as given.
+    YubikeyManager,
+}
+
+impl ChallengeRule {
+    /// The bytes the slot hashes for `challenge` (0 to 64 bytes).
+    pub fn message(self, challenge: &[u8]) -> Result<Vec<u8>> {
+        if challenge.len() > CHALLENGE_BLOCK {
+            return Err(Error::ChallengeTooLong { len: challenge.len() });
+        }
+        let mut block = challenge.to_vec();
+        let pad = match self {
+            ChallengeRule::KeePassXC => (CHALLENGE_BLOCK - challenge.len()) as u8,
+            ChallengeRule::YubikeyManager if challenge.last() == Some(&0) => 1,
+            ChallengeRule::YubikeyManager => 0,
+        };
+        block.resize(CHALLENGE_BLOCK, pad);
+        // The slot drops the last byte and every byte before it that equals it.
+        let last = block[CHALLENGE_BLOCK - 1];
+        let kept = block.iter().rposition(|&b| b != last).map_or(0, |i| i + 1);
+        block.truncate(kept);
+        Ok(block)
     }
-    let mut block = challenge.to_vec();
-    let pad = CHALLENGE_BLOCK - challenge.len();
-    block.resize(CHALLENGE_BLOCK, pad as u8);
-    let last = block[CHALLENGE_BLOCK - 1];
-    let kept = block.iter().rposition(|&b| b != last).map_or(0, |i| i + 1);
-    block.truncate(kept);
-    Ok(block)
 }
 
 impl Tpm {
@@ -55,7 +80,19 @@ impl Tpm {
         challenge: &[u8],
         pin: Option<&Pin>,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let message = MaxBuffer::try_from(yubikey_message(challenge)?)
+        self.challenge_by_rule(handle, challenge, pin, ChallengeRule::KeePassXC)
+    }
+
+    /// [`Tpm::challenge_with_pin`] for a challenge padded by another program than KeePassXC,
+    /// to give what a YubiKey slot with the same secret gives that program.
+    pub fn challenge_by_rule(
+        &mut self,
+        handle: KeyHandle,
+        challenge: &[u8],
+        pin: Option<&Pin>,
+        rule: ChallengeRule,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let message = MaxBuffer::try_from(rule.message(challenge)?)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
         let key = match self.pinned_key(handle, object) {
@@ -205,6 +242,19 @@ mod tests {
         assert_eq!(yubikey_message(&[0xAA]).unwrap(), vec![0xAA]);
         assert_eq!(yubikey_message(&[63]).unwrap(), Vec::<u8>::new(), "a 1-byte 63 equals its padding");
         assert_eq!(yubikey_message(&[0u8; 63]).unwrap(), vec![0u8; 63]);
+    }
+
+    #[test]
+    fn yubikey_manager_hashes_short_challenges_as_given() {
+        let rule = ChallengeRule::YubikeyManager;
+        let mut seed = vec![7u8; 30];
+        seed.extend([0x20, 0x20]);
+        assert_eq!(rule.message(&seed).unwrap(), seed, "a seed ending in 0x20 keeps it");
+        let mut zeros = vec![7u8; 30];
+        zeros.extend([0, 0]);
+        assert_eq!(rule.message(&zeros).unwrap(), zeros, "and one ending in 0x00 too (padded with 0x01)");
+        assert_eq!(rule.message(&[]).unwrap(), Vec::<u8>::new());
+        assert_ne!(yubikey_message(&seed).unwrap(), rule.message(&seed).unwrap(), "where the rules differ");
     }
 
     #[test]

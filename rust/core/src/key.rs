@@ -130,6 +130,43 @@ impl KeyInfo {
     pub fn display_name(&self) -> String {
         format!("TPM 2.0 {} {}", self.algorithm, self.handle)
     }
+
+    /// keepassxc-cli's `--yubikey` value for this key, e.g. "1:2164261120".
+    pub fn keepassxc_address(&self) -> String {
+        format!("{}:{}", self.slot(), self.serial())
+    }
+}
+
+/// A key as `tpm-hmac list --json` and the Python module show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeySummary {
+    pub handle: String,
+    pub serial: u32,
+    pub slot: i32,
+    pub algorithm: Algorithm,
+    pub origin: Origin,
+    pub display_name: String,
+    /// keepassxc-cli's `--yubikey` value for this key.
+    pub keepassxc: String,
+    pub no_da: bool,
+    /// Usable only while the PCRs it is bound to keep their values.
+    pub pcr_bound: bool,
+}
+
+impl From<&KeyInfo> for KeySummary {
+    fn from(key: &KeyInfo) -> Self {
+        KeySummary {
+            handle: key.handle.to_string(),
+            serial: key.serial(),
+            slot: key.slot(),
+            algorithm: key.algorithm,
+            origin: key.origin,
+            display_name: key.display_name(),
+            keepassxc: key.keepassxc_address(),
+            no_da: key.no_da,
+            pcr_bound: key.policy_bound,
+        }
+    }
 }
 
 /// What `create` and `import` are asked to make.
@@ -254,11 +291,15 @@ impl Tpm {
     /// The public area of the object at `handle` (one ReadPublic; not authenticated).
     pub(crate) fn public_at(&mut self, handle: KeyHandle) -> Result<Public> {
         let object = self.resolve(handle)?;
-        match self.run("reading the key", |ctx| ctx.read_public(object.into())) {
+        match self.call(|ctx| ctx.read_public(object.into())) {
             Ok((public, _, _)) => Ok(public),
-            Err(e) => {
+            Err((code, e)) => {
+                // A cached handle of a key another program deleted meanwhile.
                 self.forget(handle);
-                Err(e)
+                if rc::tpm_code(code) == Some(codes::HANDLE) {
+                    return Err(Error::EmptyHandle { handle });
+                }
+                Err(rc::classify("reading the key", e, &self.tcti))
             }
         }
     }

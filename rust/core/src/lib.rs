@@ -48,9 +48,9 @@ pub mod tpm;
 pub mod worker;
 
 pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
-pub use challenge::yubikey_message;
+pub use challenge::{yubikey_message, ChallengeRule};
 pub use error::{Error, ErrorKind, Result};
-pub use key::{Algorithm, KeyInfo, KeySpec, Origin};
+pub use key::{Algorithm, KeyInfo, KeySpec, KeySummary, Origin};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use secret::{Pin, Secret};
 pub use tpm::Tpm;

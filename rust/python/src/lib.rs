@@ -1,0 +1,141 @@
+//! `keepassxc_tpm._native`: the core crate (`keepassxc-tpm`) for Python, under the pure-Python
+//! `keepassxc_tpm` package that provides `TpmHmac` and `list_keys`. No TPM logic of its own: a
+//! connection is the core's `TpmWorker` (10 s timeout, reconnects), challenges are the core's
+//! (bus encryption, PIN, PCR policy, storage-key pin), and errors are the core's one-line
+//! messages as Python exceptions. The GIL is released while the TPM works.
+//!
+//! # Notes on code safety
+//! No `unsafe` here (`#![forbid(unsafe_code)]`); pyo3 holds the FFI. The response is handed to
+//! Python as a `bytearray`, which the package wipes after copying it into kdbxtool's SecureBytes.
+#![forbid(unsafe_code)]
+
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, KeyHandle, KeySummary, Pin, TpmWorker, DEFAULT_TIMEOUT};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyByteArray;
+
+create_exception!(keepassxc_tpm, TpmError, PyException, "Any failure of the TPM or of a TPM key.");
+create_exception!(keepassxc_tpm, NoTpm, TpmError, "No TPM could be reached (or this user may not open it).");
+create_exception!(keepassxc_tpm, NoSuchKey, TpmError, "No key at that handle (deleted, or the TPM was cleared).");
+create_exception!(keepassxc_tpm, NotHmacKey, TpmError, "The handle holds something else, e.g. the storage root key.");
+create_exception!(keepassxc_tpm, PinRequired, TpmError, "The key has a PIN and none was given.");
+create_exception!(keepassxc_tpm, WrongPin, TpmError, "The TPM refused the PIN; the message says how many tries are left.");
+create_exception!(keepassxc_tpm, Lockout, TpmError, "The TPM's dictionary-attack protection is locked out.");
+create_exception!(keepassxc_tpm, PolicyFailed, TpmError, "The key is bound to a boot state (PCRs) that has changed.");
+create_exception!(keepassxc_tpm, StorageKeyChanged, TpmError, "The TPM's storage key is not the one the key was made under.");
+create_exception!(keepassxc_tpm, MetadataError, TpmError, "The keepassxc-tpm metadata file cannot be used, or names another key.");
+create_exception!(keepassxc_tpm, BadChallenge, TpmError, "The challenge is longer than the 64 bytes a YubiKey slot takes.");
+
+/// The core's error as the Python exception of its kind, with the remedy a Python user needs.
+fn to_py(e: Error) -> PyErr {
+    let remedy = match &e {
+        Error::EmptyHandle { .. } | Error::NotHmacKey { .. } | Error::BadHandle { .. } => {
+            "; list the HMAC keys with keepassxc_tpm.list_keys() or `tpm-hmac list`"
+        }
+        Error::NoTpm { .. } | Error::UnknownTcti { .. } => "; pass tcti=... or set TPM2TOOLS_TCTI to pick another TPM",
+        Error::PinRequired { .. } => "; pass pin= (a str, bytes, or a callable that returns it)",
+        _ => "",
+    };
+    let message = format!("{e}{remedy}");
+    match e.kind() {
+        ErrorKind::NoTpm | ErrorKind::PermissionDenied => NoTpm::new_err(message),
+        ErrorKind::NoSuchKey | ErrorKind::BadHandle => NoSuchKey::new_err(message),
+        ErrorKind::NotHmacKey => NotHmacKey::new_err(message),
+        ErrorKind::PinRequired => PinRequired::new_err(message),
+        ErrorKind::AuthFailed => WrongPin::new_err(message),
+        ErrorKind::Lockout => Lockout::new_err(message),
+        ErrorKind::PolicyFailed => PolicyFailed::new_err(message),
+        ErrorKind::StorageKeyChanged => StorageKeyChanged::new_err(message),
+        ErrorKind::Metadata => MetadataError::new_err(message),
+        ErrorKind::BadChallenge => BadChallenge::new_err(message),
+        _ => TpmError::new_err(message),
+    }
+}
+
+fn parse_handle(text: &str) -> PyResult<KeyHandle> {
+    text.parse::<KeyHandle>().map_err(to_py)
+}
+
+fn summary_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
+    serde_json::to_string(value).map_err(|e| TpmError::new_err(e.to_string()))
+}
+
+/// One TPM connection on a thread of its own (the core's `TpmWorker`).
+#[pyclass(frozen, module = "keepassxc_tpm._native")]
+struct Connection {
+    worker: TpmWorker,
+}
+
+#[pymethods]
+impl Connection {
+    #[new]
+    #[pyo3(signature = (tcti=None))]
+    fn new(tcti: Option<String>) -> Self {
+        Connection { worker: TpmWorker::start(tcti, DEFAULT_TIMEOUT) }
+    }
+
+    /// The HMAC keys in the TPM, as the JSON array `tpm-hmac list --json` prints.
+    fn list_keys(&self, py: Python<'_>) -> PyResult<String> {
+        let keys = py.detach(|| self.worker.run(|tpm| tpm.list_keys())).map_err(to_py)?;
+        summary_json(&keys.iter().map(KeySummary::from).collect::<Vec<_>>())
+    }
+
+    /// The HMAC key at `handle` ("0x81000100", or KeePassXC's decimal serial), as JSON.
+    fn key(&self, py: Python<'_>, handle: &str) -> PyResult<String> {
+        let handle = parse_handle(handle)?;
+        let key = py.detach(|| self.worker.run(move |tpm| tpm.key_info(handle))).map_err(to_py)?;
+        summary_json(&KeySummary::from(&key))
+    }
+
+    /// The response of the key at `handle` to `challenge`, padded by `rule` ("keepassxc" or
+    /// "yubikey-manager"), with `pin` (the PIN's bytes) for a key that has one.
+    #[pyo3(signature = (handle, challenge, pin=None, rule="keepassxc"))]
+    fn challenge<'py>(
+        &self,
+        py: Python<'py>,
+        handle: &str,
+        challenge: Vec<u8>,
+        pin: Option<Vec<u8>>,
+        rule: &str,
+    ) -> PyResult<Bound<'py, PyByteArray>> {
+        let handle = parse_handle(handle)?;
+        let rule = match rule {
+            "keepassxc" => ChallengeRule::KeePassXC,
+            "yubikey-manager" => ChallengeRule::YubikeyManager,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "padding must be \"keepassxc\" or \"yubikey-manager\", not {other:?}"
+                )))
+            }
+        };
+        let pin = pin.map(zeroize::Zeroizing::new);
+        let pin = pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(|_| WrongPin::new_err("the PIN is empty"))?;
+        let response = py
+            .detach(|| self.worker.run(move |tpm| tpm.challenge_by_rule(handle, &challenge, pin.as_ref(), rule)))
+            .map_err(to_py)?;
+        Ok(PyByteArray::new(py, &response))
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_class::<Connection>()?;
+    for (name, class) in [
+        ("TpmError", py.get_type::<TpmError>()),
+        ("NoTpm", py.get_type::<NoTpm>()),
+        ("NoSuchKey", py.get_type::<NoSuchKey>()),
+        ("NotHmacKey", py.get_type::<NotHmacKey>()),
+        ("PinRequired", py.get_type::<PinRequired>()),
+        ("WrongPin", py.get_type::<WrongPin>()),
+        ("Lockout", py.get_type::<Lockout>()),
+        ("PolicyFailed", py.get_type::<PolicyFailed>()),
+        ("StorageKeyChanged", py.get_type::<StorageKeyChanged>()),
+        ("MetadataError", py.get_type::<MetadataError>()),
+        ("BadChallenge", py.get_type::<BadChallenge>()),
+    ] {
+        m.add(name, class)?;
+    }
+    Ok(())
+}

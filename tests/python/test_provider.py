@@ -1,0 +1,137 @@
+"""keepassxc_tpm without kdbxtool: responses against independent HMACs for both padding rules,
+every form of key handle, PINs, errors as exceptions, the listing, and the GIL released."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import keepassxc_tpm
+from keepassxc_tpm import TpmHmac
+from conftest import SECRET, hmac_sha1, keepassxc_rule, yubikey_manager_rule
+
+SEEDS_ENDING_IN_0X20 = [bytes(range(1, 31)) + b"\x20\x20", bytes(range(40, 71)) + b"\x20", bytes(31) + b"\x20"]
+
+
+def data(response) -> bytes:
+    return getattr(response, "data", response)
+
+
+def test_both_padding_rules_match_independent_hmacs(swtpm, imported_key):
+    keepassxc = TpmHmac(imported_key["handle"])
+    ykman = TpmHmac(imported_key["handle"], padding="yubikey-manager")
+    plain_seed = bytes(range(100, 132))
+    for seed in SEEDS_ENDING_IN_0X20 + [plain_seed, b"", b"\x00" * 32]:
+        assert data(keepassxc.challenge_response(seed)) == hmac_sha1(SECRET, keepassxc_rule(seed)), seed.hex()
+        assert data(ykman.challenge_response(seed)) == hmac_sha1(SECRET, yubikey_manager_rule(seed)), seed.hex()
+    for seed in SEEDS_ENDING_IN_0X20:
+        assert data(keepassxc.challenge_response(seed)) != data(ykman.challenge_response(seed)), "the rules differ here"
+    assert data(keepassxc.challenge_response(plain_seed)) == data(ykman.challenge_response(plain_seed))
+    with pytest.raises(ValueError, match="padding"):
+        TpmHmac(imported_key["handle"], padding="pkcs7")
+    with pytest.raises(keepassxc_tpm.BadChallenge, match="at most 64"):
+        keepassxc.challenge_response(bytes(65))
+
+
+def test_every_form_of_key_handle(swtpm, imported_key, tpm_hmac):
+    serial = imported_key["serial"]
+    expected = data(TpmHmac(serial).challenge_response(b"x" * 32))
+    for form in (serial, imported_key["handle"], str(serial), imported_key["handle"].upper().replace("X", "x"), None):
+        provider = TpmHmac(form)
+        assert provider.key_handle == serial
+        assert data(provider.challenge_response(b"x" * 32)) == expected, form
+    tpm_hmac("create")
+    with pytest.raises(keepassxc_tpm.AmbiguousKey, match="several HMAC keys"):
+        TpmHmac()
+    with pytest.raises(TypeError):
+        TpmHmac(1.5)
+
+
+def test_the_seeds_own_example_names_the_storage_root_key(swtpm, imported_key):
+    # The request's example used 0x81000001, which is the storage root key, not an HMAC key.
+    with pytest.raises(keepassxc_tpm.NotHmacKey) as raised:
+        TpmHmac(key_handle=0x81000001)
+    message = str(raised.value)
+    assert "0x81000001" in message and "probably the SRK" in message and "list_keys()" in message, message
+    assert "\n" not in message
+    with pytest.raises(keepassxc_tpm.NoSuchKey, match="no key at 0x81000155"):
+        TpmHmac(key_handle=0x81000155)
+    with pytest.raises(keepassxc_tpm.NoSuchKey, match="not a persistent TPM handle"):
+        TpmHmac(key_handle="hello")
+
+
+def test_no_key_at_all(swtpm):
+    with pytest.raises(keepassxc_tpm.NoSuchKey, match="no HMAC key in this TPM"):
+        TpmHmac()
+
+
+def test_list_keys_has_the_fields_of_tpm_hmac_list_json(swtpm, imported_key, tpm_hmac):
+    import json
+
+    assert keepassxc_tpm.list_keys() == json.loads(tpm_hmac("list", "--json"))
+    assert keepassxc_tpm.list_keys(tcti=swtpm.tcti)[0] == imported_key
+
+
+def test_pins_as_text_bytes_or_a_callable(swtpm, tpm_hmac, tmp_path):
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("2468\n")
+    key = __import__("json").loads(
+        tpm_hmac("import", "--secret-file", str(_secret_file(tmp_path)), "--pin-file", str(pin_file), "--json"))
+    expected = hmac_sha1(SECRET, keepassxc_rule(b"p" * 32))
+    assert data(TpmHmac(key["handle"], pin="2468").challenge_response(b"p" * 32)) == expected
+    assert data(TpmHmac(key["handle"], pin=b"2468").challenge_response(b"p" * 32)) == expected
+    asked = []
+    provider = TpmHmac(key["handle"], pin=lambda: asked.append(1) or "2468")
+    assert data(provider.challenge_response(b"p" * 32)) == expected
+    assert data(provider.challenge_response(b"p" * 32)) == expected
+    assert len(asked) == 2, "asked each time it is needed, never kept"
+    with pytest.raises(keepassxc_tpm.PinRequired, match="pin="):
+        TpmHmac(key["handle"]).challenge_response(b"p" * 32)
+    with pytest.raises(keepassxc_tpm.WrongPin, match="tries? left"):
+        TpmHmac(key["handle"], pin="1357").challenge_response(b"p" * 32)
+    # A key without a PIN never asks.
+    plain = __import__("json").loads(tpm_hmac("import", "--secret-file", str(_secret_file(tmp_path)), "--json"))
+    never = TpmHmac(plain["handle"], pin=lambda: pytest.fail("asked for a PIN the key does not have"))
+    assert data(never.challenge_response(b"p" * 32)) == expected
+
+
+def _secret_file(tmp_path):
+    path = tmp_path / "secret.hex"
+    path.write_text(SECRET.hex())
+    return path
+
+
+def test_no_tpm_and_a_deleted_key_raise(swtpm, imported_key, tpm_hmac):
+    provider = TpmHmac(imported_key["handle"])
+    tpm_hmac("delete", "--handle", imported_key["handle"])
+    with pytest.raises(keepassxc_tpm.NoSuchKey, match="no key at"):
+        provider.challenge_response(b"d" * 32)
+    swtpm.stop()
+    with pytest.raises(keepassxc_tpm.NoTpm, match="no TPM reachable"):
+        TpmHmac(0x81000100)
+    with pytest.raises(keepassxc_tpm.NoTpm):
+        keepassxc_tpm.list_keys()
+    assert issubclass(keepassxc_tpm.NoTpm, keepassxc_tpm.TpmError)
+
+
+def test_the_gil_is_released_while_the_tpm_works(swtpm, imported_key):
+    provider = TpmHmac(imported_key["handle"])
+    swtpm.freeze()
+    result = {}
+    worker = threading.Thread(target=lambda: result.setdefault("r", provider.challenge_response(b"g" * 32)))
+    worker.start()
+    ticks = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        ticks += 1  # runs only while the worker does not hold the GIL
+    swtpm.thaw()
+    worker.join(15)
+    assert ticks > 1000, f"the main thread ran only {ticks} times while the TPM was frozen"
+    assert data(result["r"]) == hmac_sha1(SECRET, keepassxc_rule(b"g" * 32))
+
+
+def test_importing_the_module_does_not_import_kdbxtool():
+    code = "import sys, keepassxc_tpm; assert 'kdbxtool' not in sys.modules, 'kdbxtool imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
