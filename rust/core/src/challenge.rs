@@ -11,10 +11,13 @@ use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{Auth, MaxBuffer};
 use zeroize::Zeroizing;
 
-use crate::address::KeyHandle;
+use tss_esapi::structures::Public;
+
+use crate::address::{KeyHandle, SRK_HANDLE};
+use crate::direct::{Direct, Failure, SaltKey};
 use crate::error::{Error, Result};
-use crate::key::Object;
-use crate::pinned::PinnedKey;
+use crate::key::{describe, Object};
+use crate::pinned::{recorded_public, PinnedKey};
 use crate::rc::{self, codes};
 use crate::secret::Pin;
 use crate::tpm::Tpm;
@@ -92,7 +95,11 @@ impl Tpm {
         pin: Option<&Pin>,
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let message = MaxBuffer::try_from(rule.message(challenge)?)
+        let message = rule.message(challenge)?;
+        if let Some(response) = self.direct_challenge(handle, &message) {
+            return Ok(response);
+        }
+        let message = MaxBuffer::try_from(message)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
         let key = match self.pinned_key(handle, object) {
@@ -132,6 +139,53 @@ impl Tpm {
             self.end_session();
             self.explain_failure(&key, code, error)
         })
+    }
+
+    /// The response through the direct path, when the key and the TCTI allow it: the key has
+    /// no PIN and no policy, and its record pins a persistent P-256 SRK. `None` sends the
+    /// challenge down the ESYS path, which checks everything again.
+    fn direct_challenge(&mut self, handle: KeyHandle, message: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if !(self.bus_encryption && self.direct_path) {
+            return None;
+        }
+        let (key_name, salt_key) = self.direct_plan(handle)?;
+        if self.direct.is_none() {
+            self.direct = Direct::open(&self.tcti, self.session_reuse);
+        }
+        match self.direct.as_mut()?.hmac(handle.value(), &key_name, &salt_key, message) {
+            Ok(response) => Some(response),
+            Err(Failure::Io) => {
+                self.direct = None;
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
+    /// command), each checked against its pinned name; `None` when the direct path may not serve it.
+    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey)> {
+        let record = match self.records.get(&handle) {
+            Some(key) => key.record.clone(),
+            None => self.metadata.get(handle).ok()??,
+        };
+        let key_name = record.key_name.as_deref()?;
+        let public = recorded_public(record.key_public.as_deref()?, key_name)?;
+        let Object::Hmac(info) = describe(handle, &public) else { return None };
+        if info.needs_pin() || info.policy_bound {
+            return None;
+        }
+        // Known to this connection (listed, say): then the TPM's own name must be the record's.
+        if let Some(&object) = self.known.get(&handle) {
+            if self.name_of(object).ok()?.as_str() != key_name {
+                return None;
+            }
+        }
+        let storage_public =
+            recorded_public(record.storage_key_public.as_deref()?, record.storage_key_name.as_deref()?)?;
+        let Public::Ecc { unique, .. } = storage_public else { return None };
+        let salt_key = SaltKey { handle: SRK_HANDLE, x: unique.x().value().to_vec(), y: unique.y().value().to_vec() };
+        Some((hex::decode(key_name).ok()?, salt_key))
     }
 
     /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,

@@ -364,6 +364,8 @@ impl Tpm {
         let parent = self.storage_parent(true)?;
         // Pinned so that challenges can tell this storage key from a stand-in.
         let parent_name = self.name_of(parent.handle.into());
+        let parent_public =
+            if parent.is_transient() { None } else { self.public_at(KeyHandle::new(crate::address::SRK_HANDLE)?).ok() };
         // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
         // in a session salted with the parent, with parameter decryption on.
         let created = self.create_encrypted(parent.handle, &template, auth, sensitive);
@@ -387,10 +389,17 @@ impl Tpm {
             let key_public = crate::pinned::public_and_name(&public)
                 .filter(|(_, name)| *name == key_name)
                 .map(|(bytes, _)| hex::encode(bytes));
+            let storage_key_name = parent_name?;
+            let storage_key_public = parent_public
+                .as_ref()
+                .and_then(crate::pinned::public_and_name)
+                .filter(|(_, name)| *name == storage_key_name)
+                .map(|(bytes, _)| hex::encode(bytes));
             let record = KeyRecord {
                 key_name: Some(key_name),
                 key_public,
-                storage_key_name: Some(parent_name?),
+                storage_key_name: Some(storage_key_name),
+                storage_key_public,
                 pcrs: spec.pcrs.clone(),
             };
             lock.set(handle, Some(&record))

@@ -33,6 +33,7 @@
 pub mod address;
 pub mod challenge;
 pub mod da;
+mod direct;
 pub mod error;
 pub mod key;
 pub mod metadata;

@@ -48,6 +48,10 @@ pub struct KeyRecord {
     /// or on first use for keys made by other tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key_name: Option<String>,
+    /// The storage key's public area (TPMT_PUBLIC, hex) when it is the persistent SRK: a challenge
+    /// encrypts its session salt to this key without asking the TPM (checked against the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key_public: Option<String>,
     /// SHA-256 PCRs the key's policy is bound to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pcrs: Vec<u8>,
@@ -289,6 +293,7 @@ mod tests {
             key_name: Some("000b34".into()),
             key_public: Some("0008".into()),
             storage_key_name: Some("000b12".into()),
+            storage_key_public: None,
             pcrs: vec![7, 16],
         }
     }

@@ -25,6 +25,13 @@ pub(crate) struct Parent {
     transient: bool,
 }
 
+impl Parent {
+    /// A transient primary, not the persistent SRK.
+    pub(crate) fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
 /// The TCG "H-2" ECC P-256 SRK template (TCG TPM v2.0 Provisioning Guidance, 7.5.1), as
 /// systemd and tpm2-tools use it.
 pub(crate) fn ecc_srk_template() -> Result<Public> {

@@ -17,7 +17,7 @@ use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::Public;
 use tss_esapi::traits::{Marshall, UnMarshall};
 
-use crate::address::KeyHandle;
+use crate::address::{KeyHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::metadata::KeyRecord;
@@ -53,7 +53,7 @@ pub(crate) fn public_and_name(public: &Public) -> Option<(Vec<u8>, String)> {
 }
 
 /// The public area recorded as `hex`, if it is the one named `name`.
-fn recorded_public(hex: &str, name: &str) -> Option<Public> {
+pub(crate) fn recorded_public(hex: &str, name: &str) -> Option<Public> {
     let bytes = hex::decode(hex).ok()?;
     let public = Public::unmarshall(&bytes).ok()?;
     (public_and_name(&public)?.1 == name && public.marshall().ok()? == bytes).then_some(public)
@@ -84,7 +84,7 @@ impl Tpm {
             None => self.key_info(handle)?,
         };
         if record.storage_key_name.is_none() {
-            record.storage_key_name = Some(self.storage_key_name()?);
+            (record.storage_key_name, record.storage_key_public) = self.storage_key_pin()?;
             self.record_first_use(handle, &record);
         }
         Ok(PinnedKey { info, record })
@@ -99,10 +99,12 @@ impl Tpm {
             // Which PCRs is known only from the record: nothing to send that could succeed.
             return Err(Error::PolicyUnknown { rc: 0 });
         }
+        let (storage_key_name, storage_key_public) = self.storage_key_pin()?;
         let record = KeyRecord {
             key_public: public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes)),
             key_name: Some(name),
-            storage_key_name: Some(self.storage_key_name()?),
+            storage_key_name,
+            storage_key_public,
             pcrs: Vec::new(),
         };
         self.record_first_use(handle, &record);
@@ -119,12 +121,21 @@ impl Tpm {
         }
     }
 
-    /// The name of the storage key that salts sessions now.
-    fn storage_key_name(&mut self) -> Result<String> {
+    /// The name of the storage key that salts sessions now and, when it is the persistent SRK,
+    /// its public area (hex), as a record pins them.
+    pub(crate) fn storage_key_pin(&mut self) -> Result<(Option<String>, Option<String>)> {
         let parent = self.storage_parent(false)?;
         let name = self.name_of(parent.handle.into());
+        let persistent = !parent.is_transient();
         self.release_parent(parent);
-        name
+        let name = name?;
+        let public = if persistent {
+            let public = self.public_at(KeyHandle::new(SRK_HANDLE)?)?;
+            public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes))
+        } else {
+            None
+        };
+        Ok((Some(name), public))
     }
 
     /// The storage key to salt a session with, refused before anything is encrypted to it

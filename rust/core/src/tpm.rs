@@ -15,6 +15,7 @@ use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::Context;
 
 use crate::address::KeyHandle;
+use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::pinned::PinnedKey;
@@ -46,6 +47,10 @@ pub struct Tpm {
     pub(crate) records: HashMap<KeyHandle, PinnedKey>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
     pub(crate) bus_encryption: bool,
+    /// Challenges to keys without PIN or policy in sessions computed in Rust (`direct`), when
+    /// the TCTI allows; `None` until first used, or after its connection failed.
+    pub(crate) direct: Option<Direct>,
+    pub(crate) direct_path: bool,
     pub(crate) metadata: Metadata,
 }
 
@@ -89,9 +94,11 @@ impl Tpm {
             tcti: conf.to_owned(),
             known: HashMap::new(),
             session: None,
-            session_reuse: false,
+            session_reuse: behind_resource_manager(conf),
             records: HashMap::new(),
             bus_encryption: true,
+            direct: None,
+            direct_path: true,
             metadata: Metadata::default_location(),
         })
     }
@@ -103,6 +110,7 @@ impl Tpm {
         self.known.clear();
         self.records.clear();
         self.session = None;
+        self.direct = None;
         Ok(())
     }
 
@@ -116,13 +124,25 @@ impl Tpm {
     }
 
     /// Keeps the encrypted session from one challenge to the next: a warm challenge is then one
-    /// TPM command instead of two. Only for callers that drop the `Tpm` before they exit, so the
-    /// session is flushed: a TPM without a resource manager has only three session slots.
+    /// TPM command instead of two. On by default behind a resource manager
+    /// ([`behind_resource_manager`]); elsewhere only for callers that drop the `Tpm` before they
+    /// exit, so the session is flushed: a TPM without a resource manager has only three slots.
     pub fn set_session_reuse(&mut self, on: bool) {
         if !on {
             self.end_session();
         }
         self.session_reuse = on;
+        // Opened again with the new setting (its kept session is flushed).
+        self.direct = None;
+    }
+
+    /// Uses tpm2-tss's ESYS for every challenge when off (to compare the two paths, or to
+    /// measure them); on by default.
+    pub fn set_direct_path(&mut self, on: bool) {
+        self.direct_path = on;
+        if !on {
+            self.direct = None;
+        }
     }
 
     /// Uses `metadata` instead of the per-user default file.
@@ -170,6 +190,15 @@ impl Tpm {
     ) -> Result<T> {
         self.call(f).map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
     }
+}
+
+/// True for the kernel's resource manager (/dev/tpmrm*) and tpm2-abrmd: they flush a client's
+/// sessions when its connection closes, so a session may be kept from one challenge to the next
+/// even by a process that may end without cleaning up (KeePassXC). A raw TPM or a simulator has
+/// only three session slots, and a session left there stays until it is flushed.
+pub fn behind_resource_manager(conf: &str) -> bool {
+    let conf = conf.trim();
+    conf.starts_with("tabrmd") || conf.strip_prefix("device:").is_some_and(|path| path.contains("tpmrm"))
 }
 
 /// The raw TSS2_RC of a tss-esapi error (0 for wrapper errors).
@@ -239,4 +268,19 @@ fn group_name(gid: u32) -> Option<String> {
         let id = fields.nth(1)?.parse::<u32>().ok()?;
         (id == gid).then(|| name.to_owned())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resource_managers_are_told_by_their_tcti() {
+        assert!(behind_resource_manager("device:/dev/tpmrm0"));
+        assert!(behind_resource_manager("tabrmd:bus_type=session"));
+        assert!(behind_resource_manager("tabrmd:"));
+        assert!(!behind_resource_manager("device:/dev/tpm0"));
+        assert!(!behind_resource_manager("swtpm:host=127.0.0.1,port=2321"));
+        assert!(!behind_resource_manager("mssim:"));
+    }
 }

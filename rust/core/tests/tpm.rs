@@ -125,16 +125,13 @@ fn tpm_commands_per_challenge_cold_and_warm() {
     let swtpm = Swtpm::start();
     let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
     let proxy = CommandLog::start(swtpm.port());
+    // The direct path (sessions computed in Rust): nothing to read, the record pins key and SRK.
     let mut tpm = open_at(&swtpm, &proxy.tcti());
     tpm.challenge(key, &[3u8; 32]).unwrap();
-    assert_eq!(proxy.commands(), vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC], "key, SRK, session, HMAC");
+    assert_eq!(proxy.commands(), vec![START_AUTH_SESSION, HMAC], "cold: a salted session, then the HMAC");
     proxy.clear();
     tpm.challenge(key, &[4u8; 32]).unwrap();
-    assert_eq!(
-        proxy.commands(),
-        vec![START_AUTH_SESSION, HMAC],
-        "the HMAC ended its session: a new one, no ReadPublic"
-    );
+    assert_eq!(proxy.commands(), vec![START_AUTH_SESSION, HMAC], "the HMAC ended its session: a new one");
     let loaded = tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
     assert!(!loaded.contains("0x"), "no session stays loaded in the TPM: {loaded}");
     drop(tpm);
@@ -149,11 +146,48 @@ fn tpm_commands_per_challenge_cold_and_warm() {
     drop(kept);
     assert_eq!(proxy.commands(), vec![HMAC, FLUSH_CONTEXT], "and the kept session is flushed at the end");
 
+    // The ESYS path (tpm2-tss computes the session): it reads the key and the SRK first.
+    let mut esys = open_at(&swtpm, &proxy.tcti());
+    esys.set_direct_path(false);
+    proxy.clear();
+    esys.challenge(key, &[3u8; 32]).unwrap();
+    assert_eq!(proxy.commands(), vec![READ_PUBLIC, READ_PUBLIC, START_AUTH_SESSION, HMAC], "key, SRK, session, HMAC");
+    proxy.clear();
+    esys.set_session_reuse(true);
+    esys.challenge(key, &[3u8; 32]).unwrap();
+    esys.challenge(key, &[4u8; 32]).unwrap();
+    assert_eq!(proxy.commands(), vec![START_AUTH_SESSION, HMAC, HMAC], "ESYS keeps its session too");
+    drop(esys);
+
     let mut clear = open_at(&swtpm, &proxy.tcti());
     clear.set_bus_encryption(false);
     proxy.clear();
     clear.challenge(key, &[3u8; 32]).unwrap();
     assert_eq!(proxy.commands(), vec![READ_PUBLIC, HMAC], "without encryption: ReadPublic, then HMAC");
+}
+
+#[test]
+fn the_direct_path_answers_what_esys_answers() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let sha1 = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let sha256 = import(&mut tpm, &"5c".repeat(32), None, Algorithm::Sha256);
+    let mut esys = open(&swtpm);
+    esys.set_direct_path(false);
+    let mut challenges: Vec<Vec<u8>> =
+        (0..=64).step_by(8).map(|n| (0..n as u8).map(|b| b.wrapping_mul(29)).collect()).collect();
+    challenges.extend([vec![0x20; 32], [vec![7u8; 31], vec![0x20]].concat(), vec![0; 32]]);
+    for rule in [keepassxc_tpm::ChallengeRule::KeePassXC, keepassxc_tpm::ChallengeRule::YubikeyManager] {
+        for key in [sha1, sha256] {
+            for challenge in &challenges {
+                let direct = tpm.challenge_by_rule(key, challenge, None, rule).unwrap();
+                let reference = esys.challenge_by_rule(key, challenge, None, rule).unwrap();
+                assert_eq!(direct, reference, "{rule:?} {key} {}", hex::encode(challenge));
+            }
+        }
+    }
+    let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[0x11; 32]));
+    assert_eq!(&tpm.challenge(sha1, &[0x11; 32]).unwrap()[..], &expected[..], "and both what HMAC-SHA1 gives");
 }
 
 #[test]

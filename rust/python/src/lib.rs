@@ -20,12 +20,32 @@ create_exception!(keepassxc_tpm, NoTpm, TpmError, "No TPM could be reached (or t
 create_exception!(keepassxc_tpm, NoSuchKey, TpmError, "No key at that handle (deleted, or the TPM was cleared).");
 create_exception!(keepassxc_tpm, NotHmacKey, TpmError, "The handle holds something else, e.g. the storage root key.");
 create_exception!(keepassxc_tpm, PinRequired, TpmError, "The key has a PIN and none was given.");
-create_exception!(keepassxc_tpm, WrongPin, TpmError, "The TPM refused the PIN; the message says how many tries are left.");
+create_exception!(
+    keepassxc_tpm,
+    WrongPin,
+    TpmError,
+    "The TPM refused the PIN; the message says how many tries are left."
+);
 create_exception!(keepassxc_tpm, Lockout, TpmError, "The TPM's dictionary-attack protection is locked out.");
 create_exception!(keepassxc_tpm, PolicyFailed, TpmError, "The key is bound to a boot state (PCRs) that has changed.");
-create_exception!(keepassxc_tpm, StorageKeyChanged, TpmError, "The TPM's storage key is not the one the key was made under.");
-create_exception!(keepassxc_tpm, MetadataError, TpmError, "The keepassxc-tpm metadata file cannot be used, or names another key.");
-create_exception!(keepassxc_tpm, BadChallenge, TpmError, "The challenge is longer than the 64 bytes a YubiKey slot takes.");
+create_exception!(
+    keepassxc_tpm,
+    StorageKeyChanged,
+    TpmError,
+    "The TPM's storage key is not the one the key was made under."
+);
+create_exception!(
+    keepassxc_tpm,
+    MetadataError,
+    TpmError,
+    "The keepassxc-tpm metadata file cannot be used, or names another key."
+);
+create_exception!(
+    keepassxc_tpm,
+    BadChallenge,
+    TpmError,
+    "The challenge is longer than the 64 bytes a YubiKey slot takes."
+);
 
 /// The core's error as the Python exception of its kind, with the remedy a Python user needs.
 fn to_py(e: Error) -> PyErr {
@@ -110,7 +130,8 @@ impl Connection {
             }
         };
         let pin = pin.map(zeroize::Zeroizing::new);
-        let pin = pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(|_| WrongPin::new_err("the PIN is empty"))?;
+        let pin =
+            pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(|_| WrongPin::new_err("the PIN is empty"))?;
         let response = py
             .detach(|| self.worker.run(move |tpm| tpm.challenge_by_rule(handle, &challenge, pin.as_ref(), rule)))
             .map_err(to_py)?;

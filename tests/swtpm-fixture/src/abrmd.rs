@@ -16,6 +16,11 @@ pub struct Abrmd {
 
 impl Abrmd {
     pub fn start(swtpm: &Swtpm) -> Abrmd {
+        Self::start_at(swtpm, &swtpm.tcti())
+    }
+
+    /// tpm2-abrmd in front of `tcti` (e.g. a proxy in front of `swtpm`), its bus in swtpm's directory.
+    pub fn start_at(swtpm: &Swtpm, tcti: &str) -> Abrmd {
         let bus = swtpm.dir().join("bus");
         let dbus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", &format!("--address=unix:path={}", bus.display())])
@@ -28,7 +33,7 @@ impl Abrmd {
             sleep(Duration::from_millis(20));
         }
         let abrmd = Command::new("tpm2-abrmd")
-            .args(["--session", "--allow-root", &format!("--tcti={}", swtpm.tcti())])
+            .args(["--session", "--allow-root", &format!("--tcti={tcti}")])
             .env("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={}", bus.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())

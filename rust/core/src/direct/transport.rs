@@ -1,0 +1,87 @@
+//! Sending a command and reading its response, for the two TCTIs the direct path speaks itself:
+//! the kernel's resource manager (`device:/dev/tpmrm0`, one file descriptor for the connection,
+//! whose sessions the kernel flushes when it closes) and swtpm (`swtpm:host=…,port=…`, a TCP
+//! connection per command, as tpm2-tss's swtpm TCTI does, so the simulator stays free for other
+//! clients between commands). Every other TCTI uses the ESYS path.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use super::wire::MAX_RESPONSE;
+
+/// How long one command may take on the direct path before it is given up on (the worker's
+/// timeout still bounds the whole challenge).
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub enum Transport {
+    /// A resource manager's device: sessions live as long as this descriptor.
+    ResourceManager(File),
+    /// swtpm's command port.
+    Swtpm(String),
+}
+
+impl Transport {
+    /// The transport for a TCTI configuration, when the direct path speaks it.
+    pub fn for_tcti(conf: &str) -> Option<Transport> {
+        let (module, args) = conf.trim().split_once(':').unwrap_or((conf.trim(), ""));
+        match module {
+            "device" if args.contains("tpmrm") => {
+                OpenOptions::new().read(true).write(true).open(args).ok().map(Transport::ResourceManager)
+            }
+            "swtpm" => {
+                let (mut host, mut port) = ("localhost".to_owned(), "2321".to_owned());
+                for part in args.split(',').filter(|p| !p.is_empty()) {
+                    match part.split_once('=') {
+                        Some(("host", h)) => host = h.to_owned(),
+                        Some(("port", p)) => port = p.to_owned(),
+                        _ => return None,
+                    }
+                }
+                Some(Transport::Swtpm(format!("{host}:{port}")))
+            }
+            _ => None,
+        }
+    }
+
+    /// True when a resource manager flushes this connection's sessions when it closes, so a
+    /// session may be kept from one challenge to the next.
+    pub fn flushes_on_close(&self) -> bool {
+        matches!(self, Transport::ResourceManager(_))
+    }
+
+    /// Sends `command` and returns the response.
+    pub fn send(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
+        match self {
+            Transport::ResourceManager(device) => {
+                device.write_all(command)?;
+                let mut response = vec![0u8; MAX_RESPONSE];
+                let n = device.read(&mut response)?;
+                response.truncate(n);
+                Ok(response)
+            }
+            Transport::Swtpm(address) => {
+                let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+                let mut stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)?;
+                stream.set_read_timeout(Some(IO_TIMEOUT))?;
+                stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                stream.write_all(command)?;
+                read_response(&mut stream)
+            }
+        }
+    }
+}
+
+/// A response from a byte stream: the 10-byte header, then as many bytes as its size says.
+fn read_response(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut response = vec![0u8; 10];
+    stream.read_exact(&mut response)?;
+    let size = u32::from_be_bytes([response[2], response[3], response[4], response[5]]) as usize;
+    if !(10..=MAX_RESPONSE).contains(&size) {
+        return Err(std::io::Error::other(format!("a response of {size} bytes")));
+    }
+    response.resize(size, 0);
+    stream.read_exact(&mut response[10..])?;
+    Ok(response)
+}

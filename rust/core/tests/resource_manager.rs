@@ -1,0 +1,88 @@
+//! Behind a resource manager (tpm2-abrmd here, as the kernel's /dev/tpmrm0 would be) a session is
+//! kept from one challenge to the next, so a warm challenge is one command; and a process killed
+//! while it holds one leaves nothing loaded, because the resource manager flushes what a closed
+//! connection had. (One test function: it sets the process's D-Bus address.)
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use keepassxc_tpm::{Algorithm, Metadata, Tpm};
+use swtpm_fixture::{tpm2, Abrmd, CommandLog, Swtpm};
+
+const CHILD: &str = "KEEPASSXC_TPM_TEST_CHILD";
+
+fn through_abrmd(abrmd: &Abrmd, metadata: &std::path::Path) -> Tpm {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match Tpm::open(Some(abrmd.tcti())) {
+            Ok(mut tpm) => {
+                tpm.set_metadata(Metadata::at(metadata));
+                return tpm;
+            }
+            Err(e) if Instant::now() > deadline => panic!("tpm2-abrmd did not come up: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+fn sessions_in(swtpm: &Swtpm) -> String {
+    let loaded = tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
+    let saved = tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-saved-session"]);
+    format!("{loaded}{saved}").trim().to_owned()
+}
+
+#[test]
+fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
+    if let Ok(metadata) = std::env::var(CHILD) {
+        // The child: challenge twice, say so, and wait to be killed.
+        let handle = handle(0x8100_0100);
+        let mut tpm = Tpm::open(Some("tabrmd:bus_type=session")).unwrap();
+        tpm.set_metadata(Metadata::at(metadata));
+        tpm.challenge(handle, &[1u8; 32]).unwrap();
+        tpm.challenge(handle, &[2u8; 32]).unwrap();
+        println!("ready");
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let metadata = swtpm.dir().join("keys.json");
+    let key = {
+        let mut tpm = open(&swtpm);
+        import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1)
+    };
+    let proxy = CommandLog::start(swtpm.port());
+    let abrmd = Abrmd::start_at(&swtpm, &proxy.tcti());
+    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address());
+    std::env::set_var("TSS2_LOG", "all+none");
+
+    let mut tpm = through_abrmd(&abrmd, &metadata);
+    let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[3u8; 32]));
+    assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
+    proxy.clear();
+    assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
+    let sent: Vec<u32> = proxy.commands();
+    assert_eq!(sent.iter().filter(|&&c| c == HMAC).count(), 1, "{sent:x?}");
+    assert!(!sent.contains(&START_AUTH_SESSION), "warm: the kept session, no new one: {sent:x?}");
+    drop(tpm);
+
+    // A process holding a kept session is killed: tpm2-abrmd frees it.
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection", "--nocapture"])
+        .env(CHILD, &metadata)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    assert!(lines.map_while(Result::ok).any(|line| line.contains("ready")), "the child did its challenges");
+    assert!(!sessions_in(&swtpm).is_empty(), "the child keeps its session between challenges");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sessions_in(&swtpm).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sessions_in(&swtpm), "", "nothing left loaded after SIGKILL behind the resource manager");
+}
