@@ -55,11 +55,16 @@ pub fn run(args: Args) -> Result<(), String> {
         first.push(t.elapsed().as_nanos() as u64);
     }
     let mut warm = Vec::with_capacity(args.warm);
+    let cpu = crate::stats::process_cpu_ns();
     for _ in 0..args.warm {
         let t = Instant::now();
         call(&args.warm_op)?;
         warm.push(t.elapsed().as_nanos() as u64);
     }
-    println!("{}", serde_json::json!({ "first_ns": first, "warm_ns": warm, "response": response_hex }));
+    let warm_cpu_ns = crate::stats::process_cpu_ns() - cpu;
+    println!(
+        "{}",
+        serde_json::json!({ "first_ns": first, "warm_ns": warm, "warm_cpu_ns": warm_cpu_ns, "response": response_hex })
+    );
     Ok(())
 }

@@ -117,24 +117,25 @@ pub fn table(rows: &[Row]) -> String {
         let _ = writeln!(out, "\n**{}**\n", g.title());
         let _ = writeln!(
             out,
-            "| path | TPM commands | n | median ms | p95 ms | × floor | × tpm2-tools | × pytss warm | × pytss cold |"
+            "| path | TPM commands | n | median ms | p95 ms | client CPU ms | × floor | × tpm2-tools | × pytss warm | × pytss cold |"
         );
-        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|");
         for r in rows.iter().filter(|r| r.group == g) {
             let cmds = r.commands.as_deref().map(format_commands).unwrap_or_else(|| "–".into());
             if let Some(why) = &r.skipped {
-                let _ = writeln!(out, "| {} | {cmds} | 0 | SKIPPED: {why} | | | | | |", r.label);
+                let _ = writeln!(out, "| {} | {cmds} | 0 | SKIPPED: {why} | | | | | | |", r.label);
                 continue;
             }
             let m = r.median();
             let is_peer = |k: Kind| r.kind == k;
             let _ = writeln!(
                 out,
-                "| {} | {cmds} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {cmds} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r.label,
                 r.samples.len(),
                 ms(r.samples.median_ms()),
                 ms(r.samples.p95_ms()),
+                r.samples.cpu_ms.map_or_else(|| "–".into(), ms),
                 if r.kind == Kind::Floor { "1×".into() } else { ratio(m, floor) },
                 if is_peer(Kind::Tpm2Tools) { "(peer)".into() } else { ratio(m, tools) },
                 if is_peer(Kind::PytssWarm) { "(peer)".into() } else { ratio(m, warm) },
