@@ -16,7 +16,9 @@
 //! "no TPM" with the reason and what to install.
 #![allow(unsafe_code)]
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -72,23 +74,27 @@ pub fn load_from(paths: &[PathBuf]) -> Result<Backend, String> {
             looked.join(", ")
         ));
     };
-    check_trusted(path)?;
-    open(path)
+    let file = open_trusted(path)?;
+    open(path, &file)
 }
 
-/// Refuses a library that someone other than root or this user could have put or changed.
-fn check_trusted(path: &Path) -> Result<(), String> {
+/// Opens the library for loading, refusing one that someone other than root or this user could
+/// have put or changed. It is then loaded through this descriptor (/proc/self/fd), so the file
+/// checked is the file loaded, whatever happens to the path meanwhile.
+fn open_trusted(path: &Path) -> Result<File, String> {
+    let cannot = |e: std::io::Error| format!("cannot use the TPM backend {}: {e}", path.display());
+    let real = std::fs::canonicalize(path).map_err(cannot)?;
     let file =
-        std::fs::canonicalize(path).map_err(|e| format!("cannot use the TPM backend {}: {e}", path.display()))?;
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&real).map_err(cannot)?;
+    let dir = real.parent().unwrap_or(&real);
+    let checks = [(real.as_path(), file.metadata().map_err(cannot)?), (dir, std::fs::metadata(dir).map_err(cannot)?)];
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    for place in [Some(file.as_path()), file.parent()].into_iter().flatten() {
-        let info =
-            std::fs::metadata(place).map_err(|e| format!("cannot use the TPM backend {}: {e}", place.display()))?;
+    for (place, info) in checks {
         if info.uid() != 0 && info.uid() != me {
             return Err(format!(
                 "refusing to load the TPM backend {}: {} is owned by another user (uid {})",
-                file.display(),
+                real.display(),
                 place.display(),
                 info.uid()
             ));
@@ -96,21 +102,22 @@ fn check_trusted(path: &Path) -> Result<(), String> {
         if info.mode() & 0o022 != 0 {
             return Err(format!(
                 "refusing to load the TPM backend {}: {} is writable by group or others (mode {:o})",
-                file.display(),
+                real.display(),
                 place.display(),
                 info.mode() & 0o7777
             ));
         }
     }
-    Ok(())
+    Ok(file)
 }
 
-fn open(path: &Path) -> Result<Backend, String> {
+fn open(path: &Path, file: &File) -> Result<Backend, String> {
     let shown = path.display().to_string();
+    let by_descriptor = format!("/proc/self/fd/{}", file.as_raw_fd());
     // SAFETY: loading runs the library's initialisers; the backend is our own Rust cdylib,
-    // whose only initialisers are those of Rust's runtime and of tpm2-tss, found in a place
-    // only root or this user can write (checked above).
-    let library = unsafe { Library::new(path) }.map_err(|e| missing_dependency(&shown, &e.to_string()))?;
+    // whose only initialisers are those of Rust's runtime and of tpm2-tss, in a file only root
+    // or this user can write (checked on this very descriptor above).
+    let library = unsafe { Library::new(&by_descriptor) }.map_err(|e| missing_dependency(&shown, &e.to_string()))?;
     // SAFETY: the symbols have the signatures keepassxc-tpm-abi declares; the version is read
     // through a function that takes nothing and returns a u32, which any version provides.
     let version = unsafe { library.get::<extern "C" fn() -> u32>(VERSION_SYMBOL) }

@@ -148,23 +148,31 @@ impl Tpm {
         if !(self.bus_encryption && self.direct_path) {
             return None;
         }
-        let (key_name, salt_key) = self.direct_plan(handle)?;
+        let (key_name, salt_key, digest_len) = self.direct_plan(handle)?;
         if self.direct.is_none() {
             self.direct = Direct::open(&self.tcti, self.session_reuse);
         }
-        match self.direct.as_mut()?.hmac(handle.value(), &key_name, &salt_key, message) {
+        match self.direct.as_mut()?.hmac(handle.value(), &key_name, &salt_key, message, digest_len) {
             Ok(response) => Some(response),
             Err(Failure::Io) => {
                 self.direct = None;
                 None
             }
-            Err(_) => None,
+            // The key at the handle may not be the recorded one (a record made stale by another
+            // tool): from now on this connection reads and checks it first (the ESYS path), so a
+            // stale record costs at most this one authorisation.
+            Err(Failure::Refused) => {
+                self.direct_path = false;
+                self.direct = None;
+                self.forget(handle);
+                None
+            }
         }
     }
 
     /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
     /// command), each checked against its pinned name; `None` when the direct path may not serve it.
-    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey)> {
+    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey, usize)> {
         let record = match self.records.get(&handle) {
             Some(key) => key.record.clone(),
             None => self.metadata.get(handle).ok()??,
@@ -185,7 +193,7 @@ impl Tpm {
             recorded_public(record.storage_key_public.as_deref()?, record.storage_key_name.as_deref()?)?;
         let Public::Ecc { unique, .. } = storage_public else { return None };
         let salt_key = SaltKey { handle: SRK_HANDLE, x: unique.x().value().to_vec(), y: unique.y().value().to_vec() };
-        Some((hex::decode(key_name).ok()?, salt_key))
+        Some((hex::decode(key_name).ok()?, salt_key, info.algorithm.digest_len()))
     }
 
     /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,
@@ -238,8 +246,15 @@ impl Tpm {
             | Error::Metadata { .. } => return error,
             // A key without a PIN has an empty authValue: a bad authorisation means the session's
             // HMAC did not match, i.e. the TPM's answers (or ours) were changed on the way.
-            Error::AuthFailed { rc, .. } if !key.info.needs_pin() => return Error::SessionRejected { rc },
-            Error::Tpm { rc, .. } if rc::is_session_error(rc) => return Error::SessionRejected { rc },
+            // (Or the key at the handle is no longer the one recorded: look again next time.)
+            Error::AuthFailed { rc, .. } if !key.info.needs_pin() => {
+                self.forget(handle);
+                return Error::SessionRejected { rc };
+            }
+            Error::Tpm { rc, .. } if rc::is_session_error(rc) => {
+                self.forget(handle);
+                return Error::SessionRejected { rc };
+            }
             // Say how many tries are left, or how long the lockout lasts.
             Error::AuthFailed { rc, .. } => {
                 return Error::AuthFailed { rc, tries_left: self.da_status().ok().map(|s| s.tries_left()) }

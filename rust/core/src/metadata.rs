@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -138,9 +138,11 @@ impl Metadata {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(lock_path(path))
             .map_err(fail)?;
-        if !file.metadata().map_err(fail)?.file_type().is_file() {
+        let info = file.metadata().map_err(fail)?;
+        if !info.file_type().is_file() {
             return Err(broken(path, "its lock file is not a regular file".to_owned()));
         }
+        check_private(&lock_path(path), &file, &info)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -202,6 +204,7 @@ fn read(path: &Path) -> Result<FileContent> {
     if !info.file_type().is_file() {
         return Err(fail(format!("it is {}, not a regular file", kind_of(&info.file_type()))));
     }
+    check_private(path, &file, &info)?;
     if info.len() > MAX_FILE_SIZE {
         return Err(fail(format!(
             "it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have",
@@ -218,6 +221,30 @@ fn read(path: &Path) -> Result<FileContent> {
         return Ok(FileContent::default());
     }
     serde_json::from_str(&text).map_err(|e| fail(format!("it is not valid JSON ({e})")))
+}
+
+/// The file is the trust anchor of the pins: only this user may have written it, and no one
+/// else may replace it (its directory is not world-writable, unless sticky as /tmp is). A file
+/// of this user that is group-writable (as files made under a umask of 002 by versions before
+/// 0600 was enforced) is made 0600.
+fn check_private(path: &Path, file: &File, info: &std::fs::Metadata) -> Result<()> {
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    if info.uid() != me {
+        return Err(broken(path, format!("it is owned by another user (uid {})", info.uid())));
+    }
+    if info.mode() & 0o002 != 0 {
+        return Err(broken(path, format!("it is writable by anyone (mode {:o})", info.mode() & 0o777)));
+    }
+    if info.mode() & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| broken(path, format!("cannot make it private (mode 600): {e}")))?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()).and_then(|d| std::fs::metadata(d).ok()) {
+        if dir.mode() & 0o002 != 0 && dir.mode() & 0o1000 == 0 {
+            return Err(broken(path, format!("its directory is writable by anyone (mode {:o})", dir.mode() & 0o7777)));
+        }
+    }
+    Ok(())
 }
 
 fn kind_of(file_type: &std::fs::FileType) -> &'static str {
@@ -248,15 +275,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)?;
-    let written = out
-        .write_all(bytes)
-        .and_then(|()| out.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .and_then(|()| File::open(dir)?.sync_all());
+    let written = out.write_all(bytes).and_then(|()| out.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
+        return written;
     }
-    written
+    // The new file is in place; a directory that cannot be synced only weakens durability.
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+    Ok(())
 }
 
 /// A regular file or nothing: what may be replaced by a rename.
@@ -383,6 +409,25 @@ mod tests {
         }
         let e = Metadata::at(dir.path()).get(h).unwrap_err();
         assert!(e.to_string().contains("a directory"), "{e}");
+    }
+
+    #[test]
+    fn files_others_could_have_written_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys.json");
+        Metadata::at(&path).set(handle(0x8100_0100), Some(&record())).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Metadata::at(&path).get(handle(0x8100_0100)).unwrap_err();
+        assert!(e.to_string().contains("writable by anyone"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert_eq!(Metadata::at(&path).get(handle(0x8100_0100)).unwrap(), Some(record()));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a group-writable file of this user is made private");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Metadata::at(&path).get(handle(0x8100_0100)).unwrap_err();
+        assert!(e.to_string().contains("directory is writable by anyone"), "{e}");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(Metadata::at(&path).get(handle(0x8100_0100)).unwrap(), Some(record()), "a sticky directory is fine");
     }
 
     #[test]

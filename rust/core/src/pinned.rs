@@ -84,8 +84,10 @@ impl Tpm {
             None => self.key_info(handle)?,
         };
         if record.storage_key_name.is_none() {
+            // Recorded by a version that did not pin the storage key: pin it now, once.
+            let before = record.clone();
             (record.storage_key_name, record.storage_key_public) = self.storage_key_pin()?;
-            self.record_first_use(handle, &record);
+            self.record_first_use(handle, Some(&before), &record);
         }
         Ok(PinnedKey { info, record })
     }
@@ -107,15 +109,16 @@ impl Tpm {
             storage_key_public,
             pcrs: Vec::new(),
         };
-        self.record_first_use(handle, &record);
+        self.record_first_use(handle, None, &record);
         Ok(PinnedKey { info, record })
     }
 
-    /// Best effort: when the file cannot be written the pin holds for this connection only.
-    fn record_first_use(&self, handle: KeyHandle, record: &KeyRecord) {
+    /// Writes `record` if the file still holds `expected` for the key (someone may have recorded
+    /// it meanwhile: never overwrite another record). Best effort: when the file cannot be
+    /// written the pin holds for this connection only.
+    fn record_first_use(&self, handle: KeyHandle, expected: Option<&KeyRecord>, record: &KeyRecord) {
         if let Ok(lock) = self.metadata.lock(FIRST_USE_LOCK_WAIT) {
-            // Someone may have recorded it meanwhile: never overwrite a record.
-            if matches!(self.metadata.get(handle), Ok(None)) {
+            if self.metadata.get(handle).ok().as_ref() == Some(&expected.cloned()) {
                 let _ = lock.set(handle, Some(record));
             }
         }

@@ -271,3 +271,27 @@ fn provisioning_stops_before_the_tpm_when_the_record_cannot_be_kept() {
     use std::os::unix::fs::FileTypeExt;
     assert!(std::fs::metadata("/dev/null").unwrap().file_type().is_char_device(), "/dev/null is left alone");
 }
+
+#[test]
+fn a_record_made_stale_by_another_tool_costs_at_most_one_try_once() {
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    // Another tool replaces the key at the same handle with a PIN key (DA-protected); our
+    // record still describes the old key.
+    tpm2(&swtpm.tcti(), &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &key.to_string()]);
+    let mut other = Tpm::open(Some(&swtpm.tcti())).unwrap();
+    other.set_metadata(Metadata::at(swtpm.dir().join("other.json")));
+    let spec = KeySpec { handle: Some(key), pin: Some(pin("2468")), ..KeySpec::default() };
+    other.import_key(&spec, &Secret::from_hex(&"77".repeat(20)).unwrap()).unwrap();
+    drop(other);
+    let mut tpm = open(&swtpm);
+    for attempt in 0..3 {
+        match tpm.challenge(key, &[1u8; 32]) {
+            Err(e @ Error::RecordMismatch { .. }) => assert!(e.to_string().contains("not the key recorded"), "{e}"),
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    let failures = tpm.da_status().unwrap().failures;
+    assert!(failures <= 1, "{failures} dictionary-attack failures: a stale record may cost one, once");
+    assert_eq!(open(&swtpm).da_status().unwrap().failures, failures);
+}

@@ -66,13 +66,14 @@ impl Direct {
     }
 
     /// The response of the key at `key` (TPM name `key_name`, no authValue) to `message` (the
-    /// bytes to hash, already padded and trimmed as a YubiKey slot would).
+    /// bytes to hash, already padded and trimmed as a YubiKey slot would): `digest_len` bytes.
     pub(crate) fn hmac(
         &mut self,
         key: u32,
         key_name: &[u8],
         salt_key: &SaltKey,
         message: &[u8],
+        digest_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Failure> {
         if self.session.as_ref().is_some_and(|s| s.salted_by != salt_key.x) {
             self.end_session();
@@ -81,7 +82,7 @@ impl Direct {
             Some(session) => session,
             None => self.start_session(salt_key)?,
         };
-        let result = self.hmac_in(&mut session, key, key_name, message);
+        let result = self.hmac_in(&mut session, key, key_name, message, digest_len);
         match &result {
             // The TPM ended the session with the command unless asked to keep it.
             Ok(_) if self.keep => self.session = Some(session),
@@ -118,6 +119,7 @@ impl Direct {
         key: u32,
         key_name: &[u8],
         message: &[u8],
+        digest_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Failure> {
         let attributes = ENCRYPT | if self.keep { CONTINUE_SESSION } else { 0 };
         let nonce_caller = crypto::nonce(DIGEST);
@@ -134,6 +136,10 @@ impl Direct {
         crypto::session_hmac(&session.key, &[], &rp_hash, answer.nonce_tpm, &nonce_caller, answer.attributes)
             .verify_slice(answer.hmac)
             .map_err(|_| Failure::Refused)?;
+        // The session as asked for (encrypted, kept or not), and a digest of the key's size.
+        if answer.attributes != attributes || answer.parameters.len() != 2 + digest_len {
+            return Err(Failure::Refused);
+        }
         session.nonce_tpm = answer.nonce_tpm.to_vec();
         let mut digest = Zeroizing::new(answer.parameters[2..].to_vec());
         crypto::decrypt_response(&session.key, &[], answer.nonce_tpm, &nonce_caller, &mut digest);
