@@ -1072,7 +1072,7 @@ impl Bench {
                 .unwrap_or_else(|_| "not installed".into())
         };
         let mut s = String::new();
-        s += "# keepassxc-tpm benchmark (issue 5)\n\n";
+        s += "# keepassxc-tpm benchmark\n\n";
         s += &format!(
             "Machine: {nproc} CPU(s), {cpu}, Linux {}. Load average (1, 5, 15 min): {}.\n\n",
             kernel.trim(),
