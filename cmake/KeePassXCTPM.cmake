@@ -17,14 +17,19 @@
 # Cache variables:
 #   WITH_XC_TPM               ON/OFF (needs WITH_XC_YUBIKEY)
 #   KEEPASSXC_TPM_SOURCE_DIR  the keepassxc-tpm checkout (its Cargo.toml); default <source>/keepassxc-tpm
+#   KEEPASSXC_TPM_CARGO_VENDOR a directory of vendored crates (scripts/vendor-crates.sh): cargo then runs
+#                             --offline from it, as distribution build machines need
 #   CARGO_EXECUTABLE          cargo; looked up in PATH and ~/.cargo/bin
-# cargo runs with --locked: the checkout's Cargo.lock decides the Rust dependencies.
+# cargo runs with --locked: the checkout's Cargo.lock decides the Rust dependencies. Source paths are
+# remapped (--remap-path-prefix), so no absolute build path ends up in an installed file.
 
 option(WITH_XC_TPM "Include TPM 2.0 HMAC keys as hardware keys (needs WITH_XC_YUBIKEY)." OFF)
 add_feature_info(TPM WITH_XC_TPM "TPM 2.0 HMAC keys as challenge-response hardware keys")
 
 set(KEEPASSXC_TPM_SOURCE_DIR "${CMAKE_SOURCE_DIR}/keepassxc-tpm"
     CACHE PATH "Checkout of keepassxc-tpm (the directory holding its Cargo.toml)")
+set(KEEPASSXC_TPM_CARGO_VENDOR ""
+    CACHE PATH "Vendored crates (made by keepassxc-tpm's scripts/vendor-crates.sh): cargo then builds offline from them")
 
 # keepassxc_tpm_setup(<core target>)
 # Always writes config-keepassxc-tpm.h (WITH_XC_TPM, and which driver API this KeePassXC has) next to
@@ -95,11 +100,37 @@ function(keepassxc_tpm_setup core_target)
     endif()
     set(bridge_header "${bridge_include_dir}/keepassxc-tpm-bridge/src/lib.rs.h")
 
+    # Offline from vendored crates when given: cargo's source replacement, in a config of this build's own
+    set(cargo_source_args "")
+    if(KEEPASSXC_TPM_CARGO_VENDOR)
+        if(NOT EXISTS "${KEEPASSXC_TPM_CARGO_VENDOR}")
+            message(FATAL_ERROR "KEEPASSXC_TPM_CARGO_VENDOR=${KEEPASSXC_TPM_CARGO_VENDOR} does not exist; make it with "
+                                "keepassxc-tpm's scripts/vendor-crates.sh.")
+        endif()
+        set(cargo_config "${CMAKE_BINARY_DIR}/keepassxc-tpm-cargo-vendor.toml")
+        file(WRITE "${cargo_config}" "[source.crates-io]\nreplace-with = \"vendored-sources\"\n\n"
+                                     "[source.vendored-sources]\ndirectory = \"${KEEPASSXC_TPM_CARGO_VENDOR}\"\n")
+        set(cargo_source_args --offline --config "${cargo_config}")
+    endif()
+    # Panic locations carry source paths: map the checkout, the vendored crates and cargo's registry to
+    # relative names (CARGO_ENCODED_RUSTFLAGS separates flags with 0x1f)
+    set(cargo_home "$ENV{CARGO_HOME}")
+    if(NOT cargo_home)
+        set(cargo_home "$ENV{HOME}/.cargo")
+    endif()
+    string(ASCII 31 flag_separator)
+    set(rustflags "--remap-path-prefix=${KEEPASSXC_TPM_SOURCE_DIR}=keepassxc-tpm")
+    string(APPEND rustflags "${flag_separator}--remap-path-prefix=${cargo_home}=cargo")
+    if(KEEPASSXC_TPM_CARGO_VENDOR)
+        string(APPEND rustflags "${flag_separator}--remap-path-prefix=${KEEPASSXC_TPM_CARGO_VENDOR}=vendor")
+    endif()
+
     # cargo decides what is stale; the custom target runs it on every build that needs the library
     add_custom_target(keepassxc_tpm_bridge
         COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${cargo_target_dir}"
                 "KEEPASSXC_TPM_BACKEND_DIR=${backend_search_dir}"
-                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked
+                "CARGO_ENCODED_RUSTFLAGS=${rustflags}"
+                "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked ${cargo_source_args}
                 -p keepassxc-tpm-bridge -p keepassxc-tpm-backend
                 --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR}/Cargo.toml"
         BYPRODUCTS "${bridge_lib}" "${backend_lib}" "${bridge_header}" "${bridge_include_dir}/rust/cxx.h"

@@ -12,6 +12,8 @@ packages=(
   dpkg-dev ca-certificates cmake ninja-build g++ ccache qtbase5-dev qtbase5-private-dev qttools5-dev qttools5-dev-tools
   libqt5svg5-dev libqt5x11extras5-dev libbotan-2-dev libargon2-dev libqrencode-dev zlib1g-dev libpcsclite-dev
   libusb-1.0-0-dev libminizip-dev libreadline-dev libxi-dev libxtst-dev libzxcvbn-dev xvfb xauth xdotool imagemagick
+  # packages: lintian checks the .deb files
+  lintian
 )
 
 if [ "${1:-}" = "--list" ]; then

@@ -11,6 +11,10 @@ cargo test --workspace --locked
 if [ -x tests/keepassxc/run-tests.sh ]; then
   tests/keepassxc/run-tests.sh
 fi
+# The tpm-hmac Debian package: lintian, installed with apt, used, removed
+rc=0
+tests/packaging/test-tpm-hmac-deb.sh || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
 # The Python provider with kdbxtool, against both forks built above
 tests/python/run.sh
 echo "run-all: all tests passed"

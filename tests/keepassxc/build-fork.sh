@@ -7,7 +7,8 @@
 #
 # Usage: tests/keepassxc/build-fork.sh VERSION [ninja targets...]     (VERSION 2.7.4 or 2.7.10)
 # Environment: JOBS (default 2), CMAKE_BUILD_TYPE (default Release), KEEPASSXC_TPM_SOURCE_DIR (the
-# keepassxc-tpm checkout whose Rust crates are built; default: this one).
+# keepassxc-tpm checkout whose Rust crates are built; default: this one), KEEPASSXC_TPM_CARGO_VENDOR
+# (vendored crates, scripts/vendor-crates.sh: cargo then builds offline).
 # Result: build/keepassxc-VERSION/build/src/keepassxc, .../src/cli/keepassxc-cli, .../tests/testcli, ...
 # Exit codes: 0 built, 1 error, 2 usage, 77 the source cannot be downloaded (a skip, not a failure).
 # Re-running is incremental: files are copied only when they changed, the patch is applied once.
@@ -78,6 +79,7 @@ echo "build-fork: configuring KeePassXC $VERSION in $BIN"
 cmake -S "$SRC" -B "$BIN" -G Ninja $LAUNCHER \
     -DCMAKE_BUILD_TYPE="$BUILD_TYPE" \
     -DWITH_XC_YUBIKEY=ON -DWITH_XC_TPM=ON -DKEEPASSXC_TPM_SOURCE_DIR="$TPM_SOURCE" \
+    -DKEEPASSXC_TPM_CARGO_VENDOR="${KEEPASSXC_TPM_CARGO_VENDOR:-}" \
     -DWITH_TESTS=ON -DWITH_GUI_TESTS=OFF \
     -DWITH_XC_BROWSER=OFF -DWITH_XC_NETWORKING=OFF -DWITH_XC_UPDATECHECK=OFF -DWITH_XC_KEESHARE=OFF \
     -DWITH_XC_FDOSECRETS=OFF -DWITH_XC_SSHAGENT=OFF -DWITH_XC_AUTOTYPE=OFF -DWITH_XC_DOCS=OFF \

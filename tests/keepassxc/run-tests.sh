@@ -11,7 +11,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$(cd "$HERE/../.." && pwd)/build}
 VERSIONS=${*:-2.7.4 2.7.10}
-TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh test-no-tss.sh"
+TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh test-no-tss.sh test-offline-build.sh"
 
 summary=""
 failed=0

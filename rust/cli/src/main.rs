@@ -62,6 +62,13 @@ fn main() -> ExitCode {
         std::env::set_var("TSS2_LOG", "all+none");
     }
     pin::install_interrupt_handler();
+    // For packagers: the man page and shell completions, generated from the definitions below.
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("--man") => return generate_man(),
+        Some("--completions") => return generate_completions(args.get(2).map(String::as_str)),
+        _ => {}
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,6 +77,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn generate_man() -> ExitCode {
+    use clap::CommandFactory;
+    match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tpm-hmac: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn generate_completions(shell: Option<&str>) -> ExitCode {
+    use clap::{CommandFactory, ValueEnum};
+    let Some(shell) = shell.and_then(|s| clap_complete::Shell::from_str(s, true).ok()) else {
+        eprintln!("tpm-hmac: --completions takes bash, zsh, fish, elvish or powershell");
+        return ExitCode::from(2);
+    };
+    clap_complete::generate(shell, &mut Cli::command(), "tpm-hmac", &mut std::io::stdout());
+    ExitCode::SUCCESS
 }
 
 /// The TPM, on a worker thread: a TPM that stops answering ends in an error after

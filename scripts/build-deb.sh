@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Builds the Debian package of the tpm-hmac CLI: build/deb/tpm-hmac_<version>-1_<arch>.deb, with its
+# man page and bash, zsh and fish completions (generated from its clap definitions), made from the crate's release build (offline from vendored crates when
+# KEEPASSXC_TPM_CARGO_VENDOR names them; source paths remapped, so no build path is in the binary).
+# Its dependencies are the shared libraries the binary links (dpkg-shlibdeps) and the TCTI module of
+# the kernel's resource manager; it recommends tpm-udev (the tss group's access to /dev/tpmrm0) and
+# the tpm2-abrmd client module.
+# Usage: scripts/build-deb.sh
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/build/deb
+STAGE=$OUT/tpm-hmac
+VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
+ARCH=$(dpkg --print-architecture)
+DEB=$OUT/tpm-hmac_${VERSION}-1_${ARCH}.deb
+
+cargo_args=(build --release --locked -p tpm-hmac --manifest-path "$ROOT/Cargo.toml")
+sep=$(printf '\037')
+rustflags="--remap-path-prefix=$ROOT=keepassxc-tpm${sep}--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo"
+if [ -n "${KEEPASSXC_TPM_CARGO_VENDOR:-}" ]; then
+  mkdir -p "$OUT"
+  printf '[source.crates-io]\nreplace-with = "vendored-sources"\n\n[source.vendored-sources]\ndirectory = "%s"\n' \
+    "$KEEPASSXC_TPM_CARGO_VENDOR" >"$OUT/cargo-vendor.toml"
+  cargo_args+=(--offline --config "$OUT/cargo-vendor.toml")
+  rustflags="$rustflags${sep}--remap-path-prefix=$KEEPASSXC_TPM_CARGO_VENDOR=vendor"
+fi
+CARGO_TARGET_DIR=$OUT/target CARGO_ENCODED_RUSTFLAGS=$rustflags cargo "${cargo_args[@]}"
+
+rm -rf "$STAGE"
+install -d "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/usr/share/doc/tpm-hmac" "$STAGE/usr/share/man/man1"
+install -m 0755 "$OUT/target/release/tpm-hmac" "$STAGE/usr/bin/tpm-hmac"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/tpm-hmac"
+install -m 0644 "$ROOT/packaging/tpm-hmac/copyright" "$STAGE/usr/share/doc/tpm-hmac/copyright"
+gzip -9n <"$ROOT/packaging/tpm-hmac/changelog" >"$STAGE/usr/share/doc/tpm-hmac/changelog.Debian.gz"
+"$STAGE/usr/bin/tpm-hmac" --man >"$OUT/tpm-hmac.1"
+gzip -9n <"$OUT/tpm-hmac.1" >"$STAGE/usr/share/man/man1/tpm-hmac.1.gz"
+install -d "$STAGE/usr/share/bash-completion/completions" "$STAGE/usr/share/zsh/vendor-completions" \
+  "$STAGE/usr/share/fish/vendor_completions.d"
+"$STAGE/usr/bin/tpm-hmac" --completions bash >"$STAGE/usr/share/bash-completion/completions/tpm-hmac"
+"$STAGE/usr/bin/tpm-hmac" --completions zsh >"$STAGE/usr/share/zsh/vendor-completions/_tpm-hmac"
+"$STAGE/usr/bin/tpm-hmac" --completions fish >"$STAGE/usr/share/fish/vendor_completions.d/tpm-hmac.fish"
+find "$STAGE/usr/share" -type f -exec chmod 0644 {} +
+
+# dpkg-shlibdeps wants a source package's debian/control around it
+SHLIBS=$OUT/shlibs
+rm -rf "$SHLIBS" && mkdir -p "$SHLIBS/debian"
+printf 'Source: tpm-hmac\n\nPackage: tpm-hmac\nArchitecture: any\n' >"$SHLIBS/debian/control"
+depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" | sed -n 's/^shlibs:Depends=//p')
+sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0/" \
+  -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)/" "$ROOT/packaging/tpm-hmac/control" >"$STAGE/DEBIAN/control"
+dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null
+echo "build-deb: $DEB ($(du -h "$DEB" | cut -f1))"

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue 14: the tpm-hmac Debian package. Builds it (scripts/build-deb.sh), checks it with lintian
+# (errors fail, the rest is reported), installs it with apt as a user would, uses /usr/bin/tpm-hmac
+# against a private swtpm, checks the man page and completions, and removes the package again.
+# Needs root (apt-get install); otherwise SKIP (77).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+say() { echo "[deb] $*"; }
+failures=0
+fail() { say "FAIL: $*" >&2; failures=$((failures + 1)); }
+if [ "$(id -u)" -ne 0 ]; then
+  say "SKIP: installing a package needs root"
+  exit 77
+fi
+if dpkg-query -W -f='${Status}' tpm-hmac 2>/dev/null | grep -q "ok installed"; then
+  say "SKIP: a tpm-hmac package is installed already; not touching it"
+  exit 77
+fi
+"$ROOT/scripts/build-deb.sh"
+DEB=$(ls "$ROOT"/build/deb/tpm-hmac_*.deb | head -1)
+
+lintian_out=$(lintian --allow-root "$DEB" 2>&1 || true)
+say "lintian: ${lintian_out:-no findings}"
+if grep -q '^E:' <<<"$lintian_out"; then fail "lintian reports errors"; fi
+
+trap 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null 2>&1 || true' EXIT
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$DEB" >/dev/null
+say "PASS: apt-get install $(basename "$DEB")"
+for file in /usr/bin/tpm-hmac /usr/share/man/man1/tpm-hmac.1.gz /usr/share/bash-completion/completions/tpm-hmac \
+  /usr/share/doc/tpm-hmac/copyright; do
+  dpkg -L tpm-hmac | grep -qx "$file" || fail "the package does not install $file"
+done
+
+. "$ROOT/scripts/swtpm.sh"
+WORK=$(mktemp -d)
+start_swtpm "$WORK/swtpm"
+export TPM2TOOLS_TCTI=$SWTPM_TCTI KEEPASSXC_TPM_METADATA=$WORK/keys.json
+handle=$(/usr/bin/tpm-hmac create 2>/dev/null)
+if /usr/bin/tpm-hmac list | grep -q "^$handle" && [ "$(/usr/bin/tpm-hmac challenge --handle "$handle" --hex 00ff | wc -c)" -eq 41 ]; then
+  say "PASS: the installed /usr/bin/tpm-hmac creates, lists and answers ($handle)"
+else
+  fail "the installed /usr/bin/tpm-hmac does not work against swtpm"
+fi
+stop_swtpm
+rm -rf "$WORK"
+zcat /usr/share/man/man1/tpm-hmac.1.gz | grep -q '^\.TH tpm-hmac 1' || fail "the man page is not a man page"
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null
+trap - EXIT
+[ ! -e /usr/bin/tpm-hmac ] || fail "/usr/bin/tpm-hmac is left after purge"
+say "package: $(basename "$DEB"), $(du -h "$DEB" | cut -f1); removed again"
+if [ "$failures" -eq 0 ]; then
+  say "all checks passed"
+else
+  exit 1
+fi
