@@ -283,6 +283,8 @@ fn recovery_survives_a_tpm_clear() {
         line.split_whitespace().last().unwrap().to_owned()
     };
     let (code, hex) = (field("recovery code:"), field("hex:"));
+    // yubikey-manager 5's syntax: `ykman otp chalresp [-t] {1|2} KEY` (--touch is a flag).
+    assert!(shown.contains("`ykman otp chalresp 2 <hex>`") && !shown.contains("--touch="), "{shown}");
     assert_eq!(code.split('-').count(), 9);
     assert_eq!(hex.len(), 40);
     let seed = "8f".repeat(32);

@@ -89,7 +89,8 @@ fn show_recovery(secret: &Secret) {
         "RECOVERY SECRET - shown only this once. Write it down and keep it away from this computer.\n  \
          recovery code: {}\n  hex:           {}\n\
          Restore it into a TPM with `tpm-hmac import --secret-file FILE` (FILE holding the code or the hex),\n\
-         or program a YubiKey twin with `ykman otp chalresp --touch=no 2 <hex>`.",
+         or program a YubiKey twin into its slot 2 with `ykman otp chalresp 2 <hex>` (add --touch to require\n\
+         a touch; this replaces what slot 2 holds).",
         code.as_str(),
         hex.as_str()
     );
