@@ -13,7 +13,10 @@
 //! - [`key`]: HMAC key templates; create, import, persist, delete; what sits at a handle.
 //! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
-//! - [`pcr`]: binding a key to the boot state with PolicyPCR.
+//! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
+//!   kept session), the salted session computed in Rust from the key's pinned record; any doubt
+//!   falls back to the ESYS path above.
+//! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
 //! - [`store`]: listing keys.
