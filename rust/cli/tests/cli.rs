@@ -163,6 +163,23 @@ fn every_documented_flag_works() {
         ok(&tcti, &["challenge", "--handle", h2, "--hex", "02", "--pin-file", pin.to_str().unwrap()]),
         "the same secret, with and without a PIN"
     );
+    // A twin of a slot programmed for fixed 64-byte challenges.
+    let fixed = json(ok(
+        &tcti,
+        &["import", "--secret-file", &secret_file(&swtpm, SECRET), "--yubikey-mode", "fixed", "--json"],
+    ));
+    let fixed = fixed["handle"].as_str().unwrap().to_owned();
+    assert!(ok(&tcti, &["info", "--handle", &fixed]).contains("fixed 64-byte challenges"));
+    let seed = [[7u8; 30].as_slice(), &[0x20, 0x20]].concat();
+    let mut block = seed.clone();
+    block.resize(64, 32);
+    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
+    mac.update(&block);
+    assert_eq!(
+        ok(&tcti, &["challenge", "--handle", &fixed, "--hex", &hex::encode(&seed)]).trim(),
+        hex::encode(mac.finalize().into_bytes())
+    );
+    assert!(tpm_hmac(&tcti, &["create", "--yubikey-mode", "sometimes"]).status.code() == Some(2));
     // calculate is challenge's alias; --no-bus-encryption works for keys without a PIN only.
     assert_eq!(
         ok(&tcti, &["--no-bus-encryption", "calculate", "--handle", h1, "--hex", "02"]),
@@ -177,7 +194,7 @@ fn every_documented_flag_works() {
     let recovered = tpm_hmac(&tcti, &["create", "--recovery", "--json"]);
     assert!(recovered.status.success() && String::from_utf8_lossy(&recovered.stderr).contains("recovery code:"));
     let listed = ok(&tcti, &["list"]);
-    assert_eq!(listed.lines().count(), 5, "{listed}");
+    assert_eq!(listed.lines().count(), 6, "{listed}");
     assert!(listed.contains("--yubikey 1:2164261200"), "{listed}");
     assert_eq!(json(ok(&tcti, &["info", "--handle", h1, "--json"]))["handle"], h1);
     ok(&tcti, &["delete", "--handle", h1]);

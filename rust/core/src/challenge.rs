@@ -30,8 +30,46 @@ pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
     ChallengeRule::KeePassXC.message(challenge)
 }
 
-/// How a challenge becomes the bytes a YubiKey slot in variable-length HMAC mode hashes, which
-/// depends on the program that pads it to the slot's 64-byte block.
+/// How a YubiKey HMAC slot was programmed: whether it hashes a variable-length challenge (the
+/// padded block with its trailing run dropped, `ykpersonalize -ochal-btn-trig -ohmac-lt64`, what
+/// `ykman otp chalresp` sets) or always all 64 bytes of the padded block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlotMode {
+    #[default]
+    Variable,
+    Fixed,
+}
+
+impl SlotMode {
+    pub(crate) fn is_variable(&self) -> bool {
+        *self == SlotMode::Variable
+    }
+}
+
+impl std::str::FromStr for SlotMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "variable" => Ok(SlotMode::Variable),
+            "fixed" | "fixed64" => Ok(SlotMode::Fixed),
+            _ => Err(format!("unknown YubiKey mode \"{s}\"; use variable (the default) or fixed (64 bytes)")),
+        }
+    }
+}
+
+impl std::fmt::Display for SlotMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SlotMode::Variable => "variable-length challenges",
+            SlotMode::Fixed => "fixed 64-byte challenges",
+        })
+    }
+}
+
+/// How a challenge becomes the bytes a YubiKey slot hashes, which depends on the program that
+/// pads it to the slot's 64-byte block.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ChallengeRule {
     /// KeePassXC: PKCS#7 padding (a 32-byte KDF seed gets 32 bytes of 0x20), so a seed that
@@ -44,8 +82,13 @@ pub enum ChallengeRule {
 }
 
 impl ChallengeRule {
-    /// The bytes the slot hashes for `challenge` (0 to 64 bytes).
+    /// The bytes a slot in variable-length mode hashes for `challenge` (0 to 64 bytes).
     pub fn message(self, challenge: &[u8]) -> Result<Vec<u8>> {
+        self.message_for(challenge, SlotMode::Variable)
+    }
+
+    /// The bytes a slot in `mode` hashes for `challenge` (0 to 64 bytes).
+    pub fn message_for(self, challenge: &[u8], mode: SlotMode) -> Result<Vec<u8>> {
         if challenge.len() > CHALLENGE_BLOCK {
             return Err(Error::ChallengeTooLong { len: challenge.len() });
         }
@@ -56,10 +99,12 @@ impl ChallengeRule {
             ChallengeRule::YubikeyManager => 0,
         };
         block.resize(CHALLENGE_BLOCK, pad);
-        // The slot drops the last byte and every byte before it that equals it.
-        let last = block[CHALLENGE_BLOCK - 1];
-        let kept = block.iter().rposition(|&b| b != last).map_or(0, |i| i + 1);
-        block.truncate(kept);
+        if mode == SlotMode::Variable {
+            // The slot drops the last byte and every byte before it that equals it.
+            let last = block[CHALLENGE_BLOCK - 1];
+            let kept = block.iter().rposition(|&b| b != last).map_or(0, |i| i + 1);
+            block.truncate(kept);
+        }
         Ok(block)
     }
 }
@@ -95,12 +140,11 @@ impl Tpm {
         pin: Option<&Pin>,
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let message = rule.message(challenge)?;
-        if let Some(response) = self.direct_challenge(handle, &message) {
+        // The challenge's length is checked before anything is sent.
+        rule.message(challenge)?;
+        if let Some(response) = self.direct_challenge(handle, challenge, rule) {
             return Ok(response);
         }
-        let message = MaxBuffer::try_from(message)
-            .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         let object = self.resolve(handle)?;
         let key = match self.pinned_key(handle, object) {
             Ok(key) => key,
@@ -110,6 +154,8 @@ impl Tpm {
                 return Err(e);
             }
         };
+        let message = MaxBuffer::try_from(rule.message_for(challenge, key.record.yubikey_mode)?)
+            .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         // The key's own attributes decide, never a file: a key without noDA counts failures.
         let pin = match (key.info.needs_pin(), pin) {
             (false, _) => None,
@@ -144,11 +190,18 @@ impl Tpm {
     /// The response through the direct path, when the key and the TCTI allow it: the key has
     /// no PIN and no policy, and its record pins a persistent P-256 SRK. `None` sends the
     /// challenge down the ESYS path, which checks everything again.
-    fn direct_challenge(&mut self, handle: KeyHandle, message: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    fn direct_challenge(
+        &mut self,
+        handle: KeyHandle,
+        challenge: &[u8],
+        rule: ChallengeRule,
+    ) -> Option<Zeroizing<Vec<u8>>> {
         if !(self.bus_encryption && self.direct_path) {
             return None;
         }
-        let (key_name, salt_key, digest_len) = self.direct_plan(handle)?;
+        let (key_name, salt_key, digest_len, mode) = self.direct_plan(handle)?;
+        let message = rule.message_for(challenge, mode).ok()?;
+        let message = &message[..];
         if self.direct.is_none() {
             self.direct = Direct::open(&self.tcti, self.session_reuse);
         }
@@ -172,7 +225,7 @@ impl Tpm {
 
     /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
     /// command), each checked against its pinned name; `None` when the direct path may not serve it.
-    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey, usize)> {
+    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
         let record = match self.records.get(&handle) {
             Some(key) => key.record.clone(),
             None => self.metadata.get(handle).ok()??,
@@ -193,7 +246,7 @@ impl Tpm {
             recorded_public(record.storage_key_public.as_deref()?, record.storage_key_name.as_deref()?)?;
         let Public::Ecc { unique, .. } = storage_public else { return None };
         let salt_key = SaltKey { handle: SRK_HANDLE, x: unique.x().value().to_vec(), y: unique.y().value().to_vec() };
-        Some((hex::decode(key_name).ok()?, salt_key, info.algorithm.digest_len()))
+        Some((hex::decode(key_name).ok()?, salt_key, info.algorithm.digest_len(), record.yubikey_mode))
     }
 
     /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,
@@ -324,6 +377,17 @@ mod tests {
         assert_eq!(rule.message(&zeros).unwrap(), zeros, "and one ending in 0x00 too (padded with 0x01)");
         assert_eq!(rule.message(&[]).unwrap(), Vec::<u8>::new());
         assert_ne!(yubikey_message(&seed).unwrap(), rule.message(&seed).unwrap(), "where the rules differ");
+    }
+
+    #[test]
+    fn a_fixed_slot_hashes_the_whole_padded_block() {
+        let mut seed = vec![7u8; 30];
+        seed.extend([0x20, 0x20]);
+        let block = ChallengeRule::KeePassXC.message_for(&seed, SlotMode::Fixed).unwrap();
+        assert_eq!(block.len(), 64);
+        assert_eq!(&block[..32], &seed[..]);
+        assert!(block[32..].iter().all(|&b| b == 0x20), "PKCS#7: 32 bytes of 32");
+        assert_eq!(ChallengeRule::YubikeyManager.message_for(&seed, SlotMode::Fixed).unwrap()[32..], [0u8; 32]);
     }
 
     #[test]

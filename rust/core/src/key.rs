@@ -179,6 +179,8 @@ pub struct KeySpec {
     pub pcrs: Vec<u8>,
     /// A PIN the TPM checks (and rate-limits) on every use; `None`: no PIN, and the key is noDA.
     pub pin: Option<Pin>,
+    /// The kind of YubiKey slot this key answers like (kept in its record).
+    pub yubikey_mode: crate::challenge::SlotMode,
 }
 
 /// The object at a persistent handle, described for a person when it is not one of our keys.
@@ -401,6 +403,7 @@ impl Tpm {
                 storage_key_name: Some(storage_key_name),
                 storage_key_public,
                 pcrs: spec.pcrs.clone(),
+                yubikey_mode: spec.yubikey_mode,
             };
             lock.set(handle, Some(&record))
         })();

@@ -52,7 +52,7 @@ pub mod tpm;
 pub mod worker;
 
 pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
-pub use challenge::{yubikey_message, ChallengeRule};
+pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
 pub use error::{Error, ErrorKind, Result};
 pub use key::{Algorithm, KeyInfo, KeySpec, KeySummary, Origin};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::address::KeyHandle;
+use crate::challenge::SlotMode;
 use crate::error::{Error, Result};
 
 /// Environment variable that overrides the file's location.
@@ -55,6 +56,9 @@ pub struct KeyRecord {
     /// SHA-256 PCRs the key's policy is bound to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pcrs: Vec<u8>,
+    /// The kind of YubiKey slot the key is a twin of (what it hashes of a padded challenge).
+    #[serde(default, skip_serializing_if = "SlotMode::is_variable")]
+    pub yubikey_mode: SlotMode,
 }
 
 /// The file as stored; every record is kept as raw JSON until it is asked for, so one record
@@ -321,6 +325,7 @@ mod tests {
             storage_key_name: Some("000b12".into()),
             storage_key_public: None,
             pcrs: vec![7, 16],
+            yubikey_mode: SlotMode::Fixed,
         }
     }
 

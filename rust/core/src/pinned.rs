@@ -108,6 +108,7 @@ impl Tpm {
             storage_key_name,
             storage_key_public,
             pcrs: Vec::new(),
+            yubikey_mode: Default::default(),
         };
         self.record_first_use(handle, None, &record);
         Ok(PinnedKey { info, record })

@@ -377,7 +377,7 @@ fn pcr_bound_keys_answer_only_in_the_recorded_boot_state() {
     let tcti = swtpm.tcti();
     let mut tpm = open(&swtpm);
     // PCR 16 is the debug PCR: resettable, so the test can change the "boot state" and undo it.
-    let spec = KeySpec { handle: None, algorithm: Algorithm::Sha1, pcrs: vec![16], pin: None };
+    let spec = KeySpec { pcrs: vec![16], ..KeySpec::default() };
     let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap();
     assert!(key.policy_bound);
     let public = tpm2(&tcti, &["tpm2_readpublic", "-c", &key.handle.to_string()]);
@@ -490,4 +490,27 @@ fn pin_keys_count_wrong_pins_and_say_how_many_tries_are_left() {
 
     tpm2(&tcti, &["tpm2_dictionarylockout", "-Q", "--clear-lockout"]);
     assert_eq!(&tpm.challenge_with_pin(key.handle, &[6u8; 32], Some(&pin)).unwrap()[..], &expected[..]);
+}
+
+#[test]
+fn a_twin_of_a_fixed_64_byte_slot_hashes_the_whole_block() {
+    let swtpm = Swtpm::start();
+    let mut tpm = open(&swtpm);
+    let spec = KeySpec { yubikey_mode: keepassxc_tpm::SlotMode::Fixed, ..KeySpec::default() };
+    let key = tpm.import_key(&spec, &Secret::from_hex(YUBIKEY_SECRET).unwrap()).unwrap().handle;
+    let record = Metadata::at(swtpm.dir().join("keys.json")).get(key).unwrap().unwrap();
+    assert_eq!(record.yubikey_mode, keepassxc_tpm::SlotMode::Fixed, "kept with the key's record");
+    let secret = hex::decode(YUBIKEY_SECRET).unwrap();
+    let mut esys = open(&swtpm);
+    esys.set_direct_path(false);
+    for run in 0..3usize {
+        // Seeds ending in 0x20 (where a variable slot would drop bytes) and one that does not.
+        let mut seed: Vec<u8> = (0..32 - run).map(|b| b as u8 + 1).collect();
+        seed.extend(std::iter::repeat_n(0x20, run));
+        let mut block = seed.clone();
+        block.resize(64, 32); // KeePassXC's PKCS#7 padding: 32 bytes of 32
+        let expected = hmac_sha1(&secret, &block);
+        assert_eq!(&tpm.challenge(key, &seed).unwrap()[..], &expected[..], "direct path, {run} × 0x20");
+        assert_eq!(&esys.challenge(key, &seed).unwrap()[..], &expected[..], "ESYS path, {run} × 0x20");
+    }
 }

@@ -37,6 +37,10 @@ pub struct KeyArgs {
     /// Read the new PIN from FILE instead of the terminal
     #[arg(long, value_name = "FILE")]
     pub pin_file: Option<std::path::PathBuf>,
+    /// The kind of YubiKey slot to be a twin of: variable (challenges of any length, what
+    /// `ykman otp chalresp` programs) or fixed (a slot that always hashes all 64 padded bytes)
+    #[arg(long, value_name = "MODE", default_value = "variable")]
+    pub yubikey_mode: keepassxc_tpm::SlotMode,
     /// Print the new key as JSON
     #[arg(long)]
     pub json: bool,
@@ -59,7 +63,7 @@ impl KeyArgs {
             None
         };
         let pcrs = self.pcrs.clone().map(|p| p.0).unwrap_or_default();
-        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs, pin })
+        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs, pin, yubikey_mode: self.yubikey_mode })
     }
 }
 

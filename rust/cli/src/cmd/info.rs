@@ -18,7 +18,7 @@ pub struct Args {
 
 pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
-    let key = tpm.run(move |tpm| tpm.key_info(handle))?;
+    let (key, record) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.metadata().get(handle).ok().flatten())))?;
     if args.json {
         println!("{}", output::json(&KeyJson::from(&key)));
         return Ok(());
@@ -34,6 +34,9 @@ pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
     );
     println!("Display name:  {}", key.display_name());
     println!("Attributes:    fixedTPM={} fixedParent={} noDA={}", key.fixed_tpm, key.fixed_parent, key.no_da);
+    if let Some(record) = &record {
+        println!("YubiKey twin:  a slot for {}", record.yubikey_mode);
+    }
     if key.policy_bound {
         println!("Bound to:      the boot state (PCR policy); it answers only while the PCRs keep their values");
     }
