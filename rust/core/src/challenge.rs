@@ -214,12 +214,16 @@ impl Tpm {
             // The key at the handle may not be the recorded one (a record made stale by another
             // tool): from now on this connection reads and checks it first (the ESYS path), so a
             // stale record costs at most this one authorisation.
-            Err(Failure::Refused) => {
+            Err(Failure::Refused(code))
+                if matches!(rc::tpm_code(code), Some(codes::AUTH_FAIL | codes::BAD_AUTH | codes::HANDLE)) =>
+            {
                 self.direct_path = false;
                 self.direct = None;
                 self.forget(handle);
                 None
             }
+            // Anything else (a busy TPM, an altered answer): this challenge takes the ESYS path.
+            Err(Failure::Refused(_)) => None,
         }
     }
 

@@ -35,8 +35,9 @@ pub(crate) struct SaltKey {
 pub(crate) enum Failure {
     /// The transport failed (no connection, a timeout).
     Io,
-    /// The TPM refused the command, or its answer did not parse or was not the session's.
-    Refused,
+    /// The TPM refused the command with this response code, or (0) its answer did not parse or
+    /// was not the session's.
+    Refused(u32),
 }
 
 struct Session {
@@ -88,7 +89,7 @@ impl Direct {
             Ok(_) if self.keep => self.session = Some(session),
             Ok(_) => {}
             // A failed command leaves the session loaded (unless the TPM lost it): flush it.
-            Err(Failure::Refused) => {
+            Err(Failure::Refused(_)) => {
                 let _ = self.transport.send(&wire::flush_context(session.handle));
             }
             Err(Failure::Io) => {}
@@ -97,7 +98,7 @@ impl Direct {
     }
 
     fn start_session(&mut self, salt_key: &SaltKey) -> Result<Session, Failure> {
-        let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Failure::Refused)?;
+        let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Failure::Refused(0))?;
         let nonce_caller = crypto::nonce(DIGEST);
         let command = wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y);
         let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
@@ -106,9 +107,9 @@ impl Direct {
             if let Some(handle) = wire::session_handle_in(&response) {
                 let _ = self.transport.send(&wire::flush_context(handle));
             }
-            Failure::Refused
+            Failure::Refused(0)
         })?;
-        let (handle, nonce_tpm) = started.map_err(|_| Failure::Refused)?;
+        let (handle, nonce_tpm) = started.map_err(Failure::Refused)?;
         let key = crypto::session_key(&salt.value, &nonce_tpm, &nonce_caller);
         Ok(Session { handle, key, nonce_tpm, salted_by: salt_key.x.clone() })
     }
@@ -130,15 +131,15 @@ impl Direct {
             .into_bytes();
         let command = wire::hmac(key, session.handle, &nonce_caller, attributes, &auth, &parameters);
         let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
-        let answer = wire::hmac_answer(&response).map_err(|_| Failure::Refused)?.map_err(|_| Failure::Refused)?;
+        let answer = wire::hmac_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
         // The answer is the TPM's only if its HMAC is the session's: checked before anything else.
         let rp_hash = crypto::parameter_hash(&[&0u32.to_be_bytes(), &wire::CC_HMAC.to_be_bytes(), answer.parameters]);
         crypto::session_hmac(&session.key, &[], &rp_hash, answer.nonce_tpm, &nonce_caller, answer.attributes)
             .verify_slice(answer.hmac)
-            .map_err(|_| Failure::Refused)?;
+            .map_err(|_| Failure::Refused(0))?;
         // The session as asked for (encrypted, kept or not), and a digest of the key's size.
         if answer.attributes != attributes || answer.parameters.len() != 2 + digest_len {
-            return Err(Failure::Refused);
+            return Err(Failure::Refused(0));
         }
         session.nonce_tpm = answer.nonce_tpm.to_vec();
         let mut digest = Zeroizing::new(answer.parameters[2..].to_vec());
