@@ -34,6 +34,13 @@ fn keepassxc_path_against_swtpm() {
     let serials: Vec<(u32, i32)> = list.keys.iter().map(|k| (k.serial, k.slot)).collect();
     assert_eq!(serials, vec![(0x8100_0100, 1)], "the SRK is not listed");
     assert!(list.keys[0].display_name.starts_with("TPM 2.0 HMAC-SHA1"));
+    // A label is what KeePassXC shows: "TPM 2.0 HMAC-SHA1 laptop [2164261120] - Slot 1".
+    {
+        let mut tpm = Tpm::open(Some(&tcti)).unwrap();
+        tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        tpm.set_label(KeyHandle::new(0x8100_0100).unwrap(), Some("laptop")).unwrap();
+    }
+    assert_eq!(list_keys().keys[0].display_name, "TPM 2.0 HMAC-SHA1 laptop");
 
     let mut response = [0u8; 64];
     let result = challenge(0x8100_0100, 1, b"UnitTest", &mut response);

@@ -54,6 +54,8 @@ enum Command {
     Info(cmd::info::Args),
     /// Delete a challenge-response credential from the TPM
     Delete(cmd::delete::Args),
+    /// Name a key (shown by `list` and in KeePassXC's key list)
+    Label(cmd::label::Args),
 }
 
 fn main() -> ExitCode {
@@ -133,5 +135,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Challenge(args) => cmd::challenge::run(&tpm, args),
         Command::Info(args) => cmd::info::run(&tpm, args),
         Command::Delete(args) => cmd::delete::run(&tpm, args),
+        Command::Label(args) => cmd::label::run(&tpm, args),
     }
 }

@@ -15,7 +15,14 @@ pub fn line(key: &KeyInfo) -> String {
         Origin::Generated => "generated in TPM",
         Origin::Imported => "imported",
     };
-    format!("{}  {:<11}  {:<16}  --yubikey {}", key.handle, key.algorithm.to_string(), origin, keepassxc_address(key))
+    let label = key.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
+    format!(
+        "{}  {:<11}  {:<16}  --yubikey {}{label}",
+        key.handle,
+        key.algorithm.to_string(),
+        origin,
+        keepassxc_address(key)
+    )
 }
 
 pub fn json<T: Serialize>(value: &T) -> String {

@@ -202,6 +202,39 @@ fn every_documented_flag_works() {
 }
 
 #[test]
+fn labels_name_keys_in_list_info_json_and_keepassxc() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let json = |out: String| serde_json::from_str::<Value>(&out).unwrap();
+    let made = json(ok(&tcti, &["create", "--label", "laptop", "--json"]));
+    assert_eq!(
+        (made["label"].as_str(), made["display_name"].as_str()),
+        (Some("laptop"), Some("TPM 2.0 HMAC-SHA1 laptop"))
+    );
+    assert!(ok(&tcti, &["list"]).lines().next().unwrap().ends_with("laptop"));
+    ok(&tcti, &["label", "--handle", "0x81000100", "work PC"]);
+    assert!(ok(&tcti, &["info", "--handle", "0x81000100"]).contains("Label:         work PC"));
+    assert_eq!(json(ok(&tcti, &["list", "--json"]))[0]["label"], "work PC");
+    for bad in ["a[b]", "line\nbreak"] {
+        let line = fails(&tcti, &["label", "--handle", "0x81000100", bad]);
+        assert!(line.contains("bad label"), "{line}");
+    }
+    assert!(fails(&tcti, &["create", "--label", "[x]"]).contains("bad label"), "refused before anything is made");
+    assert_eq!(json(ok(&tcti, &["list", "--json"])).as_array().unwrap().len(), 1);
+    ok(&tcti, &["label", "--handle", "0x81000100", "--clear"]);
+    assert_eq!(json(ok(&tcti, &["list", "--json"]))[0].get("label"), None);
+    // A lost metadata file only loses the label.
+    ok(&tcti, &["label", "--handle", "0x81000100", "laptop"]);
+    std::fs::remove_file(metadata_path(&tcti)).unwrap();
+    let listed = json(ok(&tcti, &["list", "--json"]));
+    assert_eq!(
+        (listed[0].get("label"), listed[0]["display_name"].as_str()),
+        (None, Some("TPM 2.0 HMAC-SHA1 0x81000100"))
+    );
+    ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
+}
+
+#[test]
 fn every_failure_is_one_line_with_a_remedy() {
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();

@@ -54,6 +54,8 @@ pub enum Error {
     SessionRejected { rc: u32 },
     /// The TPM's answer did not parse, or failed its session's integrity check.
     BadAnswer { operation: &'static str, rc: u32 },
+    /// A label the key list could not show.
+    BadLabel { reason: String },
     /// A secret to import is malformed; the reason says how.
     BadSecret { reason: String },
     /// A challenge longer than a YubiKey slot accepts.
@@ -101,7 +103,7 @@ impl Error {
             Error::AuthFailed { .. } => ErrorKind::AuthFailed,
             Error::PinRequired { .. } => ErrorKind::PinRequired,
             Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
-            Error::BadSecret { .. } => ErrorKind::BadSecret,
+            Error::BadSecret { .. } | Error::BadLabel { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
             Error::Metadata { .. } | Error::RecordMismatch { .. } | Error::NotRecorded { .. } => ErrorKind::Metadata,
             Error::PinNeedsEncryption { .. } => ErrorKind::Other,
@@ -201,6 +203,7 @@ impl fmt::Display for Error {
                  altered on the way between TPM and CPU; try again, and do not unlock here if it persists"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
+            Error::BadLabel { reason } => write!(f, "bad label: {reason}"),
             Error::Metadata { path, reason } => write!(
                 f,
                 "the keepassxc-tpm metadata file {path} cannot be used: {reason}; fix it or move it away \

@@ -108,6 +108,8 @@ pub struct KeyInfo {
     pub policy_bound: bool,
     pub fixed_tpm: bool,
     pub fixed_parent: bool,
+    /// The user's name for the key, from its metadata record (which may be lost: then none).
+    pub label: Option<String>,
 }
 
 impl KeyInfo {
@@ -126,9 +128,13 @@ impl KeyInfo {
         SLOT
     }
 
-    /// The key's name, e.g. "TPM 2.0 HMAC-SHA1 0x81000100" (KeePassXC adds " [serial] - Slot 1").
+    /// The key's name, e.g. "TPM 2.0 HMAC-SHA1 0x81000100", or with a label "TPM 2.0 HMAC-SHA1
+    /// laptop" (KeePassXC adds " [serial] - Slot 1").
     pub fn display_name(&self) -> String {
-        format!("TPM 2.0 {} {}", self.algorithm, self.handle)
+        match &self.label {
+            Some(label) => format!("TPM 2.0 {} {label}", self.algorithm),
+            None => format!("TPM 2.0 {} {}", self.algorithm, self.handle),
+        }
     }
 
     /// keepassxc-cli's `--yubikey` value for this key, e.g. "1:2164261120".
@@ -151,6 +157,8 @@ pub struct KeySummary {
     pub no_da: bool,
     /// Usable only while the PCRs it is bound to keep their values.
     pub pcr_bound: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl From<&KeyInfo> for KeySummary {
@@ -165,6 +173,7 @@ impl From<&KeyInfo> for KeySummary {
             keepassxc: key.keepassxc_address(),
             no_da: key.no_da,
             pcr_bound: key.policy_bound,
+            label: key.label.clone(),
         }
     }
 }
@@ -181,6 +190,29 @@ pub struct KeySpec {
     pub pin: Option<Pin>,
     /// The kind of YubiKey slot this key answers like (kept in its record).
     pub yubikey_mode: crate::challenge::SlotMode,
+    /// A name for the key (see [`check_label`]), kept in its record.
+    pub label: Option<String>,
+}
+
+/// The longest label, in characters.
+pub const MAX_LABEL: usize = 32;
+
+/// A label as the user typed it, trimmed, or why it cannot be one: labels are shown in
+/// KeePassXC's key list, whose entries end in "[serial]", so no brackets, and no control
+/// characters.
+pub fn check_label(text: &str) -> Result<String> {
+    let label = text.trim();
+    let bad = |reason: String| Err(Error::BadLabel { reason });
+    if label.is_empty() {
+        return bad("it is empty".into());
+    }
+    if label.chars().count() > MAX_LABEL {
+        return bad(format!("it has more than {MAX_LABEL} characters"));
+    }
+    if let Some(c) = label.chars().find(|c| c.is_control() || matches!(c, '[' | ']')) {
+        return bad(format!("it holds {:?}; brackets and control characters cannot be shown", c));
+    }
+    Ok(label.to_owned())
 }
 
 /// The object at a persistent handle, described for a person when it is not one of our keys.
@@ -238,6 +270,7 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
                     policy_bound: !attrs.user_with_auth() && !public.auth_policy().value().is_empty(),
                     fixed_tpm: attrs.fixed_tpm(),
                     fixed_parent: attrs.fixed_parent(),
+                    label: None,
                 })
             }
             Some(_) => "a restricted keyed-hash key".to_owned(),
@@ -314,9 +347,34 @@ impl Tpm {
     /// The HMAC key at `handle`, or why there is none.
     pub fn key_info(&mut self, handle: KeyHandle) -> Result<KeyInfo> {
         match self.object_at(handle)? {
-            Object::Hmac(info) => Ok(info),
+            Object::Hmac(info) => Ok(self.labelled(info)),
             Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
         }
+    }
+
+    /// `info` with the label of its record, when the record is this key's (a missing or broken
+    /// file only loses the label).
+    pub(crate) fn labelled(&mut self, mut info: KeyInfo) -> KeyInfo {
+        let Ok(Some(record)) = self.metadata.get(info.handle) else { return info };
+        let name = self.resolve(info.handle).and_then(|object| self.name_of(object)).ok();
+        if name.is_some() && record.key_name == name {
+            info.label = record.label;
+        }
+        info
+    }
+
+    /// Gives the key at `handle` the label `label` (or, with `None`, none), in its record.
+    pub fn set_label(&mut self, handle: KeyHandle, label: Option<&str>) -> Result<KeyInfo> {
+        let label = label.map(check_label).transpose()?;
+        let object = self.resolve(handle)?;
+        let key = self.pinned_key(handle, object)?;
+        let metadata = self.metadata.clone();
+        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
+        let mut record = metadata.get(handle)?.unwrap_or_else(|| key.record.clone());
+        record.label = label;
+        lock.set(handle, Some(&record))?;
+        self.records.remove(&handle);
+        self.key_info(handle)
     }
 
     /// Generates an HMAC key inside the TPM and persists it. The secret never leaves the TPM:
@@ -334,6 +392,7 @@ impl Tpm {
     fn provision(&mut self, spec: &KeySpec, secret: Option<&Secret>) -> Result<KeyInfo> {
         // The record is written under the file's lock, taken before the TPM is touched: a file
         // that cannot be written stops here, and concurrent provisioning never loses a record.
+        let label = spec.label.as_deref().map(check_label).transpose()?;
         let metadata = self.metadata.clone();
         let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
         let handle = match spec.handle {
@@ -404,6 +463,7 @@ impl Tpm {
                 storage_key_public,
                 pcrs: spec.pcrs.clone(),
                 yubikey_mode: spec.yubikey_mode,
+                label: label.clone(),
             };
             lock.set(handle, Some(&record))
         })();
@@ -555,4 +615,18 @@ pub(crate) fn persistent_handle(handle: KeyHandle) -> tss_esapi::Result<Persiste
 
 fn persistent_tpm_handle(handle: KeyHandle) -> Result<TpmHandle> {
     persistent_handle(handle).map(TpmHandle::Persistent).map_err(|_| Error::BadHandle { input: handle.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_keepassxc_can_show() {
+        assert_eq!(check_label("  laptop ").unwrap(), "laptop");
+        assert_eq!(check_label("Büro-Rechner 2").unwrap(), "Büro-Rechner 2");
+        for bad in ["", "   ", "a[b", "x]", "tab\there", "new\nline", &"x".repeat(33)] {
+            assert!(matches!(check_label(bad), Err(Error::BadLabel { .. })), "{bad:?}");
+        }
+    }
 }

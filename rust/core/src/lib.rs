@@ -54,7 +54,7 @@ pub mod worker;
 pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
 pub use error::{Error, ErrorKind, Result};
-pub use key::{Algorithm, KeyInfo, KeySpec, KeySummary, Origin};
+pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use secret::{Pin, Secret};
 pub use tpm::Tpm;

@@ -59,6 +59,9 @@ pub struct KeyRecord {
     /// The kind of YubiKey slot the key is a twin of (what it hashes of a padded challenge).
     #[serde(default, skip_serializing_if = "SlotMode::is_variable")]
     pub yubikey_mode: SlotMode,
+    /// The user's name for the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 /// The file as stored; every record is kept as raw JSON until it is asked for, so one record
@@ -326,6 +329,7 @@ mod tests {
             storage_key_public: None,
             pcrs: vec![7, 16],
             yubikey_mode: SlotMode::Fixed,
+            label: Some("laptop".into()),
         }
     }
 

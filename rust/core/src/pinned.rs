@@ -109,6 +109,7 @@ impl Tpm {
             storage_key_public,
             pcrs: Vec::new(),
             yubikey_mode: Default::default(),
+            label: None,
         };
         self.record_first_use(handle, None, &record);
         Ok(PinnedKey { info, record })

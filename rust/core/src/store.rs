@@ -85,7 +85,7 @@ impl Tpm {
         for value in self.persistent_handles()? {
             let handle = KeyHandle::new(value)?;
             match self.object_at(handle) {
-                Ok(Object::Hmac(info)) => keys.push(info),
+                Ok(Object::Hmac(info)) => keys.push(self.labelled(info)),
                 // Kept resolved: the SRK is needed again to salt the session.
                 Ok(Object::Other { .. }) => {}
                 // Deleted between the two calls by another program: not a key any more.

@@ -41,6 +41,10 @@ pub struct KeyArgs {
     /// `ykman otp chalresp` programs) or fixed (a slot that always hashes all 64 padded bytes)
     #[arg(long, value_name = "MODE", default_value = "variable")]
     pub yubikey_mode: keepassxc_tpm::SlotMode,
+    /// A name for the key, shown by `list` and in KeePassXC's key list (at most 32 characters,
+    /// no brackets)
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
     /// Print the new key as JSON
     #[arg(long)]
     pub json: bool,
@@ -63,7 +67,15 @@ impl KeyArgs {
             None
         };
         let pcrs = self.pcrs.clone().map(|p| p.0).unwrap_or_default();
-        Ok(KeySpec { handle: self.handle, algorithm: self.algorithm, pcrs, pin, yubikey_mode: self.yubikey_mode })
+        let label = self.label.as_deref().map(keepassxc_tpm::check_label).transpose()?;
+        Ok(KeySpec {
+            handle: self.handle,
+            algorithm: self.algorithm,
+            pcrs,
+            pin,
+            yubikey_mode: self.yubikey_mode,
+            label,
+        })
     }
 }
 

@@ -24,6 +24,9 @@ pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
         return Ok(());
     }
     println!("Handle:        {}", key.handle);
+    if let Some(label) = &key.label {
+        println!("Label:         {label}");
+    }
     println!("Algorithm:     {}", key.algorithm);
     println!("Origin:        {:?}", key.origin);
     println!(

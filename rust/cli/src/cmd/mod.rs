@@ -4,6 +4,7 @@ pub mod create;
 pub mod delete;
 pub mod import;
 pub mod info;
+pub mod label;
 pub mod list;
 
 use keepassxc_tpm::{Error, KeyHandle};
