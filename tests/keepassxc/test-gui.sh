@@ -30,7 +30,7 @@ kx_start_swtpm "$WORK/swtpm"
 trap kx_stop_all EXIT
 
 tpm_hmac create --handle 0x81000100 >"$WORK/create.log" 2>&1 &&
-    tpm_hmac create --handle 0x81000101 >>"$WORK/create.log" 2>&1 ||
+    tpm_hmac create --handle 0x81000101 --label laptop >>"$WORK/create.log" 2>&1 ||
     { cat "$WORK/create.log" >&2; fail "tpm-hmac create"; finish; }
 SERIAL=$((0x81000100))
 DB=$WORK/demo.kdbx
