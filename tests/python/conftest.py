@@ -100,7 +100,8 @@ def swtpm(tmp_path, monkeypatch):
     monkeypatch.setenv("KEEPASSXC_TPM_METADATA", str(tmp_path / "keys.json"))
     monkeypatch.setenv("TSS2_LOG", "all+none")
     yield tpm
-    tpm.thaw() if tpm.process.poll() is None else None
+    if tpm.process.poll() is None:
+        tpm.thaw()  # a test may have left it frozen
     tpm.stop()
 
 

@@ -16,36 +16,33 @@ use pyo3::prelude::*;
 use pyo3::types::PyByteArray;
 
 create_exception!(keepassxc_tpm, TpmError, PyException, "Any failure of the TPM or of a TPM key.");
-create_exception!(keepassxc_tpm, NoTpm, TpmError, "No TPM could be reached (or this user may not open it).");
-create_exception!(keepassxc_tpm, NoSuchKey, TpmError, "No key at that handle (deleted, or the TPM was cleared).");
-create_exception!(keepassxc_tpm, NotHmacKey, TpmError, "The handle holds something else, e.g. the storage root key.");
-create_exception!(keepassxc_tpm, PinRequired, TpmError, "The key has a PIN and none was given.");
-create_exception!(
-    keepassxc_tpm,
-    WrongPin,
-    TpmError,
-    "The TPM refused the PIN; the message says how many tries are left."
-);
-create_exception!(keepassxc_tpm, Lockout, TpmError, "The TPM's dictionary-attack protection is locked out.");
-create_exception!(keepassxc_tpm, PolicyFailed, TpmError, "The key is bound to a boot state (PCRs) that has changed.");
-create_exception!(
-    keepassxc_tpm,
-    StorageKeyChanged,
-    TpmError,
-    "The TPM's storage key is not the one the key was made under."
-);
-create_exception!(
-    keepassxc_tpm,
-    MetadataError,
-    TpmError,
-    "The keepassxc-tpm metadata file cannot be used, or names another key."
-);
-create_exception!(
-    keepassxc_tpm,
-    BadChallenge,
-    TpmError,
-    "The challenge is longer than the 64 bytes a YubiKey slot takes."
-);
+
+/// The exceptions below `TpmError`, declared once: each class and its registration in the module.
+macro_rules! tpm_exceptions {
+    ($($name:ident: $doc:literal,)*) => {
+        $(create_exception!(keepassxc_tpm, $name, TpmError, $doc);)*
+
+        fn add_exceptions(m: &Bound<'_, PyModule>) -> PyResult<()> {
+            let py = m.py();
+            m.add("TpmError", py.get_type::<TpmError>())?;
+            $(m.add(stringify!($name), py.get_type::<$name>())?;)*
+            Ok(())
+        }
+    };
+}
+
+tpm_exceptions! {
+    NoTpm: "No TPM could be reached (or this user may not open it).",
+    NoSuchKey: "No key at that handle (deleted, or the TPM was cleared).",
+    NotHmacKey: "The handle holds something else, e.g. the storage root key.",
+    PinRequired: "The key has a PIN and none was given.",
+    WrongPin: "The TPM refused the PIN; the message says how many tries are left.",
+    Lockout: "The TPM's dictionary-attack protection is locked out.",
+    PolicyFailed: "The key is bound to a boot state (PCRs) that has changed.",
+    StorageKeyChanged: "The TPM's storage key is not the one the key was made under.",
+    MetadataError: "The keepassxc-tpm metadata file cannot be used, or names another key.",
+    BadChallenge: "The challenge is longer than the 64 bytes a YubiKey slot takes.",
+}
 
 /// The core's error as the Python exception of its kind, with the remedy a Python user needs.
 fn to_py(e: Error) -> PyErr {
@@ -141,22 +138,6 @@ impl Connection {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add_class::<Connection>()?;
-    for (name, class) in [
-        ("TpmError", py.get_type::<TpmError>()),
-        ("NoTpm", py.get_type::<NoTpm>()),
-        ("NoSuchKey", py.get_type::<NoSuchKey>()),
-        ("NotHmacKey", py.get_type::<NotHmacKey>()),
-        ("PinRequired", py.get_type::<PinRequired>()),
-        ("WrongPin", py.get_type::<WrongPin>()),
-        ("Lockout", py.get_type::<Lockout>()),
-        ("PolicyFailed", py.get_type::<PolicyFailed>()),
-        ("StorageKeyChanged", py.get_type::<StorageKeyChanged>()),
-        ("MetadataError", py.get_type::<MetadataError>()),
-        ("BadChallenge", py.get_type::<BadChallenge>()),
-    ] {
-        m.add(name, class)?;
-    }
-    Ok(())
+    add_exceptions(m)
 }
