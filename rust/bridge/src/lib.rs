@@ -180,6 +180,12 @@ pub fn test_challenge(serial: u32, slot: i32) -> ChallengeResult {
     result
 }
 
+/// Loads the backend at `path` as KeePassXC does (the same owner, mode and interface-version
+/// checks), for health checks such as `tpm-hmac doctor`; why it cannot be loaded otherwise.
+pub fn check_backend(path: &std::path::Path) -> Result<(), String> {
+    loader::load_from(&[path.to_path_buf()]).map(drop)
+}
+
 /// The functions as C++ calls them, for the crate's own tests (cxx's glue is what KeePassXC uses).
 #[doc(hidden)]
 pub mod testing {

@@ -25,22 +25,24 @@ impl fmt::Display for CliError {
             CliError::Tpm(e) => e,
         };
         write!(f, "{e}")?;
-        match e {
-            Error::NoTpm { .. } | Error::UnknownTcti { .. } => {
-                f.write_str("; pick another TPM with --tcti or TPM2TOOLS_TCTI")
-            }
-            Error::HandleOccupied { .. } => {
-                f.write_str("; choose a free handle with --handle, or leave --handle out to take the next free one")
-            }
-            Error::PinRequired { .. } => f.write_str("; type it when asked, or give --pin-file"),
-            Error::PinNeedsEncryption { .. } => f.write_str("; leave out --no-bus-encryption"),
-            Error::NoFreeHandle { .. } => {
-                f.write_str("; delete a key you no longer need with `tpm-hmac delete --handle HANDLE`")
-            }
-            Error::EmptyHandle { .. } | Error::NotHmacKey { .. } => {
-                f.write_str("; run `tpm-hmac list` to see the HMAC keys in this TPM")
-            }
-            _ => Ok(()),
+        match remedy(e) {
+            Some(remedy) => write!(f, "; {remedy}"),
+            None => Ok(()),
         }
     }
+}
+
+/// What this front end tells a user to do about `e`, when it can tell more than the error does.
+pub fn remedy(e: &Error) -> Option<&'static str> {
+    Some(match e {
+        Error::NoTpm { .. } | Error::UnknownTcti { .. } => "pick another TPM with --tcti or TPM2TOOLS_TCTI",
+        Error::HandleOccupied { .. } => {
+            "choose a free handle with --handle, or leave --handle out to take the next free one"
+        }
+        Error::PinRequired { .. } => "type it when asked, or give --pin-file",
+        Error::PinNeedsEncryption { .. } => "leave out --no-bus-encryption",
+        Error::NoFreeHandle { .. } => "delete a key you no longer need with `tpm-hmac delete --handle HANDLE`",
+        Error::EmptyHandle { .. } | Error::NotHmacKey { .. } => "run `tpm-hmac list` to see the HMAC keys in this TPM",
+        _ => return None,
+    })
 }

@@ -20,6 +20,7 @@ Examples:
   tpm-hmac create                                   generate a key in the TPM (first free handle)
   tpm-hmac import --secret-file yubikey-slot2.hex   program the secret of a YubiKey slot (40 hex digits)
   tpm-hmac list --json                              keys and their KeePassXC addresses
+  tpm-hmac doctor                                   why no TPM key shows up, and how to fix it
   tpm-hmac challenge --handle 0x81000100 --hex 00112233
   keepassxc-cli open --yubikey 1:2164261120 db.kdbx  use the key at 0x81000100 (= serial 2164261120)
 
@@ -56,6 +57,8 @@ enum Command {
     Delete(cmd::delete::Args),
     /// Name a key (shown by `list` and in KeePassXC's key list)
     Label(cmd::label::Args),
+    /// Check the TPM, your access to it and KeePassXC's TPM support; each problem with its fix
+    Doctor(cmd::doctor::Args),
 }
 
 fn main() -> ExitCode {
@@ -108,9 +111,15 @@ fn generate_completions(shell: Option<&str>) -> ExitCode {
 pub struct TpmSession {
     worker: TpmWorker,
     bus_encryption: bool,
+    tcti: Option<String>,
 }
 
 impl TpmSession {
+    /// The TCTI given with --tcti, if any.
+    pub fn tcti(&self) -> Option<&str> {
+        self.tcti.as_deref()
+    }
+
     pub fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
@@ -127,6 +136,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     let tpm = TpmSession {
         worker: TpmWorker::start(cli.tcti.clone(), DEFAULT_TIMEOUT),
         bus_encryption: !cli.no_bus_encryption,
+        tcti: cli.tcti.clone(),
     };
     match cli.command {
         Command::List(args) => cmd::list::run(&tpm, args),
@@ -136,5 +146,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Info(args) => cmd::info::run(&tpm, args),
         Command::Delete(args) => cmd::delete::run(&tpm, args),
         Command::Label(args) => cmd::label::run(&tpm, args),
+        Command::Doctor(args) => cmd::doctor::run(&tpm, args),
     }
 }

@@ -1,14 +1,13 @@
 //! The TPM's dictionary-attack state, to tell a user how many PIN tries are left and how long a
 //! lockout lasts.
 
-use tss_esapi::constants::CapabilityType;
-use tss_esapi::structures::CapabilityData;
+use tss_esapi::constants::PropertyTag;
 
 use crate::error::Result;
 use crate::tpm::Tpm;
 
-/// TPM_PT_LOCKOUT_COUNTER; MAX_AUTH_FAIL, LOCKOUT_INTERVAL and LOCKOUT_RECOVERY follow it.
-const PT_LOCKOUT_COUNTER: u32 = 0x20E;
+/// TPMA_PERMANENT.inLockout (TPM 2.0 Part 2, 8.6).
+const IN_LOCKOUT: u32 = 1 << 9;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DaStatus {
@@ -18,6 +17,10 @@ pub struct DaStatus {
     pub max_failures: u32,
     /// Seconds after which one failure is forgotten.
     pub interval_seconds: u32,
+    /// Seconds after a failed use of the lockout authorisation before it may be tried again.
+    pub lockout_recovery_seconds: u32,
+    /// The TPM refuses keys that count failures until the counter drops below the maximum.
+    pub locked_out: bool,
 }
 
 impl DaStatus {
@@ -29,20 +32,16 @@ impl DaStatus {
 impl Tpm {
     /// Reads the dictionary-attack counters (one GetCapability, not cached: they change).
     pub fn da_status(&mut self) -> Result<DaStatus> {
-        let (data, _) = self.run("reading the lockout counters", |ctx| {
-            ctx.get_capability(CapabilityType::TpmProperties, PT_LOCKOUT_COUNTER, 4)
-        })?;
-        let mut status = DaStatus::default();
-        if let CapabilityData::TpmProperties(list) = data {
-            for p in list.iter() {
-                match u32::from(p.property()) {
-                    0x20E => status.failures = p.value(),
-                    0x20F => status.max_failures = p.value(),
-                    0x210 => status.interval_seconds = p.value(),
-                    _ => {}
-                }
-            }
-        }
-        Ok(status)
+        let first = PropertyTag::Permanent;
+        let count = u32::from(PropertyTag::LockoutRecovery) - u32::from(first) + 1;
+        let found = self.properties(first, count)?;
+        let value = |tag| found.get(&tag).copied().unwrap_or(0);
+        Ok(DaStatus {
+            failures: value(PropertyTag::LockoutCounter),
+            max_failures: value(PropertyTag::MaxAuthFail),
+            interval_seconds: value(PropertyTag::LockoutInterval),
+            lockout_recovery_seconds: value(PropertyTag::LockoutRecovery),
+            locked_out: value(PropertyTag::Permanent) & IN_LOCKOUT != 0,
+        })
     }
 }

@@ -24,6 +24,7 @@
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - [`worker`]: a connection on its own thread, with a timeout (tpm2-tss has none).
 //! - [`da`]: the dictionary-attack counters, for "2 tries left" and lockout times.
+//! - [`inventory`]: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
 //! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
 //!
 //! # Notes on code safety
@@ -38,6 +39,7 @@ pub mod challenge;
 pub mod da;
 mod direct;
 pub mod error;
+pub mod inventory;
 pub mod key;
 pub mod metadata;
 mod parent;
@@ -53,7 +55,9 @@ pub mod worker;
 
 pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
+pub use da::DaStatus;
 pub use error::{Error, ErrorKind, Result};
+pub use inventory::{SrkState, TpmFacts};
 pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use secret::{Pin, Secret};

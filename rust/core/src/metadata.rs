@@ -121,6 +121,17 @@ impl Metadata {
             .transpose()
     }
 
+    /// Every record in the file, each parsed or with why it cannot be (for a health check).
+    /// A file that cannot be read at all is an error; a missing one has no records.
+    pub fn records(&self) -> Result<Vec<(String, std::result::Result<KeyRecord, String>)>> {
+        let Some(path) = &self.path else { return Ok(Vec::new()) };
+        Ok(read(path)?
+            .keys
+            .into_iter()
+            .map(|(handle, value)| (handle, serde_json::from_value(value).map_err(|e| e.to_string())))
+            .collect())
+    }
+
     /// Stores (or with `None` removes) the record of `handle`, under the file's lock.
     pub fn set(&self, handle: KeyHandle, record: Option<&KeyRecord>) -> Result<()> {
         self.lock(LOCK_WAIT)?.set(handle, record)

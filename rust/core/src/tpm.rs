@@ -68,6 +68,11 @@ impl Tpm {
                     continue;
                 }
             }
+            // tpm2-abrmd is reached over the system D-Bus; without one its module only prints
+            // glib's complaint to stderr.
+            if conf.starts_with("tabrmd") && !system_bus_present() {
+                continue;
+            }
             match Self::open_conf(conf) {
                 Ok(tpm) => return Ok(tpm),
                 Err(e @ Error::PermissionDenied { .. }) => return Err(e),
@@ -199,6 +204,11 @@ impl Tpm {
 pub fn behind_resource_manager(conf: &str) -> bool {
     let conf = conf.trim();
     conf.starts_with("tabrmd") || conf.strip_prefix("device:").is_some_and(|path| path.contains("tpmrm"))
+}
+
+/// Whether a D-Bus system bus may answer (where tpm2-abrmd registers by default).
+fn system_bus_present() -> bool {
+    std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some() || Path::new("/run/dbus/system_bus_socket").exists()
 }
 
 /// The raw TSS2_RC of a tss-esapi error (0 for wrapper errors).

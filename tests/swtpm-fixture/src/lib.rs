@@ -27,7 +27,9 @@ pub fn tpm2(tcti: &str, args: &[&str]) -> String {
 pub fn persist_srk(tcti: &str, dir: &std::path::Path) {
     let ctx = dir.join("srk.ctx");
     let ctx = ctx.to_str().expect("utf-8 temp path");
-    tpm2(tcti, &["tpm2_createprimary", "-Q", "-C", "o", "-G", "ecc", "-c", ctx]);
+    // The TCG provisioning guidance's template, as systemd makes it (tpm2-tools' default lacks noDA)
+    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt";
+    tpm2(tcti, &["tpm2_createprimary", "-Q", "-C", "o", "-G", "ecc", "-a", attributes, "-c", ctx]);
     tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", ctx, "0x81000001"]);
     // Without a resource manager the transient copy stays loaded: free its slot.
     tpm2(tcti, &["tpm2_flushcontext", "-t"]);

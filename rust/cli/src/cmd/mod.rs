@@ -2,6 +2,7 @@
 pub mod challenge;
 pub mod create;
 pub mod delete;
+pub mod doctor;
 pub mod import;
 pub mod info;
 pub mod label;
