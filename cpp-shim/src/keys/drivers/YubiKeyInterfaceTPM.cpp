@@ -426,7 +426,8 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
     if (result.status == Status::PinRequired) {
         // Wiped when it goes out of scope, on every path; passed as bytes (a PIN need not be UTF-8)
         Botan::secure_vector<char> pin;
-        if (!askPin(serial, pin)) {
+        const bool remembered = rememberedPin(serial, pin);
+        if (!remembered && !askPin(serial, pin)) {
             response.clear();
             m_error = tr("The TPM key at %1 needs its PIN, and none was entered.").arg(handleName(serial));
             return YubiKey::ChallengeResult::YCR_ERROR;
@@ -437,6 +438,12 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
             challengeBytes,
             rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(pin.data()), pin.size()),
             responseBytes);
+        // A PIN that failed is never tried again by itself: the next challenge asks the user
+        if (result.status == Status::Ok) {
+            rememberPin(serial, pin);
+        } else if (remembered) {
+            forgetPins();
+        }
     }
 
     if (result.status != Status::Ok) {
@@ -450,4 +457,32 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
 
     response.resize(result.response_len);
     return YubiKey::ChallengeResult::YCR_SUCCESS;
+}
+
+/**
+ * Forget every PIN kept since the last unlock. Called by the GUI and the CLI when an unlock
+ * starts or fails and when a database locks or closes, so that each unlock asks again.
+ */
+void YubiKeyInterfaceTPM::forgetPins()
+{
+    QMutexLocker lock(&m_pinsMutex);
+    // secure_vector's allocator wipes each PIN as it is freed
+    m_pins.clear();
+}
+
+bool YubiKeyInterfaceTPM::rememberedPin(unsigned int serial, Botan::secure_vector<char>& pin)
+{
+    QMutexLocker lock(&m_pinsMutex);
+    auto found = m_pins.find(serial);
+    if (found == m_pins.end()) {
+        return false;
+    }
+    pin = found->second;
+    return true;
+}
+
+void YubiKeyInterfaceTPM::rememberPin(unsigned int serial, const Botan::secure_vector<char>& pin)
+{
+    QMutexLocker lock(&m_pinsMutex);
+    m_pins[serial] = pin;
 }

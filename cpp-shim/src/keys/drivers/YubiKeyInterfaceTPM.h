@@ -27,6 +27,8 @@
 #include <QMap>
 #include <QMutex>
 
+#include <map>
+
 /**
  * Singleton class to use TPM 2.0 HMAC keys as hardware keys.
  *
@@ -35,6 +37,10 @@
  * challenge with the HMAC a YubiKey slot holding the same secret would give. The TPM work is
  * done by the keepassxc-tpm bridge library. There is nothing to touch, so KeePassXC's "touch your
  * key" prompt never appears; a key with a PIN asks for it (dialog in the GUI, terminal in the CLI).
+ *
+ * A PIN is asked once per unlock: after a challenge it answered, it is kept (in a secure buffer,
+ * never on disk) for the saves that challenge the key again, until forgetPins() is called. The GUI
+ * and the CLI call it when an unlock starts or fails and when a database locks or closes.
  */
 class YubiKeyInterfaceTPM : public YubiKeyInterface
 {
@@ -54,6 +60,8 @@ public:
     challenge(YubiKeySlot slot, const QByteArray& challenge, Botan::secure_vector<char>& response) override;
     bool testChallenge(YubiKeySlot slot, bool* wouldBlock) override;
 
+    void forgetPins();
+
 private:
     explicit YubiKeyInterfaceTPM();
 
@@ -68,10 +76,16 @@ private:
 
     QMap<YubiKeySlot, QString> detectKeys();
     YubiKeySlot resolveSlot(YubiKeySlot slot);
+    bool rememberedPin(unsigned int serial, Botan::secure_vector<char>& pin);
+    void rememberPin(unsigned int serial, const Botan::secure_vector<char>& pin);
 
     // Keys seen by the last detection, lowest handle first; serial 0 means the first of them
     QList<YubiKeySlot> m_tpmKeys;
     QMutex m_tpmKeysMutex;
+
+    // PINs that answered a challenge since the last forgetPins(), by key; wiped when erased
+    std::map<unsigned int, Botan::secure_vector<char>> m_pins;
+    QMutex m_pinsMutex;
 };
 
 #endif // KEEPASSX_YUBIKEY_INTERFACE_TPM_H
