@@ -2,9 +2,23 @@
 # The main job: set up a fresh Debian 12 machine, build keepassxc-tpm, and use a TPM HMAC key.
 # Uses the machine's TPM (/dev/tpmrm0) or the one in TPM2TOOLS_TCTI; without either it starts a
 # software TPM (swtpm) whose state is kept in build/demo/swtpm, behind tpm2-abrmd.
+# With --gui it then opens the demo database in the fork's GUI, on the same TPM, and stops the
+# software TPM when the GUI closes.
+# Usage: scripts/demo.sh [--gui]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
+gui=""
+case "${1:-}" in
+  "") ;;
+  --gui)
+    gui=1
+    if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+      echo "demo: --gui needs a graphical session (neither DISPLAY nor WAYLAND_DISPLAY is set)" >&2
+      exit 2
+    fi ;;
+  *) echo "usage: $0 [--gui]" >&2; exit 2 ;;
+esac
 scripts/install-deps.sh
 . scripts/swtpm.sh
 
@@ -51,7 +65,7 @@ echo "== Challenge (a 32-byte KDF seed, as KeePassXC sends): $seed"
 echo "   response: $("$tpm_hmac" challenge --handle "$handle" --hex "$seed")"
 
 if [ -x tests/keepassxc/demo.sh ]; then
-  tests/keepassxc/demo.sh "$handle"
+  DEMO_GUI=$gui tests/keepassxc/demo.sh "$handle"
 else
   echo "== KeePassXC: use this key as hardware key 'TPM 2.0 … [$serial] - Slot 1', or keepassxc-cli --yubikey 1:$serial"
 fi

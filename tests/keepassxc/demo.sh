@@ -2,7 +2,7 @@
 # The KeePassXC part of the README's main job: builds the newest KeePassXC fork obtainable here
 # (2.7.10, else 2.7.4), creates a demo database protected by password + the TPM key at HANDLE with
 # KeePassXC's own code, opens it with the fork's keepassxc-cli and prints its entries, then says how
-# to open it in the fork's GUI.
+# to open it in the fork's GUI; with DEMO_GUI=1 it opens it there and returns when the GUI closes.
 #
 # Usage: tests/keepassxc/demo.sh HANDLE      (TPM2TOOLS_TCTI names the TPM, as for tpm-hmac)
 set -euo pipefail
@@ -48,15 +48,22 @@ if [ "$VERSION" = 2.7.4 ]; then
 else
     PICK="tick \"Use hardware key\" (with several keys, choose \"TPM 2.0 HMAC-SHA1 ... [$SERIAL] - Slot 1\")"
 fi
+if [ -n "${DEMO_GUI:-}" ]; then
+    echo "== Opening $DB in the fork's GUI: enter the password \"$PASSWORD\", $PICK, then Unlock."
+    echo "   The TPM stays available until you close KeePassXC."
+    "$BIN/src/keepassxc" "$DB"
+    exit 0
+fi
+echo "== Open it in the fork's GUI:"
+case "${TPM2TOOLS_TCTI:-}" in
+    swtpm:* | tabrmd:*)
+        # This software TPM stops with the demo; --gui keeps it running for the GUI
+        echo "     scripts/demo.sh --gui        (the software TPM runs until you close KeePassXC)" ;;
+    *)
+        echo "     TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' KEEPASSXC_TPM_BACKEND=$BIN/cargo/release/libkeepassxc_tpm_backend.so $BIN/src/keepassxc $DB" ;;
+esac
 cat <<EOF
-== Open it in the fork's GUI:
-     TPM2TOOLS_TCTI='${TPM2TOOLS_TCTI:-device:/dev/tpmrm0}' KEEPASSXC_TPM_BACKEND=$BIN/cargo/release/libkeepassxc_tpm_backend.so $BIN/src/keepassxc $DB
    In the unlock dialog enter the password "$PASSWORD", $PICK, then Unlock.
    To protect one of your own databases: Database > Database Security > Add additional protection >
    Challenge-Response, and pick the TPM entry.
 EOF
-case "${TPM2TOOLS_TCTI:-}" in
-    swtpm:* | tabrmd:*)
-        echo "   This demo used a software TPM (no security) that stops with this script; to use the GUI with it,"
-        echo "   start it again with the state in build/demo/swtpm (see scripts/swtpm.sh) and set TPM2TOOLS_TCTI." ;;
-esac

@@ -43,9 +43,10 @@ kx_stop_all() {
     stop_swtpm
 }
 
-# Prints the id of the first window whose title matches regex $1, waiting up to 20 s.
+# Prints the id of the first window whose title matches regex $1, waiting up to 20 s (or
+# $KX_WAIT_SECONDS).
 kx_wait_for_title() {
-    for _ in $(seq 100); do
+    for _ in $(seq $((${KX_WAIT_SECONDS:-20} * 5))); do
         wid=$(xdotool search --name "$1" 2>/dev/null | head -1 || true)
         if [ -n "$wid" ]; then
             echo "$wid"

@@ -2,7 +2,8 @@
 # Every KeePassXC-fork test for both KeePassXC versions: builds each fork (incremental), then runs
 # test-upstream-hwkey.sh (issue 3, test 1), test-cli-e2e.sh (test 2) and, when present,
 # test-gui.sh (test 3), test-pin.sh (PIN prompts, issue 4), test-no-tss.sh (no tpm2-tss, issue 7)
-# and, for 2.7.4, test-offline-build.sh (vendored crates, no network, issue 14).
+# and, for 2.7.4, test-offline-build.sh (vendored crates, no network, issue 14); test-demo-gui.sh
+# (scripts/demo.sh --gui, issue 15) for the version the demo opens.
 # A version whose source cannot be
 # downloaded is reported loudly as SKIP.
 #
@@ -12,7 +13,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$(cd "$HERE/../.." && pwd)/build}
 VERSIONS=${*:-2.7.4 2.7.10}
-TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh test-no-tss.sh test-offline-build.sh"
+TESTS="test-upstream-hwkey.sh test-cli-e2e.sh test-gui.sh test-pin.sh test-no-tss.sh test-offline-build.sh test-demo-gui.sh"
 
 summary=""
 failed=0
@@ -21,6 +22,12 @@ for version in $VERSIONS; do
         [ -x "$HERE/$test" ] || continue
         # The offline build is the CMake module's: once, for Debian 12's own KeePassXC, is enough
         [ "$test" = test-offline-build.sh ] && [ "$version" != 2.7.4 ] && continue
+        # The demo opens one fork, the newest whose source is here
+        if [ "$test" = test-demo-gui.sh ]; then
+            demo=2.7.4
+            [ -f "$BUILD/keepassxc-2.7.10/.fetched" ] && demo=2.7.10
+            [ "$version" = "$demo" ] || continue
+        fi
         echo "== $test $version"
         start=$(date +%s)
         rc=0
