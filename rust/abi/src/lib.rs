@@ -21,7 +21,8 @@ pub const TPM_SERIALS: std::ops::RangeInclusive<u32> = 0x8100_0000..=0x817F_FFFF
 /// The backend's file name, as the loader looks for it.
 pub const LIBRARY_NAME: &str = "libkeepassxc_tpm_backend.so";
 
-/// Status codes; the bridge maps them onto its cxx `Status` enum in this order.
+/// Status codes: the bridge's cxx `Status` enum has these values (a compile-time check there);
+/// they are contiguous, METADATA the last.
 pub mod status {
     pub const OK: u32 = 0;
     pub const NO_TPM: u32 = 1;

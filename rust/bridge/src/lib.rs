@@ -14,38 +14,39 @@ use zeroize::Zeroizing;
 #[allow(unsafe_code)]
 #[cxx::bridge(namespace = "keepassxc_tpm")]
 mod ffi {
-    /// What went wrong, in the terms a KeePassXC user can act on.
+    /// What went wrong, in the terms a KeePassXC user can act on. The values are the ABI's
+    /// status codes (`keepassxc_tpm_abi::status`, checked below), so a code needs no table.
     #[derive(Debug)]
     enum Status {
-        Ok,
+        Ok = 0,
         /// No TPM could be reached (no device, no resource manager, TCTI module missing).
-        NoTpm,
+        NoTpm = 1,
         /// The TPM device exists but this user may not open it.
-        PermissionDenied,
+        PermissionDenied = 2,
         /// Nothing is stored at the key's handle (deleted, or the TPM was cleared).
-        NoSuchKey,
+        NoSuchKey = 3,
         /// The handle holds something else, e.g. the storage root key.
-        NotHmacKey,
+        NotHmacKey = 4,
         /// The TPM's dictionary-attack protection is locked out.
-        Lockout,
+        Lockout = 5,
         /// The key's PIN was wrong; the message says how many tries are left.
-        AuthFailed,
+        AuthFailed = 6,
         /// The key needs a PIN: ask the user, then call `challenge_with_pin`.
-        PinRequired,
+        PinRequired = 7,
         /// The TPM's storage key is not the one the key was created under (another TPM, or
         /// something on the bus answering for it).
-        StorageKeyChanged,
+        StorageKeyChanged = 8,
         /// The key is bound to a boot state (PCRs) that has changed.
-        PolicyFailed,
+        PolicyFailed = 9,
         /// The challenge is longer than a YubiKey slot accepts (64 bytes).
-        BadChallenge,
+        BadChallenge = 10,
         /// The response buffer given by the caller is too small.
-        BufferTooSmall,
+        BufferTooSmall = 11,
         /// Any other TPM or TSS failure; the message holds the return code.
-        TpmError,
+        TpmError = 12,
         /// The keepassxc-tpm metadata file cannot be used, or its record of the key names
         /// another key; the message says which file and what to do.
-        Metadata,
+        Metadata = 13,
     }
 
     /// One TPM HMAC key as KeePassXC addresses it.
@@ -97,21 +98,28 @@ mod ffi {
 
 use ffi::{ChallengeResult, KeyInfo, KeyList, Status};
 
+// Each status is the ABI's code for it.
+const _: () = {
+    assert!(Status::Ok.repr as u32 == status::OK);
+    assert!(Status::NoTpm.repr as u32 == status::NO_TPM);
+    assert!(Status::PermissionDenied.repr as u32 == status::PERMISSION_DENIED);
+    assert!(Status::NoSuchKey.repr as u32 == status::NO_SUCH_KEY);
+    assert!(Status::NotHmacKey.repr as u32 == status::NOT_HMAC_KEY);
+    assert!(Status::Lockout.repr as u32 == status::LOCKOUT);
+    assert!(Status::AuthFailed.repr as u32 == status::AUTH_FAILED);
+    assert!(Status::PinRequired.repr as u32 == status::PIN_REQUIRED);
+    assert!(Status::StorageKeyChanged.repr as u32 == status::STORAGE_KEY_CHANGED);
+    assert!(Status::PolicyFailed.repr as u32 == status::POLICY_FAILED);
+    assert!(Status::BadChallenge.repr as u32 == status::BAD_CHALLENGE);
+    assert!(Status::BufferTooSmall.repr as u32 == status::BUFFER_TOO_SMALL);
+    assert!(Status::TpmError.repr as u32 == status::TPM_ERROR);
+    assert!(Status::Metadata.repr as u32 == status::METADATA);
+};
+
+/// The status of an ABI code; a code this bridge does not know (a newer backend) is a TPM error.
 fn status_of(code: u32) -> Status {
-    match code {
-        status::OK => Status::Ok,
-        status::NO_TPM => Status::NoTpm,
-        status::PERMISSION_DENIED => Status::PermissionDenied,
-        status::NO_SUCH_KEY => Status::NoSuchKey,
-        status::NOT_HMAC_KEY => Status::NotHmacKey,
-        status::LOCKOUT => Status::Lockout,
-        status::AUTH_FAILED => Status::AuthFailed,
-        status::PIN_REQUIRED => Status::PinRequired,
-        status::STORAGE_KEY_CHANGED => Status::StorageKeyChanged,
-        status::POLICY_FAILED => Status::PolicyFailed,
-        status::BAD_CHALLENGE => Status::BadChallenge,
-        status::BUFFER_TOO_SMALL => Status::BufferTooSmall,
-        status::METADATA => Status::Metadata,
+    match u8::try_from(code) {
+        Ok(repr) if u32::from(repr) <= status::METADATA => Status { repr },
         _ => Status::TpmError,
     }
 }
