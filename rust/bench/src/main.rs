@@ -400,7 +400,7 @@ impl Bench {
             let digest = raw.hmac().map_err(|e| e.to_string())?;
             self.check("the raw TPM2_HMAC", &hex::encode(digest))?;
             let samples = time_loop(runs, || raw.hmac().map(drop).map_err(|e| e.to_string()))?;
-            Ok((samples, Some(vec![0x155])))
+            Ok((samples, Some(vec![swtpm_fixture::commands::HMAC])))
         })();
         self.push(g, Kind::Floor, "floor: raw TPM2_HMAC bytes on an open socket", floor);
         let port = self.swtpm.port();
@@ -410,7 +410,7 @@ impl Bench {
             self.check("the raw TPM2_HMAC", &hex::encode(digest))?;
             let samples =
                 time_loop(runs, || raw::on_new_connection(port, &command).map(drop).map_err(|e| e.to_string()))?;
-            Ok((samples, Some(vec![0x155])))
+            Ok((samples, Some(vec![swtpm_fixture::commands::HMAC])))
         })();
         self.push(
             g,

@@ -5,8 +5,9 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
+use swtpm_fixture::commands;
+
 const TPM_ST_SESSIONS: u16 = 0x8002;
-const TPM_CC_HMAC: u32 = 0x0000_0155;
 const TPM_RS_PW: u32 = 0x4000_0009;
 const TPM_ALG_NULL: u16 = 0x0010;
 
@@ -64,35 +65,9 @@ pub fn hmac_command(handle: u32, message: &[u8]) -> Vec<u8> {
     let mut command = Vec::new();
     command.extend(TPM_ST_SESSIONS.to_be_bytes());
     command.extend(((10 + body.len()) as u32).to_be_bytes());
-    command.extend(TPM_CC_HMAC.to_be_bytes());
+    command.extend(commands::HMAC.to_be_bytes());
     command.extend(body);
     command
-}
-
-/// A readable name for the TPM command codes that show up here.
-pub fn command_name(code: u32) -> String {
-    match code {
-        0x120 => "EvictControl".into(),
-        0x131 => "CreatePrimary".into(),
-        0x143 => "SelfTest".into(),
-        0x144 => "Startup".into(),
-        0x153 => "Create".into(),
-        0x155 => "HMAC".into(),
-        0x157 => "Load".into(),
-        0x161 => "ContextLoad".into(),
-        0x162 => "ContextSave".into(),
-        0x165 => "FlushContext".into(),
-        0x167 => "LoadExternal".into(),
-        0x16B => "PolicyAuthValue".into(),
-        0x173 => "ReadPublic".into(),
-        0x176 => "StartAuthSession".into(),
-        0x17A => "GetCapability".into(),
-        0x17B => "GetRandom".into(),
-        0x17E => "PCR_Read".into(),
-        0x18A => "TestParms".into(),
-        0x18C => "PolicyPassword".into(),
-        other => format!("0x{other:03X}"),
-    }
 }
 
 #[cfg(test)]
@@ -144,7 +119,7 @@ fn handles(stream: &mut TcpStream, first: u32) -> std::io::Result<Vec<u32>> {
     params.extend(1u32.to_be_bytes()); // TPM_CAP_HANDLES
     params.extend(first.to_be_bytes());
     params.extend(64u32.to_be_bytes());
-    let body = transact(stream, 0x17A, &params)?;
+    let body = transact(stream, commands::GET_CAPABILITY, &params)?;
     // moreData (1), capability (4), count (4), handles
     let count = u32::from_be_bytes([body[5], body[6], body[7], body[8]]) as usize;
     Ok((0..count)
@@ -171,7 +146,7 @@ pub fn flush_leftovers(port: u16) -> std::io::Result<Leftovers> {
     let mut found = Leftovers::default();
     for (first, is_session) in [(0x0200_0000, true), (0x0300_0000, true), (0x8000_0000, false)] {
         for h in handles(&mut stream, first)? {
-            transact(&mut stream, 0x165, &h.to_be_bytes())?;
+            transact(&mut stream, commands::FLUSH_CONTEXT, &h.to_be_bytes())?;
             if is_session {
                 found.sessions += 1;
             } else {

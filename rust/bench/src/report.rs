@@ -2,8 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::raw::command_name;
 use crate::stats::Samples;
+use swtpm_fixture::commands::command_name;
 
 /// What a row measures; ratios compare rows of the same group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha1::Sha1;
+use swtpm_fixture::commands::{HMAC, READ_PUBLIC, START_AUTH_SESSION};
 use swtpm_fixture::{persist_srk, transient_objects, CommandLog, Swtpm};
 
 const SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
@@ -98,7 +99,7 @@ fn tpm_commands_of_one_challenge_process() {
     let encrypted = ok(&proxy.tcti(), &["challenge", "--handle", "0x81000100", "--hex", "00"]);
     assert_eq!(
         proxy.commands(),
-        vec![0x176, 0x155],
+        vec![START_AUTH_SESSION, HMAC],
         "StartAuthSession, HMAC (which ends the session: nothing to flush); key and SRK come from the record"
     );
     let sessions = swtpm_fixture::tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
@@ -106,7 +107,7 @@ fn tpm_commands_of_one_challenge_process() {
     assert_eq!(transient_objects(&swtpm.tcti()), 0);
     proxy.clear();
     let clear = ok(&proxy.tcti(), &["--no-bus-encryption", "challenge", "--handle", "0x81000100", "--hex", "00"]);
-    assert_eq!(proxy.commands(), vec![0x173, 0x155], "without encryption: ReadPublic + HMAC");
+    assert_eq!(proxy.commands(), vec![READ_PUBLIC, HMAC], "without encryption: ReadPublic + HMAC");
     assert_eq!(encrypted, clear);
 }
 

@@ -8,7 +8,7 @@ use common::*;
 use keepassxc_tpm::{Algorithm, Error};
 use swtpm_fixture::{CommandLog, Swtpm, Tamper};
 
-const GET_CAPABILITY: u32 = 0x17A;
+use swtpm_fixture::commands::{EVICT_CONTROL, GET_CAPABILITY};
 
 #[test]
 fn altered_answers_never_give_a_wrong_response_or_blame_a_pin() {
@@ -115,7 +115,6 @@ fn a_malformed_key_list_is_an_error_not_an_empty_list() {
 
 #[test]
 fn a_lost_answer_to_persisting_does_not_report_a_failure_that_did_not_happen() {
-    const EVICT_CONTROL: u32 = 0x120;
     let swtpm = Swtpm::start();
     let proxy = CommandLog::start(swtpm.port());
     let mut tpm = open_at(&swtpm, &proxy.tcti());

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod abrmd;
+pub mod commands;
 mod proxy;
 mod swtpm;
 

@@ -47,10 +47,7 @@ pub fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algor
     tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }
 
-pub const READ_PUBLIC: u32 = 0x173;
-pub const START_AUTH_SESSION: u32 = 0x176;
-pub const HMAC: u32 = 0x155;
-pub const FLUSH_CONTEXT: u32 = 0x165;
+pub use swtpm_fixture::commands::{FLUSH_CONTEXT, HMAC, READ_PUBLIC, START_AUTH_SESSION};
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

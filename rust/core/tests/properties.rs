@@ -1,7 +1,7 @@
 //! Property tests (proptest) over every parser this project owns: handles, hex secrets,
 //! recovery codes, PCR lists, TCTI strings and the metadata file. None may panic on any input,
 //! and what is written must read back. CI runs the default 256 cases per property; a longer
-//! run: PROPTEST_CASES=200000 cargo test -p keepassxc-tpm --test fuzz --release
+//! run: PROPTEST_CASES=200000 cargo test -p keepassxc-tpm --test properties --release
 
 use keepassxc_tpm::metadata::Metadata;
 use keepassxc_tpm::{pcr, recovery, tpm, yubikey_message, KeyHandle, Secret};
