@@ -20,6 +20,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--gui]" >&2; exit 2 ;;
 esac
 scripts/install-deps.sh
+# shellcheck source=swtpm.sh
 . scripts/swtpm.sh
 
 echo "== Building tpm-hmac"

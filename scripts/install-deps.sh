@@ -8,12 +8,15 @@ packages=(
   # core, CLI and tests: tpm2-tss, a software TPM, tpm2-tools as an independent checker
   # (libtss2-tcti-tabrmd0 is the client side of tpm2-abrmd: neither tpm2-abrmd nor tpm2-tools depends on it)
   pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon openssl python3-venv
+  # the lints in the test command
+  shellcheck
   # the KeePassXC fork (facts: Debian's keepassxc build dependencies) and its GUI tests
   dpkg-dev ca-certificates cmake ninja-build g++ ccache qtbase5-dev qtbase5-private-dev qttools5-dev qttools5-dev-tools
   libqt5svg5-dev libqt5x11extras5-dev libbotan-2-dev libargon2-dev libqrencode-dev zlib1g-dev libpcsclite-dev
   libusb-1.0-0-dev libminizip-dev libreadline-dev libxi-dev libxtst-dev libzxcvbn-dev xvfb xauth xdotool imagemagick
-  # packages: lintian checks the .deb files
-  lintian
+  # packages: lintian checks the .deb files; the KeePassXC fork's package (scripts/build-keepassxc-deb.sh):
+  # quilt for its patch, Debian's keepassxc build dependencies not listed above (it runs apt-get build-dep too)
+  lintian build-essential quilt debhelper asciidoctor libcurl4-gnutls-dev xclip
 )
 
 if [ "${1:-}" = "--list" ]; then
@@ -33,3 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust (https://rustup.rs), then run again" >&2; exit 1; }
+# The test command's lints need clippy and rustfmt (part of rustup's default profile)
+for tool in clippy fmt; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    command -v rustup >/dev/null || { echo "install-deps: cargo $tool is missing; install it with your Rust toolchain" >&2; exit 1; }
+    rustup component add "$([ "$tool" = fmt ] && echo rustfmt || echo clippy)"
+  fi
+done

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts and shell tests: start_swtpm DIR starts a software TPM with its state in DIR
 # on free loopback ports and sets SWTPM_PID and SWTPM_TCTI; stop_swtpm ends it (by its PID).
 # swtpm is for tests and demos only: it gives no security.
@@ -86,5 +87,6 @@ stop_abrmd() {
       wait "$pid" 2>/dev/null || true
     fi
   done
-  ABRMD_PID= DBUS_PID=
+  ABRMD_PID=""
+  DBUS_PID=""
 }

@@ -37,8 +37,10 @@ for path in warm warm-plain cold cold-plain open list; do
     ctx=–
     fetch=–
     if [ "$PROBES" = yes ]; then
+        # shellcheck disable=SC2046 # count prints two numbers
         set -- $(count "$path" 10)
         a1=$1 b1=$2
+        # shellcheck disable=SC2046 # count prints two numbers
         set -- $(count "$path" 110)
         ctx=$(((${1} - a1) / 100))
         fetch=$(((${2} - b1) / 100))

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # GUI helpers for the tests/keepassxc GUI tests (sourced by bash after lib.sh): a private Xvfb, the
 # fork's keepassxc with a fresh configuration, and the unlock dialog's hardware-key steps per version.
 # The window coordinates are those of the stock 800x600 main window without a window manager; every
@@ -16,7 +17,8 @@ kx_start_xvfb() {
         [ -s "$WORK/display" ] && break
         sleep 0.1
     done
-    export DISPLAY=":$(head -1 "$WORK/display")"
+    DISPLAY=":$(head -1 "$WORK/display")"
+    export DISPLAY
 }
 
 # Starts the fork's GUI on database $1 with a fresh configuration (no earlier unlock pre-selects a key).

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the KX_* paths are for the scripts that source this file
 # Shared by the tests/keepassxc test scripts (sourced by bash): the fork's build tree, a private
 # swtpm per script run, the tpm-hmac tool, and pass/fail reporting.
 # Callers set VERSION before sourcing. swtpm is a test stand-in for a TPM; it gives no security.
@@ -54,6 +56,7 @@ kx_tpm_hmac_build() {
 tpm_hmac() { "$TPM_HMAC" "$@"; }
 
 # Starts swtpm (scripts/swtpm.sh) with its state in $1, stops it on exit; exports TPM2TOOLS_TCTI.
+# shellcheck source=../../scripts/swtpm.sh
 . "$KX_ROOT/scripts/swtpm.sh"
 kx_start_swtpm() {
     command -v swtpm >/dev/null 2>&1 || { say "FAIL: swtpm is not installed (apt-get install swtpm swtpm-tools)" >&2; exit 1; }

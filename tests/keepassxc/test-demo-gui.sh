@@ -12,6 +12,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=demo-gui
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 DEMO_VERSION=2.7.4
 [ -f "$KX_BUILD/keepassxc-2.7.10/.fetched" ] && DEMO_VERSION=2.7.10
@@ -22,8 +23,10 @@ fi
 WORK=$KX_BUILD/demo-gui
 rm -rf "$WORK"
 mkdir -p "$WORK/home"
+# shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"
 DEMO_PID=
+# shellcheck disable=SC2317 # run by the EXIT trap
 stop_demo() {
     [ -z "$DEMO_PID" ] || kill "$DEMO_PID" 2>/dev/null || true
     [ -z "$KX_XVFB_PID" ] || kill "$KX_XVFB_PID" 2>/dev/null || true

@@ -13,6 +13,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=gui
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 for tool in Xvfb xdotool import; do
@@ -26,6 +27,7 @@ rm -rf "$WORK"
 mkdir -p "$WORK"
 kx_start_swtpm "$WORK/swtpm"
 
+# shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"
 trap kx_stop_all EXIT
 

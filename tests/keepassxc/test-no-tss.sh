@@ -11,6 +11,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=no-tss
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 kx_build_fork

@@ -10,6 +10,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=offline
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 kx_build_fork   # fetches the source (online) and builds the usual fork, which the tests compare with
@@ -38,8 +39,10 @@ BIN=$OFFLINE/keepassxc-$VERSION/build
 BACKEND=$BIN/cargo/release/libkeepassxc_tpm_backend.so
 for file in "$BIN/src/keepassxc" "$BIN/src/cli/keepassxc-cli" "$BACKEND"; do
     found=""
+    # Into a file first: with pipefail, "strings | grep -q" fails when grep stops reading early
+    strings "$file" >"$OFFLINE/strings.txt"
     for path in "$KX_ROOT" "$VENDOR" "$OFFLINE/cargo-home" "$HOME/.cargo" "$BIN"; do
-        strings "$file" | grep -qF "$path" && found="$found $path"
+        if grep -qF "$path" "$OFFLINE/strings.txt"; then found="$found $path"; fi
     done
     if [ -z "$found" ]; then
         pass "no build path in $(basename "$file") (strings: no checkout, vendor, cargo home or build tree)"

@@ -12,6 +12,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=pin
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 kx_build_fork
@@ -20,6 +21,7 @@ WORK=$KX_TREE/test-pin
 rm -rf "$WORK"
 mkdir -p "$WORK"
 kx_start_swtpm "$WORK/swtpm"
+# shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"
 trap kx_stop_all EXIT
 

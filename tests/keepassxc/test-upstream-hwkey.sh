@@ -10,6 +10,7 @@ set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
 VERSION=$1
 KX_TEST=upstream-hwkey
+# shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # The secret in the comments of tests/TestYkChallengeResponseKey.cpp and tests/TestCli.cpp

@@ -31,6 +31,7 @@ for file in /usr/bin/tpm-hmac /usr/share/man/man1/tpm-hmac.1.gz /usr/share/bash-
   dpkg -L tpm-hmac | grep -qx "$file" || fail "the package does not install $file"
 done
 
+# shellcheck source=../../scripts/swtpm.sh
 . "$ROOT/scripts/swtpm.sh"
 WORK=$(mktemp -d)
 start_swtpm "$WORK/swtpm"
