@@ -22,6 +22,11 @@
 #   CARGO_EXECUTABLE          cargo; looked up in PATH and ~/.cargo/bin
 # cargo runs with --locked: the checkout's Cargo.lock decides the Rust dependencies. Source paths are
 # remapped (--remap-path-prefix), so no absolute build path ends up in an installed file.
+#
+# Works with the CMake KeePassXC requires (3.10) and single-configuration generators (Ninja, Makefiles),
+# the cargo profile following CMAKE_BUILD_TYPE; a multi-configuration generator is refused. (corrosion's
+# corrosion_import_crate would do the cargo part, but needs CMake 3.22 and is packaged in Debian only
+# from trixie; the build here needs a cdylib built beside the staticlib with its own environment.)
 
 option(WITH_XC_TPM "Include TPM 2.0 HMAC keys as hardware keys (needs WITH_XC_YUBIKEY)." OFF)
 add_feature_info(TPM WITH_XC_TPM "TPM 2.0 HMAC keys as challenge-response hardware keys")
@@ -50,8 +55,10 @@ function(keepassxc_tpm_setup core_target)
         string(APPEND config "#define KEEPASSXC_TPM_KEYMAP_API\n")
     endif()
     string(APPEND config "#endif\n")
-    # Written only when it changes, so that a reconfigure does not trigger rebuilds
-    file(CONFIGURE OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/config-keepassxc-tpm.h" CONTENT "${config}")
+    # Copied only when it changes (configure_file), so that a reconfigure does not trigger rebuilds
+    file(WRITE "${CMAKE_CURRENT_BINARY_DIR}/config-keepassxc-tpm.h.new" "${config}")
+    configure_file("${CMAKE_CURRENT_BINARY_DIR}/config-keepassxc-tpm.h.new"
+                   "${CMAKE_CURRENT_BINARY_DIR}/config-keepassxc-tpm.h" COPYONLY)
 
     if(NOT WITH_XC_TPM)
         return()
@@ -67,11 +74,18 @@ function(keepassxc_tpm_setup core_target)
         message(FATAL_ERROR "${driver_dir}/YubiKeyInterfaceTPM.cpp is missing: copy keepassxc-tpm's cpp-shim/src into the tree.")
     endif()
 
+    get_property(multi_config GLOBAL PROPERTY GENERATOR_IS_MULTI_CONFIG)
+    if(multi_config)
+        message(FATAL_ERROR "WITH_XC_TPM=ON needs a single-configuration generator (Ninja or Makefiles, with "
+                            "CMAKE_BUILD_TYPE): the cargo profile follows CMAKE_BUILD_TYPE.")
+    endif()
+
     find_program(CARGO_EXECUTABLE cargo HINTS "$ENV{CARGO_HOME}/bin" "$ENV{HOME}/.cargo/bin")
     if(NOT CARGO_EXECUTABLE)
         message(FATAL_ERROR "cargo not found: install Rust (https://rustup.rs) or set CARGO_EXECUTABLE.")
     endif()
 
+    find_package(Threads REQUIRED)
     find_package(PkgConfig REQUIRED)
     # Needed to build the backend (not linked into KeePassXC); checked here for a clear message
     pkg_check_modules(KEEPASSXC_TPM_TSS2 REQUIRED tss2-esys tss2-tctildr tss2-mu tss2-sys libcrypto)
@@ -88,7 +102,7 @@ function(keepassxc_tpm_setup core_target)
     set(cargo_target_dir "${CMAKE_BINARY_DIR}/cargo")
     set(bridge_lib "${cargo_target_dir}/${cargo_profile_dir}/${CMAKE_STATIC_LIBRARY_PREFIX}keepassxc_tpm_bridge${CMAKE_STATIC_LIBRARY_SUFFIX}")
     set(bridge_include_dir "${cargo_target_dir}/cxxbridge")
-    set(backend_lib "${cargo_target_dir}/${cargo_profile_dir}/libkeepassxc_tpm_backend.so")
+    set(backend_lib "${cargo_target_dir}/${cargo_profile_dir}/${CMAKE_SHARED_LIBRARY_PREFIX}keepassxc_tpm_backend${CMAKE_SHARED_LIBRARY_SUFFIX}")
     include(GNUInstallDirs)
     set(backend_install_dir "${CMAKE_INSTALL_LIBDIR}/keepassxc")
     # Only the install directory is compiled in, never the build tree: code planted there would run
@@ -145,9 +159,15 @@ function(keepassxc_tpm_setup core_target)
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY COMPILE_OPTIONS "-isystem${bridge_include_dir}")
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY OBJECT_DEPENDS "${bridge_header}")
 
-    # keepassx_core uses the plain target_link_libraries signature, so this must too. No tpm2-tss here:
-    # the backend, loaded at run time, links it.
-    target_link_libraries(${core_target} "${bridge_lib}" ${CMAKE_DL_LIBS} pthread m)
+    # The staticlib cargo makes, as a target with what it needs from the system (Rust's std: threads,
+    # dlopen, libm). No tpm2-tss here: the backend, loaded at run time, links it.
+    add_library(keepassxc_tpm_bridge_lib STATIC IMPORTED)
+    set_target_properties(keepassxc_tpm_bridge_lib PROPERTIES
+        IMPORTED_LOCATION "${bridge_lib}"
+        INTERFACE_LINK_LIBRARIES "Threads::Threads;${CMAKE_DL_LIBS};m")
+    add_dependencies(${core_target} keepassxc_tpm_bridge)
+    # keepassx_core uses the plain target_link_libraries signature, so this must too
+    target_link_libraries(${core_target} keepassxc_tpm_bridge_lib)
     install(FILES "${backend_lib}" DESTINATION "${backend_install_dir}")
 
     # For tests and the demo: creates a database protected by password + hardware key with KeePassXC's
