@@ -6,6 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 export TSS2_LOG=all+none   # ESYS's own stderr lines; our errors are checked by the tests
+# Lints: formatting, clippy with every warning an error, and shellcheck (warnings and errors)
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x -S warning
 cargo build --workspace --locked
 cargo test --workspace --locked
 if [ -x tests/keepassxc/run-tests.sh ]; then
@@ -14,6 +18,11 @@ fi
 # The tpm-hmac Debian package: lintian, installed with apt, used, removed
 rc=0
 tests/packaging/test-tpm-hmac-deb.sh || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
+# The KeePassXC fork's Debian package (Debian 12's keepassxc source package + the TPM driver): built,
+# lintian, installed with apt, opens a TPM-protected database, removed
+rc=0
+tests/packaging/test-keepassxc-deb.sh || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
 # The Python provider with kdbxtool, against both forks built above
 tests/python/run.sh

@@ -71,6 +71,16 @@ else
     fail "keepassxc-cli without a PIN"
 fi
 
+# Ctrl-C at the PIN prompt ends keepassxc-cli with the terminal's echo back on
+if python3 "$KX_ROOT/rust/cli/tests/pty.py" --answer 'Enter password' 0 "$PASSWORD\n" --answer "$PROMPT" 0.5 '\x03' -- \
+    "$KX_CLI" ls --yubikey "1:$SERIAL" "$DB" >"$WORK/ctrl-c.json" 2>&1 &&
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); sys.exit(0 if r["echo"] and r["rc"] != 0 else 1)' "$WORK/ctrl-c.json"; then
+    pass "Ctrl-C at the PIN prompt: keepassxc-cli ends and the terminal echoes again"
+else
+    sed 's/^/    /' "$WORK/ctrl-c.json" >&2
+    fail "Ctrl-C at the PIN prompt leaves the terminal without echo"
+fi
+
 # keepassxc-cli's interactive session: one PIN for the unlock, none for the two saves, one after close
 DBPROMPT='TPM demo> '
 if $PTY --answer 'Enter password' "$PASSWORD" --answer "$PROMPT" "$PIN" \

@@ -86,12 +86,15 @@ pub fn challenge(
 /// # Safety
 /// `buffer` is null or points to a `Buffer` whose `ptr` is valid for `cap` bytes of writing.
 unsafe fn fill(buffer: *mut Buffer, bytes: &[u8]) -> bool {
-    let Some(buffer) = buffer.as_mut() else { return false };
+    // SAFETY: the caller promises `buffer` is null or valid.
+    let Some(buffer) = (unsafe { buffer.as_mut() }) else { return false };
     buffer.len = bytes.len();
     if buffer.ptr.is_null() || bytes.len() > buffer.cap {
         return false;
     }
-    std::slice::from_raw_parts_mut(buffer.ptr, buffer.cap)[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: `ptr` is valid for `cap` bytes (the caller's promise), and is not null.
+    let out = unsafe { std::slice::from_raw_parts_mut(buffer.ptr, buffer.cap) };
+    out[..bytes.len()].copy_from_slice(bytes);
     true
 }
 
@@ -100,12 +103,14 @@ unsafe fn fill(buffer: *mut Buffer, bytes: &[u8]) -> bool {
 /// # Safety
 /// As for [`fill`].
 unsafe fn fill_message(buffer: *mut Buffer, text: &str) {
-    let cap = buffer.as_ref().map_or(0, |b| b.cap);
+    // SAFETY: the caller promises `buffer` is null or valid.
+    let cap = unsafe { buffer.as_ref() }.map_or(0, |b| b.cap);
     let mut end = text.len().min(cap);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    fill(buffer, &text.as_bytes()[..end]);
+    // SAFETY: passed on as the caller gave it.
+    unsafe { fill(buffer, &text.as_bytes()[..end]) };
 }
 
 /// Runs `f`, turning a panic into an error status: a panic must never unwind into C, where it
@@ -117,23 +122,32 @@ unsafe fn guarded(message: *mut Buffer, f: impl FnOnce() -> u32) -> u32 {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(code) => code,
         Err(_) => {
-            fill_message(message, "internal error in the TPM backend (a bug: please report it)");
+            // SAFETY: `message` as the caller gave it.
+            unsafe { fill_message(message, "internal error in the TPM backend (a bug: please report it)") };
             status::TPM_ERROR
         }
     }
 }
 
+/// # Safety
+/// `keys` and `message` are null or valid buffers (the ABI's contract with the bridge).
 unsafe extern "C" fn c_list_keys(keys: *mut Buffer, message: *mut Buffer) -> u32 {
-    guarded(message, || match list_keys() {
-        Ok(json) if fill(keys, json.as_bytes()) => status::OK,
-        Ok(_) => status::BUFFER_TOO_SMALL,
-        Err((code, text)) => {
-            fill_message(message, &text);
-            code
-        }
-    })
+    // SAFETY: the buffers are as the ABI promises (above).
+    unsafe {
+        guarded(message, || match list_keys() {
+            Ok(json) if fill(keys, json.as_bytes()) => status::OK,
+            Ok(_) => status::BUFFER_TOO_SMALL,
+            Err((code, text)) => {
+                fill_message(message, &text);
+                code
+            }
+        })
+    }
 }
 
+/// # Safety
+/// `challenge_ptr` and `pin_ptr` are null or valid for their lengths; `response` and `message`
+/// are null or valid buffers (the ABI's contract with the bridge).
 #[allow(clippy::too_many_arguments)]
 unsafe extern "C" fn c_challenge(
     serial: u32,
@@ -145,27 +159,30 @@ unsafe extern "C" fn c_challenge(
     response: *mut Buffer,
     message: *mut Buffer,
 ) -> u32 {
-    guarded(message, || {
-        let challenge_bytes: &[u8] =
-            if challenge_ptr.is_null() { &[] } else { std::slice::from_raw_parts(challenge_ptr, challenge_len) };
-        let pin = (!pin_ptr.is_null()).then(|| std::slice::from_raw_parts(pin_ptr, pin_len));
-        let Some(out) = response.as_mut().filter(|b| !b.ptr.is_null()) else {
-            fill_message(message, "no response buffer");
-            return status::BUFFER_TOO_SMALL;
-        };
-        let out_slice = std::slice::from_raw_parts_mut(out.ptr, out.cap);
-        match self::challenge(serial, slot, challenge_bytes, pin, out_slice) {
-            Ok(len) => {
-                out.len = len;
-                status::OK
+    // SAFETY: every pointer is null or valid for its length (above); nulls are checked first.
+    unsafe {
+        guarded(message, || {
+            let challenge_bytes: &[u8] =
+                if challenge_ptr.is_null() { &[] } else { std::slice::from_raw_parts(challenge_ptr, challenge_len) };
+            let pin = (!pin_ptr.is_null()).then(|| std::slice::from_raw_parts(pin_ptr, pin_len));
+            let Some(out) = response.as_mut().filter(|b| !b.ptr.is_null()) else {
+                fill_message(message, "no response buffer");
+                return status::BUFFER_TOO_SMALL;
+            };
+            let out_slice = std::slice::from_raw_parts_mut(out.ptr, out.cap);
+            match self::challenge(serial, slot, challenge_bytes, pin, out_slice) {
+                Ok(len) => {
+                    out.len = len;
+                    status::OK
+                }
+                Err((code, text)) => {
+                    out.len = 0;
+                    fill_message(message, &text);
+                    code
+                }
             }
-            Err((code, text)) => {
-                out.len = 0;
-                fill_message(message, &text);
-                code
-            }
-        }
-    })
+        })
+    }
 }
 
 static BACKEND: BackendV1 = BackendV1 { abi_version: ABI_VERSION, list_keys: c_list_keys, challenge: c_challenge };

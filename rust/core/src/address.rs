@@ -22,6 +22,7 @@ pub const SLOT: i32 = 1;
 pub struct KeyHandle(u32);
 
 impl KeyHandle {
+    /// The handle `value`, if it is in the owner's persistent range.
     pub fn new(value: u32) -> Result<Self> {
         if OWNER_PERSISTENT.contains(&value) {
             Ok(KeyHandle(value))
@@ -43,6 +44,7 @@ impl KeyHandle {
         Self::from_serial(serial)
     }
 
+    /// The handle as a number.
     pub fn value(self) -> u32 {
         self.0
     }

@@ -36,8 +36,10 @@ pub fn yubikey_message(challenge: &[u8]) -> Result<Vec<u8>> {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SlotMode {
+    /// Hashes the challenge as given (the padded block with its trailing run dropped).
     #[default]
     Variable,
+    /// Hashes all 64 bytes of the padded block.
     Fixed,
 }
 

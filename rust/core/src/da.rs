@@ -9,6 +9,7 @@ use crate::tpm::Tpm;
 /// TPMA_PERMANENT.inLockout (TPM 2.0 Part 2, 8.6).
 const IN_LOCKOUT: u32 = 1 << 9;
 
+/// The TPM's dictionary-attack counters and settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DaStatus {
     /// Failures counted now.
@@ -24,6 +25,7 @@ pub struct DaStatus {
 }
 
 impl DaStatus {
+    /// Wrong PINs the TPM still accepts before it locks out.
     pub fn tries_left(&self) -> u32 {
         self.max_failures.saturating_sub(self.failures)
     }

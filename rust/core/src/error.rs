@@ -5,91 +5,220 @@ use std::fmt;
 
 use crate::address::KeyHandle;
 
+/// The result of every fallible operation of the core.
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// What went wrong. `Display` gives a single line with a remedy.
 #[derive(Debug)]
 pub enum Error {
     /// No TPM answered on the TCTI (no device, no simulator, module missing, connection lost).
-    NoTpm { tcti: String, detail: String },
+    NoTpm {
+        /// The TCTI that was tried (or "the default search").
+        tcti: String,
+        /// Why it did not answer.
+        detail: String,
+    },
     /// The TPM did not answer in time (it hangs, or a daemon in front of it does).
-    Timeout { seconds: u64 },
+    Timeout {
+        /// How long was waited for the answer.
+        seconds: u64,
+    },
     /// The TCTI configuration string could not be understood.
-    UnknownTcti { tcti: String },
+    UnknownTcti {
+        /// The TCTI configuration string as given.
+        tcti: String,
+    },
     /// The TPM device exists but this user may not open it.
-    PermissionDenied { device: String, group: Option<String> },
+    PermissionDenied {
+        /// The path of the TPM device, e.g. /dev/tpmrm0.
+        device: String,
+        /// The group that owns the device, if its name is known.
+        group: Option<String>,
+    },
     /// A handle string or serial that is not a persistent handle of the owner hierarchy.
-    BadHandle { input: String },
+    BadHandle {
+        /// The handle, serial or address as given.
+        input: String,
+    },
     /// Nothing is stored at the handle.
-    EmptyHandle { handle: KeyHandle },
+    EmptyHandle {
+        /// The persistent handle the key was looked for at.
+        handle: KeyHandle,
+    },
     /// Something other than an HMAC key is stored at the handle.
-    NotHmacKey { handle: KeyHandle, what: String },
+    NotHmacKey {
+        /// The persistent handle the key was looked for at.
+        handle: KeyHandle,
+        /// What is stored there instead, e.g. "an RSA key".
+        what: String,
+    },
     /// `create`/`import` was asked for a handle that is already in use.
-    HandleOccupied { handle: KeyHandle, what: String },
+    HandleOccupied {
+        /// The persistent handle that was asked for.
+        handle: KeyHandle,
+        /// What already sits there.
+        what: String,
+    },
     /// Every handle of the project range (or the TPM's NV memory) is in use.
-    NoFreeHandle { detail: String },
+    NoFreeHandle {
+        /// What is full: the project range, or the TPM's persistent memory.
+        detail: String,
+    },
     /// The TPM's dictionary-attack protection is locked out; one failure is forgotten every
     /// `interval_seconds`, when known.
-    Lockout { rc: u32, interval_seconds: Option<u32> },
+    Lockout {
+        /// The TPM's return code.
+        rc: u32,
+        /// Seconds after which one failure is forgotten, if the TPM said.
+        interval_seconds: Option<u32>,
+    },
     /// The key's PIN was wrong; `tries_left` before lockout, when known.
-    AuthFailed { rc: u32, tries_left: Option<u32> },
+    AuthFailed {
+        /// The TPM's return code.
+        rc: u32,
+        /// Wrong PINs the TPM still accepts before it locks out, if it said.
+        tries_left: Option<u32>,
+    },
     /// The key needs a PIN and none was given.
-    PinRequired { handle: KeyHandle },
+    PinRequired {
+        /// The persistent handle of the key.
+        handle: KeyHandle,
+    },
     /// The key's policy (PCR binding) is not satisfied: the boot state changed.
-    PolicyFailed { rc: u32 },
+    PolicyFailed {
+        /// The TPM's return code.
+        rc: u32,
+    },
     /// The key has a policy, but which PCRs it binds is not in the metadata file.
-    PolicyUnknown { rc: u32 },
+    PolicyUnknown {
+        /// The TPM's return code (0 when the key was not tried).
+        rc: u32,
+    },
     /// The storage key salting the session is not the one pinned when the key was made.
-    StorageKeyChanged { handle: KeyHandle },
+    StorageKeyChanged {
+        /// The persistent handle of the key.
+        handle: KeyHandle,
+    },
     /// The metadata file cannot be used (unreadable, not a regular file, too large, malformed).
-    Metadata { path: String, reason: String },
+    Metadata {
+        /// The path of the metadata file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The metadata record of the key at a handle names another key than the one there.
-    RecordMismatch { handle: KeyHandle, path: String },
+    RecordMismatch {
+        /// The persistent handle of the key.
+        handle: KeyHandle,
+        /// The path of the metadata file holding the record.
+        path: String,
+    },
     /// A PIN key was asked for without bus encryption, which would send its authValue in clear.
-    PinNeedsEncryption { handle: KeyHandle },
+    PinNeedsEncryption {
+        /// The persistent handle of the key.
+        handle: KeyHandle,
+    },
     /// The key was made, but its record could not be written, so it was removed again.
-    NotRecorded { handle: KeyHandle, removed: bool, cause: Box<Error> },
+    NotRecorded {
+        /// The persistent handle the key was made at.
+        handle: KeyHandle,
+        /// Whether removing the key succeeded (if not, it is still at `handle`).
+        removed: bool,
+        /// Why the record could not be written.
+        cause: Box<Error>,
+    },
     /// The TPM refused a session's authorisation for a key without a PIN: the session HMAC did
     /// not match, so an answer was altered on the way (or the key is not what it seems).
-    SessionRejected { rc: u32 },
+    SessionRejected {
+        /// The TPM's return code.
+        rc: u32,
+    },
     /// The TPM's answer did not parse, or failed its session's integrity check.
-    BadAnswer { operation: &'static str, rc: u32 },
+    BadAnswer {
+        /// What was being done, e.g. "loading the key".
+        operation: &'static str,
+        /// The TSS return code.
+        rc: u32,
+    },
     /// A label the key list could not show.
-    BadLabel { reason: String },
+    BadLabel {
+        /// Why the label cannot be used.
+        reason: String,
+    },
     /// A secret to import is malformed; the reason says how.
-    BadSecret { reason: String },
+    BadSecret {
+        /// How the secret is malformed.
+        reason: String,
+    },
     /// A challenge longer than a YubiKey slot accepts.
-    ChallengeTooLong { len: usize },
+    ChallengeTooLong {
+        /// The length of the challenge, in bytes.
+        len: usize,
+    },
     /// The TPM has no room for another loaded object.
-    OutOfMemory { operation: &'static str, rc: u32 },
+    OutOfMemory {
+        /// What was being done.
+        operation: &'static str,
+        /// The TPM's return code.
+        rc: u32,
+    },
     /// Any other TPM or TSS failure.
-    Tpm { operation: &'static str, rc: u32, text: String },
+    Tpm {
+        /// What was being done.
+        operation: &'static str,
+        /// The TPM or TSS return code.
+        rc: u32,
+        /// The return code's meaning, as tss-esapi describes it.
+        text: String,
+    },
     /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
-    Wrapper { operation: &'static str, text: String },
+    Wrapper {
+        /// What was being done.
+        operation: &'static str,
+        /// The wrapper's description of the failure.
+        text: String,
+    },
 }
 
 /// The broad class of an [`Error`], for callers that map errors onto their own status codes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
+    /// No TPM could be reached (or it did not answer in time).
     NoTpm,
+    /// The TPM device may not be opened by this user.
     PermissionDenied,
+    /// A handle, serial or slot that cannot name a TPM key.
     BadHandle,
+    /// No key at the handle.
     NoSuchKey,
+    /// Something other than an HMAC key at the handle.
     NotHmacKey,
+    /// The handle asked for is already in use.
     HandleOccupied,
+    /// No free persistent handle is left.
     NoFreeHandle,
+    /// The TPM is locked out after too many wrong PINs.
     Lockout,
+    /// The PIN was wrong.
     AuthFailed,
+    /// The key needs a PIN and none was given.
     PinRequired,
+    /// The key's PCR policy is not satisfied (or not known).
     PolicyFailed,
+    /// A secret or label that cannot be used.
     BadSecret,
+    /// A challenge that a YubiKey slot would not accept.
     BadChallenge,
+    /// The storage key is not the one the key was made under.
     StorageKeyChanged,
+    /// The metadata file or a key's record in it is unusable.
     Metadata,
+    /// Any other failure.
     Other,
 }
 
 impl Error {
+    /// The broad class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::Timeout { .. } => ErrorKind::NoTpm,

@@ -33,8 +33,10 @@ const PERSIST_ATTEMPTS: usize = 5;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
+    /// HMAC-SHA1, what a YubiKey slot computes (20-byte responses).
     #[default]
     Sha1,
+    /// HMAC-SHA256 (32-byte responses).
     Sha256,
 }
 
@@ -99,14 +101,19 @@ pub enum Origin {
 /// An HMAC key in the TPM's persistent storage.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
+    /// The persistent handle the key is stored at.
     pub handle: KeyHandle,
+    /// The key's hash.
     pub algorithm: Algorithm,
+    /// Whether the key was generated in the TPM or imported.
     pub origin: Origin,
     /// Exempt from dictionary-attack lockout (keys without a PIN).
     pub no_da: bool,
     /// Bound to a policy (PCRs): usable only while the boot state matches.
     pub policy_bound: bool,
+    /// The key cannot be duplicated to another TPM (fixedTPM).
     pub fixed_tpm: bool,
+    /// The key cannot be duplicated to another parent (fixedParent).
     pub fixed_parent: bool,
     /// The user's name for the key, from its metadata record (which may be lost: then none).
     pub label: Option<String>,
@@ -146,17 +153,25 @@ impl KeyInfo {
 /// A key as `tpm-hmac list --json` and the Python module show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeySummary {
+    /// The persistent handle, e.g. "0x81000100".
     pub handle: String,
+    /// KeePassXC's serial: the handle as an unsigned 32-bit number.
     pub serial: u32,
+    /// KeePassXC's slot: always 1.
     pub slot: i32,
+    /// The key's hash.
     pub algorithm: Algorithm,
+    /// Whether the key was generated in the TPM or imported.
     pub origin: Origin,
+    /// The key's name as KeePassXC shows it (see [`KeyInfo::display_name`]).
     pub display_name: String,
     /// keepassxc-cli's `--yubikey` value for this key.
     pub keepassxc: String,
+    /// Exempt from dictionary-attack lockout (keys without a PIN).
     pub no_da: bool,
     /// Usable only while the PCRs it is bound to keep their values.
     pub pcr_bound: bool,
+    /// The user's name for the key, if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
 }
@@ -183,6 +198,7 @@ impl From<&KeyInfo> for KeySummary {
 pub struct KeySpec {
     /// Where to persist the key; `None` takes the first free handle of [`crate::PROJECT_RANGE`].
     pub handle: Option<KeyHandle>,
+    /// The key's hash (SHA-1 for a YubiKey-compatible key).
     pub algorithm: Algorithm,
     /// SHA-256 PCRs to bind the key to (empty: not bound).
     pub pcrs: Vec<u8>,

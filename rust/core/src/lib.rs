@@ -33,6 +33,7 @@
 //! contains them. Every transient object loaded into the TPM is flushed on every path,
 //! because a TPM without a resource manager has only a few transient slots.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod address;
 pub mod challenge;

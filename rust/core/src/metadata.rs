@@ -99,10 +99,12 @@ impl Metadata {
         Metadata { path }
     }
 
+    /// The metadata file at `path`.
     pub fn at(path: impl Into<PathBuf>) -> Metadata {
         Metadata { path: Some(path.into()) }
     }
 
+    /// The file's path; `None` when no location could be found (no home directory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
     }

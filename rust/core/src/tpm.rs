@@ -156,6 +156,7 @@ impl Tpm {
         self.records.clear();
     }
 
+    /// The metadata file this connection checks keys against.
     pub fn metadata(&self) -> &Metadata {
         &self.metadata
     }

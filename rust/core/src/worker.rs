@@ -17,6 +17,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce(&mut Option<Tpm>) + Send>;
 
+/// A TPM connection on its own thread, whose operations give up after a timeout.
 pub struct TpmWorker {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<thread::JoinHandle<()>>,

@@ -24,6 +24,7 @@
 #include <QThreadPool>
 
 #ifdef Q_OS_UNIX
+#include <csignal>
 #include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -123,6 +124,26 @@ namespace
                 .arg(handle);
         }
     }
+#ifdef Q_OS_UNIX
+    // The terminal whose echo is off while a PIN is read, for the signal handler below
+    volatile sig_atomic_t s_quietTerminal = -1;
+    termios s_savedTerminal{};
+    const int TERMINATING_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+    /**
+     * Ctrl-C (or a kill) at the PIN prompt: turn echo back on, then die of the signal as before.
+     * Only async-signal-safe calls.
+     */
+    void restoreEchoAndDie(int signal)
+    {
+        if (s_quietTerminal >= 0) {
+            ::tcsetattr(s_quietTerminal, TCSANOW, &s_savedTerminal);
+        }
+        std::signal(signal, SIG_DFL);
+        std::raise(signal);
+    }
+#endif
+
     /**
      * Read a line from the terminal without echo (keepassxc-cli); false when there is no terminal.
      * The PIN goes straight into a buffer that is wiped whenever it is freed or grows.
@@ -137,7 +158,16 @@ namespace
         // Echo off before the prompt appears, so that nothing typed after it is shown
         termios saved{};
         const bool isTerminal = ::tcgetattr(fd, &saved) == 0;
+        struct sigaction previous[sizeof(TERMINATING_SIGNALS) / sizeof(int)]{};
         if (isTerminal) {
+            s_savedTerminal = saved;
+            s_quietTerminal = fd;
+            struct sigaction restore{};
+            restore.sa_handler = restoreEchoAndDie;
+            sigemptyset(&restore.sa_mask);
+            for (std::size_t i = 0; i < sizeof(TERMINATING_SIGNALS) / sizeof(int); ++i) {
+                ::sigaction(TERMINATING_SIGNALS[i], &restore, &previous[i]);
+            }
             termios quiet = saved;
             quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
             ::tcsetattr(fd, TCSAFLUSH, &quiet);
@@ -157,6 +187,10 @@ namespace
         c = 0;
         if (isTerminal) {
             ::tcsetattr(fd, TCSANOW, &saved);
+            s_quietTerminal = -1;
+            for (std::size_t i = 0; i < sizeof(TERMINATING_SIGNALS) / sizeof(int); ++i) {
+                ::sigaction(TERMINATING_SIGNALS[i], &previous[i], nullptr);
+            }
         }
         written = ::write(fd, "\n", 1);
         Q_UNUSED(written);

@@ -47,6 +47,7 @@ pub fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algor
     tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }
 
+#[allow(unused_imports)] // each test binary uses some of them
 pub use swtpm_fixture::commands::{FLUSH_CONTEXT, HMAC, READ_PUBLIC, START_AUTH_SESSION};
 
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
