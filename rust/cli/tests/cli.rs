@@ -287,18 +287,9 @@ fn usage_errors_and_unreachable_tpms_fail_fast() {
 
 #[test]
 fn permission_denied_names_the_group() {
-    if !nix_is_root() || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("SKIP: needs root and setpriv to run as another user");
-        return;
-    }
-    let dir = tempfile::Builder::new().prefix("fake-dev-").tempdir().unwrap();
-    let device = dir.path().join("tpmrm0");
-    std::fs::write(&device, b"").unwrap();
-    // root:root 0660 and a world-traversable directory: the "nobody" user may see but not open it.
-    Command::new("chmod").args(["0755", dir.path().to_str().unwrap()]).status().unwrap();
-    Command::new("chmod").args(["0660", device.to_str().unwrap()]).status().unwrap();
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_tpm-hmac"), "--tcti"])
+    let Some((_dir, device)) = swtpm_fixture::unopenable_device() else { return };
+    let out = swtpm_fixture::as_nobody(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .arg("--tcti")
         .arg(format!("device:{}", device.display()))
         .arg("list")
         .output()
@@ -306,10 +297,6 @@ fn permission_denied_names_the_group() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("permission denied") && stderr.contains("\"root\" group"), "{stderr}");
-}
-
-fn nix_is_root() -> bool {
-    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
 }
 
 #[test]

@@ -255,19 +255,10 @@ fn a_broken_metadata_file_is_a_problem() {
 
 #[test]
 fn no_device_access_names_the_group_and_tpm_udev() {
-    let root = Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
-    if !root || Command::new("setpriv").arg("--version").output().is_err() {
-        eprintln!("SKIP: needs root and setpriv to run as another user");
-        return;
-    }
-    let dir = tempfile::Builder::new().prefix("fake-dev-").tempdir().unwrap();
-    let device = dir.path().join("tpmrm0");
-    std::fs::write(&device, b"").unwrap();
-    Command::new("chmod").args(["0755", dir.path().to_str().unwrap()]).status().unwrap();
-    Command::new("chmod").args(["0660", device.to_str().unwrap()]).status().unwrap();
+    let Some((dir, device)) = swtpm_fixture::unopenable_device() else { return };
     let as_nobody = || {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_tpm-hmac"), "--tcti"])
+        swtpm_fixture::as_nobody(env!("CARGO_BIN_EXE_tpm-hmac"))
+            .arg("--tcti")
             .arg(format!("device:{}", device.display()))
             .arg("doctor")
             .env("KEEPASSXC_TPM_METADATA", dir.path().join("keys.json"))

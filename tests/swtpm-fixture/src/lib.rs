@@ -40,3 +40,28 @@ pub fn persist_srk(tcti: &str, dir: &std::path::Path) {
 pub fn transient_objects(tcti: &str) -> usize {
     tpm2(tcti, &["tpm2_getcap", "handles-transient"]).lines().filter(|l| l.trim_start().starts_with("- 0x")).count()
 }
+
+/// A TPM device only in name: an empty file `tpmrm0`, root:root mode 0660, in a directory anyone
+/// may enter, so that a program run as "nobody" ([`as_nobody`]) sees it but may not open it. `None`
+/// (the caller skips) unless this runs as root with setpriv.
+pub fn unopenable_device() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = std::process::Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !root || std::process::Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs root and setpriv to run as another user");
+        return None;
+    }
+    let dir = tempfile::Builder::new().prefix("fake-dev-").tempdir().expect("temp dir");
+    let device = dir.path().join("tpmrm0");
+    std::fs::write(&device, b"").expect("fake device");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&device, std::fs::Permissions::from_mode(0o660)).expect("chmod");
+    Some((dir, device))
+}
+
+/// `program` as the user "nobody", without supplementary groups (setpriv).
+pub fn as_nobody(program: &str) -> std::process::Command {
+    let mut command = std::process::Command::new("setpriv");
+    command.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+    command
+}
