@@ -2,7 +2,12 @@
 # shellcheck disable=SC2034 # the KX_* paths are for the scripts that source this file
 # Shared by the tests/keepassxc test scripts (sourced by bash): the fork's build tree, a private
 # swtpm per script run, the tpm-hmac tool, and pass/fail reporting.
-# Callers set VERSION before sourcing. swtpm is a test stand-in for a TPM; it gives no security.
+# The prologue of every test script: set -euo pipefail; KX_TEST=name; . "$(dirname "$0")/lib.sh" "$@"
+# (its one argument, the KeePassXC version, becomes VERSION). swtpm is a test stand-in for a TPM; it
+# gives no security.
+
+[ $# -eq 1 ] || { echo "usage: $0 VERSION   (2.7.4 or 2.7.10)" >&2; exit 2; }
+VERSION=$1
 
 KX_HERE=$(cd "$(dirname "$0")" && pwd)
 KX_ROOT=$(cd "$KX_HERE/../.." && pwd)

@@ -9,11 +9,9 @@
 #        is there, else 2.7.4; the other one is skipped)
 # Exit codes: 0 pass, 1 fail, 77 skip.
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
-VERSION=$1
 KX_TEST=demo-gui
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 DEMO_VERSION=2.7.4
 [ -f "$KX_BUILD/keepassxc-2.7.10/.fetched" ] && DEMO_VERSION=2.7.10
 if [ "$VERSION" != "$DEMO_VERSION" ]; then

@@ -10,11 +10,9 @@
 # Usage: tests/keepassxc/test-gui.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
-VERSION=$1
 KX_TEST=gui
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 
 for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null 2>&1 || { say "FAIL: $tool missing (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }

@@ -7,11 +7,9 @@
 # Usage: tests/keepassxc/test-offline-build.sh VERSION     (needs root for unshare -n)
 # Exit codes: 0 pass, 1 fail, 77 skip (no network namespace here, or no source).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
-VERSION=$1
 KX_TEST=offline
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 
 kx_build_fork   # fetches the source (online) and builds the usual fork, which the tests compare with
 kx_tpm_hmac_build

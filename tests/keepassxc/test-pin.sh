@@ -9,11 +9,9 @@
 # Usage: tests/keepassxc/test-pin.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
-VERSION=$1
 KX_TEST=pin
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 
 kx_build_fork
 kx_tpm_hmac_build

@@ -7,11 +7,9 @@
 # Usage: tests/keepassxc/test-upstream-hwkey.sh VERSION     (2.7.4 or 2.7.10)
 # Exit codes: 0 pass, 1 fail, 77 KeePassXC source not downloadable (skip).
 set -euo pipefail
-[ $# -eq 1 ] || { echo "usage: $0 VERSION" >&2; exit 2; }
-VERSION=$1
 KX_TEST=upstream-hwkey
 # shellcheck source=lib.sh
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib.sh" "$@"
 
 # The secret in the comments of tests/TestYkChallengeResponseKey.cpp and tests/TestCli.cpp
 UPSTREAM_TEST_SECRET=1ce30fd78d20dcfa40b50c18779afb0f02288db7
