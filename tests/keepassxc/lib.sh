@@ -48,6 +48,13 @@ kx_build_fork() {
     [ "$rc" -eq 0 ] || { say "FAIL: building the fork failed" >&2; exit 1; }
 }
 
+# WORK: an empty directory for this test's files, build/keepassxc-VERSION/test-NAME.
+kx_fresh_workdir() {
+    WORK=$KX_TREE/test-$KX_TEST
+    rm -rf "$WORK"
+    mkdir -p "$WORK"
+}
+
 # tpm-hmac, built with the same cargo target directory as the fork's bridge (shared dependencies).
 kx_tpm_hmac_build() {
     if [ -n "${TPM_HMAC:-}" ]; then

@@ -14,9 +14,7 @@ KX_TEST=cli-e2e
 
 kx_build_fork
 kx_tpm_hmac_build
-WORK=$KX_TREE/test-cli-e2e
-rm -rf "$WORK"
-mkdir -p "$WORK"
+kx_fresh_workdir
 kx_start_swtpm "$WORK/swtpm"
 
 # A fresh key generated inside the TPM; its serial is the persistent handle in decimal.

@@ -20,9 +20,7 @@ done
 
 kx_build_fork
 kx_tpm_hmac_build
-WORK=$KX_TREE/test-gui
-rm -rf "$WORK"
-mkdir -p "$WORK"
+kx_fresh_workdir
 kx_start_swtpm "$WORK/swtpm"
 
 # shellcheck source=gui-lib.sh

@@ -14,9 +14,7 @@ KX_TEST=no-tss
 
 kx_build_fork
 kx_tpm_hmac_build
-WORK=$KX_TREE/test-no-tss
-rm -rf "$WORK"
-mkdir -p "$WORK"
+kx_fresh_workdir
 
 BACKEND=$KX_BACKEND
 for bin in src/keepassxc src/cli/keepassxc-cli src/keepassxc-tpm-make-db tests/testcli tests/testykchallengeresponsekey; do

@@ -15,9 +15,7 @@ KX_TEST=pin
 
 kx_build_fork
 kx_tpm_hmac_build
-WORK=$KX_TREE/test-pin
-rm -rf "$WORK"
-mkdir -p "$WORK"
+kx_fresh_workdir
 kx_start_swtpm "$WORK/swtpm"
 # shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"

@@ -17,9 +17,7 @@ HANDLE=0x81000100
 
 kx_build_fork
 kx_tpm_hmac_build
-WORK=$KX_TREE/test-upstream-hwkey
-rm -rf "$WORK"
-mkdir -p "$WORK"
+kx_fresh_workdir
 kx_start_swtpm "$WORK/swtpm"
 
 echo "$UPSTREAM_TEST_SECRET" >"$WORK/secret.hex"
