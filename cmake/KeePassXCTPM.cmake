@@ -135,15 +135,19 @@ function(keepassxc_tpm_setup core_target)
     string(ASCII 31 flag_separator)
     set(rustflags "--remap-path-prefix=${KEEPASSXC_TPM_SOURCE_DIR}=keepassxc-tpm")
     string(APPEND rustflags "${flag_separator}--remap-path-prefix=${cargo_home}=cargo")
+    # The same for the C++ that cxx compiles (its asserts carry __FILE__); cc-rs reads CXXFLAGS
+    set(cxxflags "${CMAKE_CXX_FLAGS} -ffile-prefix-map=${KEEPASSXC_TPM_SOURCE_DIR}=keepassxc-tpm")
+    string(APPEND cxxflags " -ffile-prefix-map=${cargo_home}=cargo -ffile-prefix-map=${cargo_target_dir}=cargo-target")
     if(KEEPASSXC_TPM_CARGO_VENDOR)
         string(APPEND rustflags "${flag_separator}--remap-path-prefix=${KEEPASSXC_TPM_CARGO_VENDOR}=vendor")
+        string(APPEND cxxflags " -ffile-prefix-map=${KEEPASSXC_TPM_CARGO_VENDOR}=vendor")
     endif()
 
     # cargo decides what is stale; the custom target runs it on every build that needs the library
     add_custom_target(keepassxc_tpm_bridge
         COMMAND "${CMAKE_COMMAND}" -E env "CARGO_TARGET_DIR=${cargo_target_dir}"
                 "KEEPASSXC_TPM_BACKEND_DIR=${backend_search_dir}"
-                "CARGO_ENCODED_RUSTFLAGS=${rustflags}"
+                "CARGO_ENCODED_RUSTFLAGS=${rustflags}" "CXXFLAGS=${cxxflags}"
                 "${CARGO_EXECUTABLE}" build ${cargo_profile_args} --locked ${cargo_source_args}
                 -p keepassxc-tpm-bridge -p keepassxc-tpm-backend
                 --manifest-path "${KEEPASSXC_TPM_SOURCE_DIR}/Cargo.toml"

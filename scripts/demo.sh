@@ -4,7 +4,7 @@
 # software TPM (swtpm) whose state is kept in build/demo/swtpm, behind tpm2-abrmd.
 # With --gui it then opens the demo database in the fork's GUI, on the same TPM, and stops the
 # software TPM when the GUI closes.
-# Usage: scripts/demo.sh [--gui]
+# Usage: scripts/demo.sh [--gui]     (DEMO_SOFTWARE_TPM=1: the software TPM even where a TPM is usable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
@@ -27,12 +27,14 @@ echo "== Building tpm-hmac"
 cargo build --release --locked -p tpm-hmac
 tpm_hmac="$top/target/release/tpm-hmac"
 
-if [ -n "${TPM2TOOLS_TCTI:-}" ]; then
+if [ -n "${TPM2TOOLS_TCTI:-}" ] && [ -z "${DEMO_SOFTWARE_TPM:-}" ]; then
   tcti=$TPM2TOOLS_TCTI
-elif [ -r /dev/tpmrm0 ] && [ -w /dev/tpmrm0 ]; then
+elif [ -r /dev/tpmrm0 ] && [ -w /dev/tpmrm0 ] && [ -z "${DEMO_SOFTWARE_TPM:-}" ]; then
   tcti=device:/dev/tpmrm0
 else
-  if [ -e /dev/tpmrm0 ]; then
+  if [ -n "${DEMO_SOFTWARE_TPM:-}" ]; then
+    echo "== DEMO_SOFTWARE_TPM is set: starting a software TPM (swtpm gives no security; demo only)"
+  elif [ -e /dev/tpmrm0 ]; then
     echo "== /dev/tpmrm0 exists but you may not use it (add yourself to its group, e.g. tss, and log in again);"
     echo "   using a software TPM instead"
   else

@@ -51,7 +51,11 @@ fi
 if [ -n "${DEMO_GUI:-}" ]; then
     echo "== Opening $DB in the fork's GUI: enter the password \"$PASSWORD\", $PICK, then Unlock."
     echo "   The TPM stays available until you close KeePassXC."
-    "$BIN/src/keepassxc" "$DB"
+    # Settings, lock file and socket of the demo's own: a KeePassXC you already run (single instance)
+    # and your settings stay out of it
+    mkdir -p "$DIR/tmp"
+    chmod 700 "$DIR/tmp"
+    TMPDIR=$DIR/tmp "$BIN/src/keepassxc" --config "$DIR/keepassxc.ini" --localconfig "$DIR/keepassxc-local.ini" "$DB"
     exit 0
 fi
 echo "== Open it in the fork's GUI:"

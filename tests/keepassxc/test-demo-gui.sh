@@ -34,11 +34,13 @@ kx_start_xvfb
 # The demo on its own software TPM, with a HOME of its own so the GUI's settings stay out of the
 # user's (cargo and rustup are named, as HOME no longer leads to them)
 CARGO=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
-env -u TPM2TOOLS_TCTI -u KEEPASSXC_TPM_METADATA -u KEEPASSXC_TPM_BACKEND HOME="$WORK/home" \
+# (and never on this machine's TPM: it would get a key of the demo's)
+env -u TPM2TOOLS_TCTI -u KEEPASSXC_TPM_METADATA -u KEEPASSXC_TPM_BACKEND HOME="$WORK/home" DEMO_SOFTWARE_TPM=1 \
     CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}" RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" \
     PATH="$(dirname "$CARGO"):$PATH" XDG_RUNTIME_DIR="$WORK/home" \
     "$KX_ROOT/scripts/demo.sh" --gui >"$WORK/demo.log" 2>&1 &
 DEMO_PID=$!
+ln -sf demo.log "$WORK/keepassxc.log" # where gui-lib.sh looks for the GUI's output
 if ! WID=$(KX_WAIT_SECONDS=600 kx_wait_for_title 'demo\.kdbx \[Locked\] - KeePassXC'); then
     tail -20 "$WORK/demo.log" >&2
     fail "demo.sh --gui did not open the demo database in the GUI"

@@ -116,6 +116,19 @@ fn a_healthy_tpm_passes_and_json_says_the_same() {
 #[test]
 fn a_missing_srk_is_a_problem_whose_fix_works() {
     let swtpm = Swtpm::start();
+    // A fresh TPM has none yet: the first create makes it
+    let out = doctor(&swtpm, &[]);
+    let report = stdout(&out);
+    assert!(out.status.success() && line(&report, "storage-key").starts_with("note "), "{report}");
+    let create = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &swtpm.tcti(), "create"])
+        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
+        .output()
+        .unwrap();
+    assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
+    assert!(line_ok(&stdout(&doctor(&swtpm, &[])), "storage-key"), "create persisted the standard SRK");
+    // Another tool takes it away while a key depends on it
+    tpm2(&swtpm.tcti(), &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000001"]);
     let out = doctor(&swtpm, &[]);
     let report = stdout(&out);
     let line = problem(&out, &report, "storage-key");

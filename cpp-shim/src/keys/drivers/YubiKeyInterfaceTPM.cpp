@@ -24,7 +24,7 @@
 #include <QThreadPool>
 
 #ifdef Q_OS_UNIX
-#include <csignal>
+#include <signal.h>
 #include <fcntl.h>
 #include <termios.h>
 #include <unistd.h>
@@ -128,19 +128,26 @@ namespace
     // The terminal whose echo is off while a PIN is read, for the signal handler below
     volatile sig_atomic_t s_quietTerminal = -1;
     termios s_savedTerminal{};
-    const int TERMINATING_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    constexpr int TERMINATING_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+    constexpr std::size_t SIGNAL_COUNT = sizeof(TERMINATING_SIGNALS) / sizeof(int);
+    // What each signal did before the prompt (sa_handler SIG_IGN: left ignored)
+    struct sigaction s_previousActions[SIGNAL_COUNT]{};
 
     /**
-     * Ctrl-C (or a kill) at the PIN prompt: turn echo back on, then die of the signal as before.
-     * Only async-signal-safe calls.
+     * Ctrl-C (or a kill) at the PIN prompt: turn echo back on, then let the signal do what it did
+     * before the prompt. Only async-signal-safe calls.
      */
     void restoreEchoAndDie(int signal)
     {
         if (s_quietTerminal >= 0) {
             ::tcsetattr(s_quietTerminal, TCSANOW, &s_savedTerminal);
         }
-        std::signal(signal, SIG_DFL);
-        std::raise(signal);
+        for (std::size_t i = 0; i < SIGNAL_COUNT; ++i) {
+            if (TERMINATING_SIGNALS[i] == signal) {
+                ::sigaction(signal, &s_previousActions[i], nullptr);
+            }
+        }
+        ::raise(signal);
     }
 #endif
 
@@ -158,15 +165,19 @@ namespace
         // Echo off before the prompt appears, so that nothing typed after it is shown
         termios saved{};
         const bool isTerminal = ::tcgetattr(fd, &saved) == 0;
-        struct sigaction previous[sizeof(TERMINATING_SIGNALS) / sizeof(int)]{};
+        bool handled[SIGNAL_COUNT]{};
         if (isTerminal) {
             s_savedTerminal = saved;
             s_quietTerminal = fd;
             struct sigaction restore{};
             restore.sa_handler = restoreEchoAndDie;
             sigemptyset(&restore.sa_mask);
-            for (std::size_t i = 0; i < sizeof(TERMINATING_SIGNALS) / sizeof(int); ++i) {
-                ::sigaction(TERMINATING_SIGNALS[i], &restore, &previous[i]);
+            for (std::size_t i = 0; i < SIGNAL_COUNT; ++i) {
+                // A signal the process ignores (nohup, a background job) stays ignored
+                ::sigaction(TERMINATING_SIGNALS[i], nullptr, &s_previousActions[i]);
+                if (s_previousActions[i].sa_handler != SIG_IGN) {
+                    handled[i] = ::sigaction(TERMINATING_SIGNALS[i], &restore, nullptr) == 0;
+                }
             }
             termios quiet = saved;
             quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
@@ -188,8 +199,10 @@ namespace
         if (isTerminal) {
             ::tcsetattr(fd, TCSANOW, &saved);
             s_quietTerminal = -1;
-            for (std::size_t i = 0; i < sizeof(TERMINATING_SIGNALS) / sizeof(int); ++i) {
-                ::sigaction(TERMINATING_SIGNALS[i], &previous[i], nullptr);
+            for (std::size_t i = 0; i < SIGNAL_COUNT; ++i) {
+                if (handled[i]) {
+                    ::sigaction(TERMINATING_SIGNALS[i], &s_previousActions[i], nullptr);
+                }
             }
         }
         written = ::write(fd, "\n", 1);

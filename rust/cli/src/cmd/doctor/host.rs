@@ -67,7 +67,13 @@ fn device_access(device: &Path) -> Finding {
             let group = group_name(info.gid());
             let fix = if group != "tss" {
                 UDEV_FIX.to_owned()
-            } else if listed_in_group("tss") && !in_group_now(info.gid()) {
+            } else if in_group_now(info.gid()) {
+                format!(
+                    "you are in the tss group, but its mode ({:o}) does not let the group open it: reinstall \
+                         tpm-udev, or look for another udev rule that changes it",
+                    info.mode() & 0o777
+                )
+            } else if listed_in_group("tss") {
                 "you are in the tss group, but this login session is not yet: log out and in again".to_owned()
             } else {
                 GROUP_FIX.to_owned()
@@ -77,7 +83,8 @@ fn device_access(device: &Path) -> Finding {
         Err(e) => Finding::problem(
             "device",
             format!("{shown} ({owner}) does not open: {e}"),
-            "close the other program that holds it (the raw device serves one at a time), or use /dev/tpmrm0",
+            "the raw device serves one program at a time: if tpm2-abrmd holds it, use it through tpm2-abrmd (see the \
+             connection line); else close the program that holds it, or use /dev/tpmrm0",
         ),
     }
 }

@@ -65,7 +65,7 @@ pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts>
     };
     findings.push(connection(&answers.tcti));
     findings.push(identity(&answers.facts));
-    findings.push(storage_key(&answers.srk));
+    findings.push(storage_key(&answers.srk, !answers.hmac_keys.is_empty()));
     findings.push(room(&answers));
     findings.push(lockout(&answers.da));
     findings.push(pcr_banks(&answers.facts.pcr_banks));
@@ -116,7 +116,7 @@ fn identity(facts: &TpmFacts) -> Finding {
     }
 }
 
-fn storage_key(srk: &SrkState) -> Finding {
+fn storage_key(srk: &SrkState, has_keys: bool) -> Finding {
     // The TCG template: tpm2-tools' default lacks noDA
     const PERSIST: &str =
         "tpm2_createprimary -C o -G ecc -a \"fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|\
@@ -130,10 +130,17 @@ fn storage_key(srk: &SrkState) -> Finding {
                 "0x81000001 holds a storage key of another template than the TCG's ECC P-256 SRK ({what}): it works"
             ),
         ),
-        SrkState::NotStorageKey(what) => Finding::problem(
+        SrkState::NotStorageKey(what) => Finding::note(
             "storage-key",
-            format!("0x81000001 holds {what}, not a storage key: every challenge first creates a storage key"),
-            "leave that object alone if another program needs it; keys keep working, only slower",
+            format!(
+                "0x81000001 holds {what}, not a storage key: every challenge first creates one (slower); leave \
+                 that object alone if another program needs it"
+            ),
+        ),
+        // A fresh TPM: the first `create` persists it
+        SrkState::Missing if !has_keys => Finding::note(
+            "storage-key",
+            "nothing at 0x81000001 yet: the first tpm-hmac create persists the standard ECC P-256 SRK there",
         ),
         SrkState::Missing => Finding::problem(
             "storage-key",
@@ -178,8 +185,9 @@ fn lockout(da: &DaStatus) -> Finding {
             ),
             format!(
                 "wait {} s for one try to come back, or reset the counter: tpm2_dictionarylockout --clear-lockout \
-                 (needs the lockout authorisation; keys without a PIN keep working)",
-                da.interval_seconds
+                 (needs the lockout authorisation; a wrong one locks that out for {} s; keys without a PIN keep \
+                 working)",
+                da.interval_seconds, da.lockout_recovery_seconds
             ),
         )
     } else if da.failures > 0 {
