@@ -1,0 +1,176 @@
+//! Our paths: in-process (`Tpm::challenge`, `Tpm::list_keys`, `Tpm::open`) and one process per
+//! operation through the `tpm-hmac` CLI.
+
+use std::process::Command;
+
+use keepassxc_tpm::Tpm;
+
+use crate::measure::time_loop;
+use crate::report::{Group, Kind, RowId};
+use crate::stats::Samples;
+use crate::{key_handle, Res};
+
+/// How a warm in-process challenge is made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Warm {
+    /// The default: the direct path, a new session per challenge (no resource manager).
+    Direct,
+    /// The direct path with its session kept, as behind a resource manager.
+    DirectKept,
+    /// tpm2-tss's ESYS computes the session.
+    Esys,
+    /// No bus encryption (a password session).
+    Plain,
+}
+
+impl crate::Bench {
+    /// (a) warm, in-process: the direct path (the default), with its session kept as behind a
+    /// resource manager, the ESYS path, and without bus encryption.
+    pub(crate) fn warm_challenge_rows(&mut self, runs: usize) {
+        for (way, id) in [
+            (Warm::Direct, RowId::Warm),
+            (Warm::DirectKept, RowId::WarmKept),
+            (Warm::Esys, RowId::WarmEsys),
+            (Warm::Plain, RowId::WarmPlain),
+        ] {
+            let warm = self.warm_challenge(way, runs);
+            self.push(Group::Challenge, Kind::Ours, id, warm);
+        }
+    }
+
+    /// (a): one connection, the key used once, then `runs` timed challenges.
+    fn warm_challenge(&self, way: Warm, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
+        let setup = |tpm: &mut Tpm| {
+            tpm.set_bus_encryption(way != Warm::Plain);
+            tpm.set_direct_path(way != Warm::Esys);
+            tpm.set_session_reuse(way == Warm::DirectKept);
+        };
+        let commands = self
+            .count(|| {
+                let mut tpm = Tpm::open(Some(&self.counted))?;
+                setup(&mut tpm);
+                tpm.challenge(key_handle(), &self.seed)?;
+                self.log.clear();
+                let r = tpm.challenge(key_handle(), &self.seed)?;
+                let commands = self.log.commands();
+                self.check("Tpm::challenge", &hex::encode(&r[..]))?;
+                Ok(commands)
+            })?
+            .0;
+        let mut tpm = Tpm::open(Some(&self.direct))?;
+        setup(&mut tpm);
+        tpm.challenge(key_handle(), &self.seed)?;
+        let seed = self.seed.clone();
+        let samples = time_loop(runs, || {
+            tpm.challenge(key_handle(), &seed)?;
+            Ok(())
+        })?;
+        Ok((samples, Some(commands)))
+    }
+
+    /// (b) cold, new process: the CLI.
+    pub(crate) fn cli_challenge_rows(&mut self) {
+        let seed_hex = hex::encode(&self.seed);
+        for (encrypted, id) in [(true, RowId::Cold), (false, RowId::ColdPlain)] {
+            let cli = self.processes(
+                id.label(),
+                self.opts.process_runs,
+                |tcti| {
+                    let mut c = Command::new(&self.tpm_hmac);
+                    c.args(["--tcti", tcti, "challenge", "--handle", "0x81000100", "--hex", &seed_hex]);
+                    if !encrypted {
+                        c.arg("--no-bus-encryption");
+                    }
+                    (c, None)
+                },
+                true,
+            );
+            self.push(Group::Challenge, Kind::Ours, id, cli);
+        }
+    }
+
+    /// Breakdown: `Tpm::open` alone, and with the first challenge (bus encryption on and off).
+    pub(crate) fn open_rows(&mut self, runs: usize) {
+        let b = Group::Breakdown;
+        let open = (|| {
+            let commands = self
+                .count(|| {
+                    Tpm::open(Some(&self.counted))?;
+                    Ok(())
+                })?
+                .1;
+            let samples = time_loop(runs / 10, || {
+                Tpm::open(Some(&self.direct))?;
+                Ok(())
+            })?;
+            Ok((samples, Some(commands)))
+        })();
+        self.push(b, Kind::Info, RowId::Open, open);
+        for (encrypted, id) in [(true, RowId::OpenChallenge), (false, RowId::OpenChallengePlain)] {
+            let cold_in = (|| {
+                let first = |tcti: &str| -> Res<()> {
+                    let mut tpm = Tpm::open(Some(tcti))?;
+                    tpm.set_bus_encryption(encrypted);
+                    tpm.challenge(key_handle(), &self.seed)?;
+                    Ok(())
+                };
+                let commands = self.count(|| first(&self.counted))?.1;
+                let samples = time_loop(runs / 10, || first(&self.direct))?;
+                Ok((samples, Some(commands)))
+            })();
+            self.push(b, Kind::Info, id, cold_in);
+        }
+    }
+
+    /// Breakdown: the start of a `tpm-hmac` process, without the TPM.
+    pub(crate) fn tpm_hmac_start_row(&mut self) {
+        let version = self.processes(
+            "",
+            self.opts.process_runs,
+            |_| {
+                let mut c = Command::new(&self.tpm_hmac);
+                c.arg("--version");
+                (c, None)
+            },
+            false,
+        );
+        self.push(Group::Breakdown, Kind::Info, RowId::TpmHmacStart, version);
+    }
+
+    /// Enumeration: `Tpm::list_keys` in-process (expecting `expect` keys) and `tpm-hmac list`.
+    pub(crate) fn ours_list_rows(&mut self, g: Group, expect: usize, runs: usize) {
+        let warm = (|| {
+            let commands = self
+                .count(|| {
+                    let mut tpm = Tpm::open(Some(&self.counted))?;
+                    tpm.list_keys()?;
+                    self.log.clear();
+                    let keys = tpm.list_keys()?;
+                    if keys.len() != expect {
+                        return Err(format!("list_keys found {} keys, expected {expect}", keys.len()).into());
+                    }
+                    Ok(())
+                })?
+                .1;
+            let mut tpm = Tpm::open(Some(&self.direct))?;
+            tpm.list_keys()?;
+            let samples = time_loop(runs, || {
+                tpm.list_keys()?;
+                Ok(())
+            })?;
+            Ok((samples, Some(commands)))
+        })();
+        self.push(g, Kind::Ours, RowId::ListWarm, warm);
+        let cli = self.processes(
+            "tpm-hmac list",
+            self.opts.process_runs,
+            |tcti| {
+                let mut c = Command::new(&self.tpm_hmac);
+                c.args(["--tcti", tcti, "list", "--json"]);
+                (c, None)
+            },
+            false,
+        );
+        self.push(g, Kind::Ours, RowId::ListCold, cli);
+    }
+}
