@@ -1,14 +1,6 @@
 //! The TPM's dictionary-attack state, to tell a user how many PIN tries are left and how long a
 //! lockout lasts.
 
-use tss_esapi::constants::PropertyTag;
-
-use crate::error::Result;
-use crate::tpm::Tpm;
-
-/// TPMA_PERMANENT.inLockout (TPM 2.0 Part 2, 8.6).
-const IN_LOCKOUT: u32 = 1 << 9;
-
 /// The TPM's dictionary-attack counters and settings.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DaStatus {
@@ -28,22 +20,5 @@ impl DaStatus {
     /// Wrong PINs the TPM still accepts before it locks out.
     pub fn tries_left(&self) -> u32 {
         self.max_failures.saturating_sub(self.failures)
-    }
-}
-
-impl Tpm {
-    /// Reads the dictionary-attack counters (one GetCapability, not cached: they change).
-    pub fn da_status(&mut self) -> Result<DaStatus> {
-        let first = PropertyTag::Permanent;
-        let count = u32::from(PropertyTag::LockoutRecovery) - u32::from(first) + 1;
-        let found = self.properties(first, count)?;
-        let value = |tag| found.get(&tag).copied().unwrap_or(0);
-        Ok(DaStatus {
-            failures: value(PropertyTag::LockoutCounter),
-            max_failures: value(PropertyTag::MaxAuthFail),
-            interval_seconds: value(PropertyTag::LockoutInterval),
-            lockout_recovery_seconds: value(PropertyTag::LockoutRecovery),
-            locked_out: value(PropertyTag::Permanent) & IN_LOCKOUT != 0,
-        })
     }
 }

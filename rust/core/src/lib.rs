@@ -7,10 +7,14 @@
 //! the chip; the key never leaves it.
 //!
 //! # Code structure
-//! - [`tpm`]: opening the TPM from a TCTI (explicit, environment, default search); retries.
+//! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a TCTI (explicit, environment, default
+//!   search); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
+//!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
+//!   `store.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
 //! - [`address`]: persistent handles and KeePassXC's (serial, slot) address.
-//! - [`parent`]: the storage parent keys are created under (SRK, else an ECC primary).
-//! - [`key`]: HMAC key templates; create, import, persist, delete; what sits at a handle.
+//! - `parent`: the storage parent keys are created under (SRK, else an ECC primary).
+//! - [`key`]: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
+//!   deleting keys: `tpm/keys.rs`). `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
 //! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
@@ -19,7 +23,7 @@
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
-//! - [`store`]: listing keys.
+//! - [`store`]: listing keys ([`Tpm::list_keys`], in `tpm/store.rs`).
 //! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - [`worker`]: a connection on its own thread, with a timeout (tpm2-tss has none).
@@ -36,6 +40,7 @@
 #![warn(missing_docs)]
 
 pub mod address;
+mod algorithm;
 pub mod challenge;
 pub mod da;
 mod direct;

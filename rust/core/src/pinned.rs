@@ -12,20 +12,12 @@
 //! A record that exists but does not match is an error, never "no record".
 
 use sha2::{Digest as _, Sha256};
-use tss_esapi::handles::ObjectHandle;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::Public;
 use tss_esapi::traits::{Marshall, UnMarshall};
 
-use crate::address::{KeyHandle, SRK_HANDLE};
-use crate::error::{Error, Result};
-use crate::key::{describe, KeyInfo, Object};
+use crate::key::KeyInfo;
 use crate::metadata::KeyRecord;
-use crate::parent::Parent;
-use crate::tpm::Tpm;
-
-/// How long a challenge waits for the metadata file's lock to record a first use.
-const FIRST_USE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A key as a challenge may use it: what it is, and what it was pinned to.
 #[derive(Clone, Debug)]
@@ -57,117 +49,4 @@ pub(crate) fn recorded_public(hex: &str, name: &str) -> Option<Public> {
     let bytes = hex::decode(hex).ok()?;
     let public = Public::unmarshall(&bytes).ok()?;
     (public_and_name(&public)?.1 == name && public.marshall().ok()? == bytes).then_some(public)
-}
-
-impl Tpm {
-    /// The key at `handle` checked against its record; a key without a record is recorded now.
-    pub(crate) fn pinned_key(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<PinnedKey> {
-        if let Some(key) = self.records.get(&handle) {
-            return Ok(key.clone());
-        }
-        let name = self.name_of(object)?;
-        let key = match self.metadata.get(handle)? {
-            Some(record) => self.check_record(handle, &name, record)?,
-            None => self.first_use(handle, name)?,
-        };
-        self.records.insert(handle, key.clone());
-        Ok(key)
-    }
-
-    fn check_record(&mut self, handle: KeyHandle, name: &str, mut record: KeyRecord) -> Result<PinnedKey> {
-        if record.key_name.as_deref() != Some(name) {
-            return Err(Error::RecordMismatch { handle, path: self.metadata_path() });
-        }
-        let info = match record.key_public.as_deref().and_then(|p| recorded_public(p, name)) {
-            Some(public) => hmac_key(handle, &public)?,
-            // Recorded by an older version, or not a public area of this key: ask the TPM.
-            None => self.key_info(handle)?,
-        };
-        if record.storage_key_name.is_none() {
-            // Recorded by a version that did not pin the storage key: pin it now, once.
-            let before = record.clone();
-            (record.storage_key_name, record.storage_key_public) = self.storage_key_pin()?;
-            self.record_first_use(handle, Some(&before), &record);
-        }
-        Ok(PinnedKey { info, record })
-    }
-
-    /// Trust on first use: a key provisioned by other tools (or whose record was lost) is
-    /// recorded with the storage key that answers now.
-    fn first_use(&mut self, handle: KeyHandle, name: String) -> Result<PinnedKey> {
-        let public = self.public_at(handle)?;
-        let info = hmac_key(handle, &public)?;
-        if info.policy_bound {
-            // Which PCRs is known only from the record: nothing to send that could succeed.
-            return Err(Error::PolicyUnknown { rc: 0 });
-        }
-        let (storage_key_name, storage_key_public) = self.storage_key_pin()?;
-        let record = KeyRecord {
-            key_public: public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes)),
-            key_name: Some(name),
-            storage_key_name,
-            storage_key_public,
-            pcrs: Vec::new(),
-            yubikey_mode: Default::default(),
-            label: None,
-        };
-        self.record_first_use(handle, None, &record);
-        Ok(PinnedKey { info, record })
-    }
-
-    /// Writes `record` if the file still holds `expected` for the key (someone may have recorded
-    /// it meanwhile: never overwrite another record). Best effort: when the file cannot be
-    /// written the pin holds for this connection only.
-    fn record_first_use(&self, handle: KeyHandle, expected: Option<&KeyRecord>, record: &KeyRecord) {
-        if let Ok(lock) = self.metadata.lock(FIRST_USE_LOCK_WAIT) {
-            if self.metadata.get(handle).ok().as_ref() == Some(&expected.cloned()) {
-                let _ = lock.set(handle, Some(record));
-            }
-        }
-    }
-
-    /// The name of the storage key that salts sessions now and, when it is the persistent SRK,
-    /// its public area (hex), as a record pins them.
-    pub(crate) fn storage_key_pin(&mut self) -> Result<(Option<String>, Option<String>)> {
-        let parent = self.storage_parent(false)?;
-        let name = self.name_of(parent.handle.into());
-        let persistent = !parent.is_transient();
-        self.release_parent(parent);
-        let name = name?;
-        let public = if persistent {
-            let public = self.public_at(KeyHandle::new(SRK_HANDLE)?)?;
-            public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes))
-        } else {
-            None
-        };
-        Ok((Some(name), public))
-    }
-
-    /// The storage key to salt a session with, refused before anything is encrypted to it
-    /// unless it has the pinned name.
-    pub(crate) fn pinned_salt_key(&mut self, key: &PinnedKey) -> Result<Parent> {
-        let parent = self.storage_parent(false)?;
-        match self.name_of(parent.handle.into()) {
-            Ok(name) if name == key.storage_key_name() => Ok(parent),
-            Ok(_) => {
-                self.release_parent(parent);
-                Err(Error::StorageKeyChanged { handle: key.info.handle })
-            }
-            Err(e) => {
-                self.release_parent(parent);
-                Err(e)
-            }
-        }
-    }
-
-    pub(crate) fn metadata_path(&self) -> String {
-        self.metadata.path().map_or_else(|| "the metadata file".to_owned(), |p| p.display().to_string())
-    }
-}
-
-fn hmac_key(handle: KeyHandle, public: &Public) -> Result<KeyInfo> {
-    match describe(handle, public) {
-        Object::Hmac(info) => Ok(info),
-        Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
-    }
 }

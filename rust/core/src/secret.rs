@@ -2,8 +2,8 @@
 
 use zeroize::Zeroizing;
 
+use crate::algorithm::Algorithm;
 use crate::error::{Error, Result};
-use crate::key::Algorithm;
 
 /// HMAC key material. Zeroized on drop; never logged (its `Debug` hides the bytes).
 pub struct Secret(Zeroizing<Vec<u8>>);

@@ -12,16 +12,8 @@
 //! resource manager has only three session slots. Long-lived callers that close the connection
 //! properly can keep the session (`Tpm::set_session_reuse`), making a warm challenge one command.
 
-use tss_esapi::attributes::SessionAttributesBuilder;
-use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle, SessionHandle};
-use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::session_handles::AuthSession;
-use tss_esapi::structures::SymmetricDefinition;
-
-use crate::error::{Error, Result};
-use crate::pinned::PinnedKey;
-use crate::tpm::Tpm;
 
 /// The session for the next challenge.
 pub(crate) struct Session {
@@ -39,96 +31,6 @@ pub(crate) enum SessionUse {
     Plain,
     /// Create: the command's first parameter (the secret and authValue) is encrypted.
     Provisioning,
-}
-
-impl Tpm {
-    /// The encrypting session for a challenge to `key`, started when there is none. A kept
-    /// session is used only for keys pinned to the storage key that salted it.
-    pub(crate) fn encrypting_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
-        if let Some(session) = &self.session {
-            if session.salted_by == key.storage_key_name() {
-                return Ok(session.handle);
-            }
-            self.end_session();
-        }
-        let salt = self.pinned_salt_key(key)?;
-        let keep = self.session_reuse;
-        let started = self.salted_session(Some(salt.handle), SessionType::Hmac, SessionUse::Challenge { keep });
-        // A session stays salted after its salt key is flushed.
-        self.release_parent(salt);
-        let handle = started?;
-        self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned() });
-        Ok(handle)
-    }
-
-    /// Starts a session, salted with `salt` (the salt is encrypted to that key, so only the TPM
-    /// holding it knows the session key) and with AES-128-CFB parameter encryption as `purpose`
-    /// needs it; unsalted and unencrypted without `salt`.
-    pub(crate) fn salted_session(
-        &mut self,
-        salt: Option<EsysKeyHandle>,
-        session_type: SessionType,
-        purpose: SessionUse,
-    ) -> Result<AuthSession> {
-        let symmetric = if salt.is_some() { SymmetricDefinition::AES_128_CFB } else { SymmetricDefinition::Null };
-        let handle = self
-            .run("starting the encrypted session", |ctx| {
-                ctx.start_auth_session(salt, None, None, session_type, symmetric, HashingAlgorithm::Sha256)
-            })?
-            .ok_or_else(|| Error::Wrapper {
-                operation: "starting the encrypted session",
-                text: "the TPM returned no session".to_owned(),
-            })?;
-        let (encrypt, decrypt, keep) = match purpose {
-            SessionUse::Challenge { keep } => (true, false, keep),
-            SessionUse::Plain => (false, false, false),
-            SessionUse::Provisioning => (false, true, false),
-        };
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_decrypt(decrypt && salt.is_some())
-            .with_encrypt(encrypt && salt.is_some())
-            .with_continue_session(keep)
-            .build();
-        if let Err(e) =
-            self.run("setting the session attributes", |ctx| ctx.tr_sess_set_attributes(handle, attributes, mask))
-        {
-            self.flush_session(handle);
-            return Err(e);
-        }
-        Ok(handle)
-    }
-
-    /// After a challenge: the session ended with it unless it is kept.
-    pub(crate) fn session_used(&mut self) {
-        if !self.session_reuse {
-            if let Some(session) = self.session.take() {
-                self.forget_ended_session(session.handle);
-            }
-        }
-    }
-
-    /// Flushes a session that is still loaded (after a failure, or one not meant to continue).
-    pub(crate) fn flush_session(&mut self, session: AuthSession) {
-        let _ = self.ctx.flush_context(object_of(session));
-    }
-
-    /// Drops ESYS's record of a session the TPM has ended, so nothing tries to flush it later.
-    pub(crate) fn forget_ended_session(&mut self, session: AuthSession) {
-        let mut object = object_of(session);
-        let _ = self.ctx.tr_close(&mut object);
-    }
-
-    /// Ends the cached session (after an error: the TPM may have restarted and lost it).
-    pub(crate) fn end_session(&mut self) {
-        if let Some(session) = self.session.take() {
-            self.flush_session(session.handle);
-        }
-    }
-
-    /// The TPM name (hex) of a loaded object; ESYS keeps it, no TPM command is sent.
-    pub(crate) fn name_of(&mut self, object: ObjectHandle) -> Result<String> {
-        self.run("reading an object's name", |ctx| ctx.tr_get_name(object)).map(|name| hex::encode(name.value()))
-    }
 }
 
 pub(crate) fn object_of(session: AuthSession) -> ObjectHandle {

@@ -22,6 +22,16 @@ use crate::pinned::PinnedKey;
 use crate::rc;
 use crate::session::Session;
 
+mod challenge;
+mod da;
+mod inventory;
+mod keys;
+mod parent;
+mod pcr;
+mod pinned;
+mod session;
+mod store;
+
 /// Environment variables read for the TCTI, in tpm2-tools' order.
 pub const TCTI_ENV_VARS: [&str; 3] = ["TPM2TOOLS_TCTI", "TCTI", "TEST_TCTI"];
 
@@ -34,24 +44,24 @@ const TRANSIENT_RETRIES: u32 = 20;
 
 /// An open connection to a TPM.
 pub struct Tpm {
-    pub(crate) ctx: Context,
+    ctx: Context,
     /// The TCTI in use, for messages.
-    pub(crate) tcti: String,
+    tcti: String,
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
-    pub(crate) known: HashMap<KeyHandle, ObjectHandle>,
+    known: HashMap<KeyHandle, ObjectHandle>,
     /// The encrypted session for the next challenge, when one is kept.
-    pub(crate) session: Option<Session>,
+    session: Option<Session>,
     /// Keep the session from one challenge to the next (see `session`).
-    pub(crate) session_reuse: bool,
+    session_reuse: bool,
     /// Keys checked against their metadata records (once per connection and key).
-    pub(crate) records: HashMap<KeyHandle, PinnedKey>,
+    records: HashMap<KeyHandle, PinnedKey>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
-    pub(crate) bus_encryption: bool,
+    bus_encryption: bool,
     /// Challenges to keys without PIN or policy in sessions computed in Rust (`direct`), when
     /// the TCTI allows; `None` until first used, or after its connection failed.
-    pub(crate) direct: Option<Direct>,
-    pub(crate) direct_path: bool,
-    pub(crate) metadata: Metadata,
+    direct: Option<Direct>,
+    direct_path: bool,
+    metadata: Metadata,
 }
 
 impl Tpm {
@@ -109,7 +119,7 @@ impl Tpm {
     }
 
     /// A new connection to the same TPM, after the old one broke (tpm2-tss cannot reuse it).
-    pub(crate) fn reconnect(&mut self) -> Result<()> {
+    fn reconnect(&mut self) -> Result<()> {
         let fresh = Self::open_conf(&self.tcti)?;
         self.ctx = fresh.ctx;
         self.known.clear();
@@ -167,7 +177,7 @@ impl Tpm {
     }
 
     /// Runs one TPM operation, sending it again while the TPM answers that it is busy.
-    pub(crate) fn call<T>(
+    fn call<T>(
         &mut self,
         mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
     ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
@@ -189,11 +199,7 @@ impl Tpm {
     }
 
     /// [`Tpm::call`] with the failure turned into our error.
-    pub(crate) fn run<T>(
-        &mut self,
-        operation: &'static str,
-        f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
-    ) -> Result<T> {
+    fn run<T>(&mut self, operation: &'static str, f: impl FnMut(&mut Context) -> tss_esapi::Result<T>) -> Result<T> {
         self.call(f).map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
     }
 }

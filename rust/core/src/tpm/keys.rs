@@ -1,0 +1,338 @@
+//! Creating, importing, persisting, reading and deleting keys (the `impl Tpm` of [`crate::key`]).
+
+use crate::address::KeyHandle;
+use crate::error::{Error, Result};
+use crate::key::{check_label, describe, hmac_template, persistent_handle, KeyInfo, KeySpec, Object, Origin};
+use crate::metadata::KeyRecord;
+use crate::rc::{self, codes};
+use crate::secret::Secret;
+use crate::session::SessionUse;
+use tss_esapi::constants::SessionType;
+use tss_esapi::handles::{ObjectHandle, TpmHandle};
+use tss_esapi::interface_types::dynamic_handles::Persistent;
+use tss_esapi::interface_types::resource_handles::Provision;
+use tss_esapi::interface_types::session_handles::AuthSession;
+use tss_esapi::structures::{Auth, Public, SensitiveData};
+
+use super::Tpm;
+
+/// How long provisioning waits for another process that holds the metadata file's lock.
+const PROVISIONING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Handles tried when other programs keep taking the free one first.
+const PERSIST_ATTEMPTS: usize = 5;
+
+impl Tpm {
+    /// The ESYS handle of the persistent object at `handle` (one ReadPublic the first time).
+    pub(crate) fn resolve(&mut self, handle: KeyHandle) -> Result<ObjectHandle> {
+        if let Some(object) = self.known.get(&handle) {
+            return Ok(*object);
+        }
+        let tpm_handle = persistent_tpm_handle(handle)?;
+        let object = self.call(|ctx| ctx.tr_from_tpm_public(tpm_handle)).map_err(|(code, e)| {
+            if rc::tpm_code(code) == Some(codes::HANDLE) {
+                Error::EmptyHandle { handle }
+            } else {
+                rc::classify("reading the object at the handle", e, &self.tcti)
+            }
+        })?;
+        self.known.insert(handle, object);
+        Ok(object)
+    }
+
+    /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
+    pub(crate) fn forget(&mut self, handle: KeyHandle) {
+        self.records.remove(&handle);
+        if let Some(mut object) = self.known.remove(&handle) {
+            let _ = self.ctx.tr_close(&mut object);
+        }
+    }
+
+    /// The public area of the object at `handle` (one ReadPublic; not authenticated).
+    pub(crate) fn public_at(&mut self, handle: KeyHandle) -> Result<Public> {
+        let object = self.resolve(handle)?;
+        match self.call(|ctx| ctx.read_public(object.into())) {
+            Ok((public, _, _)) => Ok(public),
+            Err((code, e)) => {
+                // A cached handle of a key another program deleted meanwhile.
+                self.forget(handle);
+                if rc::tpm_code(code) == Some(codes::HANDLE) {
+                    return Err(Error::EmptyHandle { handle });
+                }
+                Err(rc::classify("reading the key", e, &self.tcti))
+            }
+        }
+    }
+
+    /// What is stored at `handle`.
+    pub(crate) fn object_at(&mut self, handle: KeyHandle) -> Result<Object> {
+        self.public_at(handle).map(|public| describe(handle, &public))
+    }
+
+    /// The HMAC key at `handle`, or why there is none.
+    pub fn key_info(&mut self, handle: KeyHandle) -> Result<KeyInfo> {
+        match self.object_at(handle)? {
+            Object::Hmac(info) => Ok(self.labelled(info)),
+            Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
+        }
+    }
+
+    /// `info` with the label of its record, when the record is this key's (a missing or broken
+    /// file only loses the label).
+    pub(crate) fn labelled(&mut self, mut info: KeyInfo) -> KeyInfo {
+        let Ok(Some(record)) = self.metadata.get(info.handle) else { return info };
+        let name = self.resolve(info.handle).and_then(|object| self.name_of(object)).ok();
+        if name.is_some() && record.key_name == name {
+            info.label = record.label;
+        }
+        info
+    }
+
+    /// Gives the key at `handle` the label `label` (or, with `None`, none), in its record.
+    pub fn set_label(&mut self, handle: KeyHandle, label: Option<&str>) -> Result<KeyInfo> {
+        let label = label.map(check_label).transpose()?;
+        let object = self.resolve(handle)?;
+        let key = self.pinned_key(handle, object)?;
+        let metadata = self.metadata.clone();
+        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
+        let mut record = metadata.get(handle)?.unwrap_or_else(|| key.record.clone());
+        record.label = label;
+        lock.set(handle, Some(&record))?;
+        self.records.remove(&handle);
+        self.key_info(handle)
+    }
+
+    /// Generates an HMAC key inside the TPM and persists it. The secret never leaves the TPM:
+    /// there is no backup, and whatever it protects depends on this one chip.
+    pub fn create_key(&mut self, spec: &KeySpec) -> Result<KeyInfo> {
+        self.provision(spec, None)
+    }
+
+    /// Imports `secret` (e.g. a YubiKey slot's HMAC secret) as an HMAC key and persists it.
+    pub fn import_key(&mut self, spec: &KeySpec, secret: &Secret) -> Result<KeyInfo> {
+        secret.check_length(spec.algorithm)?;
+        self.provision(spec, Some(secret))
+    }
+
+    fn provision(&mut self, spec: &KeySpec, secret: Option<&Secret>) -> Result<KeyInfo> {
+        // The record is written under the file's lock, taken before the TPM is touched: a file
+        // that cannot be written stops here, and concurrent provisioning never loses a record.
+        let label = spec.label.as_deref().map(check_label).transpose()?;
+        let metadata = self.metadata.clone();
+        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
+        let handle = match spec.handle {
+            Some(handle) => {
+                metadata.get(handle)?;
+                self.ensure_free(handle)?;
+                handle
+            }
+            None => {
+                let handle = self.first_free_handle()?;
+                metadata.get(handle)?;
+                handle
+            }
+        };
+        let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
+        let with_pin = spec.pin.is_some();
+        let policy = if spec.pcrs.is_empty() { None } else { Some(self.policy_digest(&spec.pcrs, with_pin)?) };
+        let template = hmac_template(spec.algorithm, origin, policy, with_pin)?;
+        let auth = spec
+            .pin
+            .as_ref()
+            .map(|pin| Auth::try_from(pin.auth_value().to_vec()))
+            .transpose()
+            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
+        let sensitive = secret
+            .map(|s| SensitiveData::try_from(s.bytes()))
+            .transpose()
+            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
+
+        let parent = self.storage_parent(true)?;
+        // Pinned so that challenges can tell this storage key from a stand-in.
+        let parent_name = self.name_of(parent.handle.into());
+        let parent_public =
+            if parent.is_transient() { None } else { self.public_at(KeyHandle::new(crate::address::SRK_HANDLE)?).ok() };
+        // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
+        // in a session salted with the parent, with parameter decryption on.
+        let created = self.create_encrypted(parent.handle, &template, auth, sensitive);
+        let loaded = created.and_then(|key| {
+            self.with_password(|tpm| {
+                tpm.run("loading the key", |ctx| {
+                    ctx.load(parent.handle, key.out_private.clone(), key.out_public.clone())
+                })
+            })
+            .map(|loaded| (loaded, key.out_public))
+        });
+        self.release_parent(parent);
+        let (loaded, public) = loaded?;
+        let loaded: ObjectHandle = loaded.into();
+
+        let (handle, persisted) = self.persist(loaded, handle, spec.handle.is_none());
+        let object = persisted?;
+        self.known.insert(handle, object);
+        let recorded = (|| {
+            let key_name = self.name_of(object)?;
+            let key_public = crate::pinned::public_and_name(&public)
+                .filter(|(_, name)| *name == key_name)
+                .map(|(bytes, _)| hex::encode(bytes));
+            let storage_key_name = parent_name?;
+            let storage_key_public = parent_public
+                .as_ref()
+                .and_then(crate::pinned::public_and_name)
+                .filter(|(_, name)| *name == storage_key_name)
+                .map(|(bytes, _)| hex::encode(bytes));
+            let record = KeyRecord {
+                key_name: Some(key_name),
+                key_public,
+                storage_key_name: Some(storage_key_name),
+                storage_key_public,
+                pcrs: spec.pcrs.clone(),
+                yubikey_mode: spec.yubikey_mode,
+                label: label.clone(),
+            };
+            lock.set(handle, Some(&record))
+        })();
+        if let Err(cause) = recorded {
+            // A key without its record cannot be checked against a swapped storage key (and a
+            // PCR-bound one cannot be used at all): take it out again.
+            let removed = self.evict(handle, object).is_ok();
+            return Err(Error::NotRecorded { handle, removed, cause: Box::new(cause) });
+        }
+        drop(lock);
+        self.key_info(handle)
+    }
+
+    /// EvictControl of the loaded key to `handle`, or with `any_handle` to the next free one when
+    /// another program took `handle` meanwhile. Returns the handle and the key's new ESYS handle
+    /// (no ReadPublic needed to use it). When the answer is lost on the way, the handle is looked
+    /// at over a new connection before failure is reported: the key may be persisted all the same.
+    fn persist(
+        &mut self,
+        loaded: ObjectHandle,
+        mut handle: KeyHandle,
+        any_handle: bool,
+    ) -> (KeyHandle, Result<ObjectHandle>) {
+        let key_name = self.name_of(loaded);
+        for _ in 0..PERSIST_ATTEMPTS {
+            let persisted = self.with_password(|tpm| {
+                tpm.call(|ctx| {
+                    ctx.evict_control(Provision::Owner, loaded, Persistent::Persistent(persistent_handle(handle)?))
+                })
+                .map_err(|(code, e)| match rc::tpm_code(code) {
+                    Some(codes::NV_DEFINED) => Error::HandleOccupied { handle, what: "an object".to_owned() },
+                    Some(codes::NV_SPACE) => {
+                        Error::NoFreeHandle { detail: "the TPM's persistent memory is full".to_owned() }
+                    }
+                    _ => rc::classify("persisting the key", e, &tpm.tcti),
+                })
+            });
+            if let (Err(Error::HandleOccupied { .. }), true) = (&persisted, any_handle) {
+                if let Ok(next) = self.first_free_handle() {
+                    handle = next;
+                    continue;
+                }
+            }
+            // The transient copy is not needed any more, whatever happened.
+            let _ = self.ctx.flush_context(loaded);
+            return match persisted {
+                Err(e @ (Error::NoTpm { .. } | Error::BadAnswer { .. })) => {
+                    let found = key_name.as_ref().ok().and_then(|name| self.persisted_as(handle, name));
+                    (handle, found.ok_or(e))
+                }
+                other => (handle, other),
+            };
+        }
+        let _ = self.ctx.flush_context(loaded);
+        (handle, Err(Error::HandleOccupied { handle, what: "an object another program put there just now".to_owned() }))
+    }
+
+    /// The key named `name` at `handle`, looked up over a new connection.
+    fn persisted_as(&mut self, handle: KeyHandle, name: &str) -> Option<ObjectHandle> {
+        self.reconnect().ok()?;
+        let object = self.resolve(handle).ok()?;
+        (self.name_of(object).ok()? == name).then_some(object)
+    }
+
+    /// TPM2_Create in a session salted with `parent` that encrypts the first command parameter,
+    /// the inSensitive holding the secret and the authValue.
+    fn create_encrypted(
+        &mut self,
+        parent: tss_esapi::handles::KeyHandle,
+        template: &Public,
+        auth: Option<Auth>,
+        sensitive: Option<SensitiveData>,
+    ) -> Result<tss_esapi::structures::CreateKeyResult> {
+        let session = self.salted_session(Some(parent), SessionType::Hmac, SessionUse::Provisioning)?;
+        self.ctx.set_sessions((Some(session), None, None));
+        let created =
+            self.call(|ctx| ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None));
+        self.ctx.clear_sessions();
+        // Not continued: the session ends with a successful command.
+        match &created {
+            Ok(_) => self.forget_ended_session(session),
+            Err(_) => self.flush_session(session),
+        }
+        created.map_err(|(_, e)| rc::classify("creating the key", e, &self.tcti))
+    }
+
+    /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
+    pub fn delete_key(&mut self, handle: KeyHandle) -> Result<()> {
+        self.key_info(handle)?;
+        let object = self.resolve(handle)?;
+        self.evict(handle, object)?;
+        // The key is gone; a record left behind is replaced when a key is made at this handle.
+        let _ = self.metadata.set(handle, None);
+        Ok(())
+    }
+
+    fn evict(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<()> {
+        let tcti = self.tcti.clone();
+        self.with_password(|tpm| {
+            tpm.call(|ctx| {
+                ctx.evict_control(Provision::Owner, object, Persistent::Persistent(persistent_handle(handle)?))
+            })
+            .map_err(|(_, e)| rc::classify("deleting the key", e, &tcti))
+        })?;
+        // EvictControl closed the ESYS handle itself.
+        self.known.remove(&handle);
+        self.records.remove(&handle);
+        Ok(())
+    }
+
+    /// Fails with `HandleOccupied` unless `handle` is empty.
+    fn ensure_free(&mut self, handle: KeyHandle) -> Result<()> {
+        match self.object_at(handle) {
+            Err(Error::EmptyHandle { .. }) => Ok(()),
+            Err(e) => Err(e),
+            Ok(Object::Hmac(info)) => Err(Error::HandleOccupied { handle, what: format!("an {} key", info.algorithm) }),
+            Ok(Object::Other { what, .. }) => Err(Error::HandleOccupied { handle, what }),
+        }
+    }
+
+    fn first_free_handle(&mut self) -> Result<KeyHandle> {
+        let used = self.persistent_handles()?;
+        crate::address::PROJECT_RANGE.clone().find(|h| !used.contains(h)).map(KeyHandle::new).transpose()?.ok_or_else(
+            || Error::NoFreeHandle {
+                detail: format!(
+                    "all of 0x{:08x}..=0x{:08x} are in use",
+                    crate::address::PROJECT_RANGE.start(),
+                    crate::address::PROJECT_RANGE.end()
+                ),
+            },
+        )
+    }
+
+    /// Runs `f` with a password session (empty password) as the first authorisation.
+    pub(crate) fn with_password<T, E>(
+        &mut self,
+        f: impl FnOnce(&mut Tpm) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
+        self.ctx.set_sessions((Some(AuthSession::Password), None, None));
+        let result = f(self);
+        self.ctx.clear_sessions();
+        result
+    }
+}
+
+fn persistent_tpm_handle(handle: KeyHandle) -> Result<TpmHandle> {
+    persistent_handle(handle).map(TpmHandle::Persistent).map_err(|_| Error::BadHandle { input: handle.to_string() })
+}
