@@ -23,6 +23,16 @@ fn doctor(swtpm: &Swtpm, extra: &[&str]) -> Output {
     doctor_in(&swtpm.tcti(), &swtpm.dir().join("keys.json"), extra)
 }
 
+/// Another tpm-hmac subcommand on the same TPM and metadata file as `doctor`.
+fn tpm_hmac(swtpm: &Swtpm, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &swtpm.tcti()])
+        .args(args)
+        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
+        .output()
+        .expect("run tpm-hmac")
+}
+
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -120,11 +130,7 @@ fn a_missing_srk_is_a_problem_whose_fix_works() {
     let out = doctor(&swtpm, &[]);
     let report = stdout(&out);
     assert!(out.status.success() && line(&report, "storage-key").starts_with("note "), "{report}");
-    let create = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .args(["--tcti", &swtpm.tcti(), "create"])
-        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
-        .output()
-        .unwrap();
+    let create = tpm_hmac(&swtpm, &["create"]);
     assert!(create.status.success(), "{}", String::from_utf8_lossy(&create.stderr));
     assert!(line_ok(&stdout(&doctor(&swtpm, &[])), "storage-key"), "create persisted the standard SRK");
     // Another tool takes it away while a key depends on it
@@ -149,19 +155,11 @@ fn lockout_is_a_problem_until_it_is_cleared() {
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
     persist_srk(&tcti, swtpm.dir());
-    let metadata = swtpm.dir().join("keys.json");
     let pin = swtpm.dir().join("pin");
     std::fs::write(&pin, "right\n").unwrap();
     let wrong = swtpm.dir().join("wrong");
     std::fs::write(&wrong, "wrong\n").unwrap();
-    let tpm_hmac = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-            .args(["--tcti", &tcti])
-            .args(args)
-            .env("KEEPASSXC_TPM_METADATA", &metadata)
-            .output()
-            .unwrap()
-    };
+    let tpm_hmac = |args: &[&str]| tpm_hmac(&swtpm, args);
     let created = tpm_hmac(&["create", "--pin-file", pin.to_str().unwrap()]);
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let handle = stdout(&created).trim().to_owned();
@@ -218,11 +216,7 @@ fn a_full_tpm_is_a_problem_before_create_fails() {
     let line = problem(&out, &report, "persistent-slots");
     assert!(line.contains("room for 0 more") && line.contains("tpm-hmac delete"), "{line}");
 
-    let create = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .args(["--tcti", &tcti, "create"])
-        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
-        .output()
-        .unwrap();
+    let create = tpm_hmac(&swtpm, &["create"]);
     assert!(!create.status.success(), "create fails as doctor said");
     assert!(String::from_utf8_lossy(&create.stderr).contains("full"), "{}", String::from_utf8_lossy(&create.stderr));
 }

@@ -468,29 +468,32 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
     const rust::Slice<const uint8_t> challengeBytes(reinterpret_cast<const uint8_t*>(challenge.constData()),
                                                     static_cast<std::size_t>(challenge.size()));
     const rust::Slice<uint8_t> responseBytes(reinterpret_cast<uint8_t*>(response.data()), response.size());
-    auto result = keepassxc_tpm::challenge(serial, slot, challengeBytes, responseBytes);
-
-    if (result.status == Status::PinRequired) {
-        // Wiped when it goes out of scope, on every path; passed as bytes (a PIN need not be UTF-8)
-        Botan::secure_vector<char> pin;
-        const bool remembered = rememberedPin(serial, pin);
-        if (!remembered && !askPin(serial, pin)) {
-            response.clear();
-            m_error = tr("The TPM key at %1 needs its PIN, and none was entered.").arg(handleName(serial));
-            return YubiKey::ChallengeResult::YCR_ERROR;
-        }
-        result = keepassxc_tpm::challenge_with_pin(
+    // Wiped when it goes out of scope, on every path; passed as bytes (a PIN need not be UTF-8)
+    Botan::secure_vector<char> pin;
+    const auto withPin = [&] {
+        return keepassxc_tpm::challenge_with_pin(
             serial,
             slot,
             challengeBytes,
             rust::Slice<const uint8_t>(reinterpret_cast<const uint8_t*>(pin.data()), pin.size()),
             responseBytes);
-        // A PIN that failed is never tried again by itself: the next challenge asks the user
+    };
+    // A PIN kept from this unlock goes straight to the TPM: no round trip to learn it is needed
+    const bool remembered = rememberedPin(serial, pin);
+    auto result = remembered ? withPin() : keepassxc_tpm::challenge(serial, slot, challengeBytes, responseBytes);
+    if (!remembered && result.status == Status::PinRequired) {
+        if (!askPin(serial, pin)) {
+            response.clear();
+            m_error = tr("The TPM key at %1 needs its PIN, and none was entered.").arg(handleName(serial));
+            return YubiKey::ChallengeResult::YCR_ERROR;
+        }
+        result = withPin();
         if (result.status == Status::Ok) {
             rememberPin(serial, pin);
-        } else if (remembered) {
-            forgetPins();
         }
+    } else if (remembered && result.status != Status::Ok) {
+        // A kept PIN that failed is never tried again by itself: the next challenge asks the user
+        forgetPins();
     }
 
     if (result.status != Status::Ok) {

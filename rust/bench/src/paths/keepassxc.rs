@@ -15,20 +15,19 @@ impl crate::Bench {
         let g = Group::Challenge;
         let bridge_warm = self.child_warm("challenge", "challenge", runs);
         self.push(g, Kind::Ours, RowId::BridgeWarm, bridge_warm);
-        let bridge_cold = self.processes(
-            RowId::BridgeCold.label(),
+        self.bridge_process_row(RowId::BridgeCold, "challenge");
+        self.bridge_process_row(RowId::BridgeUnlockSequence, "list,challenge");
+    }
+
+    /// A row of bridge children, one process per run, each making `calls` (comma-separated).
+    fn bridge_process_row(&mut self, id: RowId, calls: &str) {
+        let samples = self.processes(
+            id.label(),
             self.opts.process_runs,
-            |tcti| (self.child(tcti, "challenge", "challenge", 0), None),
+            |tcti| (self.child(tcti, calls, "challenge", 0), None),
             true,
         );
-        self.push(g, Kind::Ours, RowId::BridgeCold, bridge_cold);
-        let unlock_seq = self.processes(
-            RowId::BridgeUnlockSequence.label(),
-            self.opts.process_runs,
-            |tcti| (self.child(tcti, "list,challenge", "challenge", 0), None),
-            true,
-        );
-        self.push(g, Kind::Ours, RowId::BridgeUnlockSequence, unlock_seq);
+        self.push(Group::Challenge, Kind::Ours, id, samples);
     }
 
     /// Breakdown: the start of a bridge child that makes no call.
