@@ -278,12 +278,18 @@ fn check_device_access(device: &str) -> Result<()> {
 
 /// The name of group `gid` from /etc/group (the TPM device is usually group "tss").
 fn group_name(gid: u32) -> Option<String> {
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    groups.lines().find_map(|line| {
+    account_name("/etc/group", gid)
+}
+
+/// The name of `id` in an /etc/passwd or /etc/group style `database`, for messages about who
+/// owns a TPM device.
+pub fn account_name(database: &str, id: u32) -> Option<String> {
+    let entries = std::fs::read_to_string(database).ok()?;
+    entries.lines().find_map(|line| {
         let mut fields = line.split(':');
         let name = fields.next()?;
-        let id = fields.nth(1)?.parse::<u32>().ok()?;
-        (id == gid).then(|| name.to_owned())
+        let found = fields.nth(1)?.parse::<u32>().ok()?;
+        (found == id).then(|| name.to_owned())
     })
 }
 

@@ -143,11 +143,7 @@ fn library_dirs() -> Vec<PathBuf> {
 
 /// The name of `id` in /etc/passwd or /etc/group, else the number.
 fn name_of(file: &str, id: u32) -> String {
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.len() > 2 && f[2] == id.to_string())
-        .map_or_else(|| id.to_string(), |f| f[0].to_owned())
+    keepassxc_tpm::tpm::account_name(file, id).unwrap_or_else(|| id.to_string())
 }
 
 fn group_name(gid: u32) -> String {
