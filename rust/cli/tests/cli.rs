@@ -279,6 +279,8 @@ fn usage_errors_and_unreachable_tpms_fail_fast() {
     assert!(line.contains("no TPM reachable") && line.contains("0x000A000A"), "{line}");
     assert!(started.elapsed() < Duration::from_secs(5), "an unreachable TPM fails within seconds");
     assert!(fails("bogus:thing", &["list"]).contains("unknown TCTI"));
+    // tss-esapi drops options it does not know: this would have opened swtpm on localhost:2321
+    assert!(fails("swtpm:path=/run/swtpm/tpm.sock", &["list"]).contains("the option \"path=/run/swtpm/tpm.sock\""));
     assert!(fails("device:/nonexistent/tpm", &["list"]).contains("does not exist"));
     let out = tpm_hmac(&tcti, &["challenge", "--handle", "0x1234", "--hex", "00"]);
     assert_eq!(out.status.code(), Some(2), "usage error");

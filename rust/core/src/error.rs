@@ -28,6 +28,16 @@ pub enum Error {
         /// The TCTI configuration string as given.
         tcti: String,
     },
+    /// The TCTI configuration string has an option tss-esapi would drop without a word (it would
+    /// then open another TPM than the one named, e.g. `swtpm:path=…` opens localhost:2321).
+    TctiOption {
+        /// The TCTI configuration string as given.
+        tcti: String,
+        /// The option, e.g. `path=/run/swtpm.sock`.
+        option: String,
+        /// The options that are passed on, e.g. "host, port".
+        understood: &'static str,
+    },
     /// The TPM device exists but this user may not open it.
     PermissionDenied {
         /// The path of the TPM device, e.g. /dev/tpmrm0.
@@ -221,7 +231,9 @@ impl Error {
     /// The broad class of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::Timeout { .. } => ErrorKind::NoTpm,
+            Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::TctiOption { .. } | Error::Timeout { .. } => {
+                ErrorKind::NoTpm
+            }
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
             Error::BadHandle { .. } => ErrorKind::BadHandle,
             Error::EmptyHandle { .. } => ErrorKind::NoSuchKey,
@@ -262,6 +274,11 @@ impl fmt::Display for Error {
             Error::UnknownTcti { tcti } => write!(
                 f,
                 "unknown TCTI \"{tcti}\"; use e.g. device:/dev/tpmrm0, tabrmd:, swtpm:host=127.0.0.1,port=2321"
+            ),
+            Error::TctiOption { tcti, option, understood } => write!(
+                f,
+                "the TCTI \"{tcti}\" has the option \"{option}\", which cannot be passed on to tpm2-tss \
+                 (only {understood} can)"
             ),
             Error::PermissionDenied { device, group: Some(group) } => write!(
                 f,

@@ -243,8 +243,26 @@ fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
 }
 
 /// A TCTI configuration string (`device:/dev/tpmrm0`, `tabrmd:`, `swtpm:host=…,port=…`, …).
+///
+/// tss-esapi 7 keeps only the options it knows and drops the rest without a word: `swtpm:path=…`
+/// (tpm2-tss's unix socket) would open swtpm on localhost:2321, another TPM than the one named.
+/// Such a string is refused instead.
 pub fn parse_tcti(conf: &str) -> Result<TctiNameConf> {
-    TctiNameConf::from_str(conf.trim()).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })
+    let trimmed = conf.trim();
+    let (module, options) = trimmed.split_once(':').unwrap_or((trimmed, ""));
+    let (understood, listed): (&[&str], &'static str) = match module {
+        "swtpm" | "mssim" => (&["host", "port"], "host, port"),
+        "tabrmd" => (&["bus_name", "bus_type"], "bus_name, bus_type"),
+        _ => (&[], ""),
+    };
+    let dropped = options.split(',').filter(|o| !understood.is_empty() && !o.is_empty()).find(|option| {
+        let key = option.split_once('=').map_or(*option, |(key, _)| key);
+        !understood.contains(&key)
+    });
+    if let Some(option) = dropped {
+        return Err(Error::TctiOption { tcti: conf.to_owned(), option: option.to_owned(), understood: listed });
+    }
+    TctiNameConf::from_str(trimmed).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })
 }
 
 /// The first TCTI set in the environment, if any.
@@ -296,6 +314,25 @@ pub fn account_name(database: &str, id: u32) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tcti_options_tss_esapi_would_drop_are_refused() {
+        assert!(parse_tcti("swtpm:host=127.0.0.1,port=2321").is_ok());
+        assert!(parse_tcti("swtpm:").is_ok());
+        assert!(parse_tcti("tabrmd:bus_type=session").is_ok());
+        assert!(parse_tcti("device:/dev/tpmrm0").is_ok());
+        let refused = |conf| match parse_tcti(conf) {
+            Err(Error::TctiOption { option, .. }) => option,
+            other => panic!("{conf}: {other:?}"),
+        };
+        // tss-esapi would open localhost:2321 for these: another TPM than the one named
+        assert_eq!(refused("swtpm:path=/run/swtpm/tpm.sock"), "path=/run/swtpm/tpm.sock");
+        assert_eq!(refused("mssim:host=127.0.0.1,prot=2321"), "prot=2321");
+        assert_eq!(refused("tabrmd:bus_type=session,bus=x"), "bus=x");
+        let message =
+            Error::TctiOption { tcti: "swtpm:path=/s".into(), option: "path=/s".into(), understood: "host, port" };
+        assert!(message.to_string().contains("\"path=/s\"") && message.to_string().contains("host, port"));
+    }
 
     #[test]
     fn resource_managers_are_told_by_their_tcti() {
