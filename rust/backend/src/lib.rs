@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use keepassxc_tpm::{ErrorKind, KeyHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{ErrorKind, PersistentHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
 use keepassxc_tpm_abi::{status, BackendV1, Buffer, KeyEntry, ABI_VERSION};
 
 /// One TPM connection per process, on its own thread, reused while it works: KeePassXC detects
@@ -64,7 +64,7 @@ pub fn challenge(
     response: &mut [u8],
 ) -> Result<usize, (u32, String)> {
     let fail = |e: keepassxc_tpm::Error| (status_of(e.kind()), e.to_string());
-    let handle = KeyHandle::from_address(serial, slot).map_err(fail)?;
+    let handle = PersistentHandle::from_address(serial, slot).map_err(|bad| fail(bad.into()))?;
     let pin = pin.map(Pin::new).transpose().map_err(|e| (status::AUTH_FAILED, e.to_string()))?;
     let challenge = challenge.to_vec();
     let bytes = with_tpm(move |tpm| tpm.challenge_with_pin(handle, &challenge, pin.as_ref())).map_err(fail)?;

@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use keepassxc_tpm::{yubikey_message, Algorithm, KeyHandle, KeySpec, Secret, Tpm};
+use keepassxc_tpm::{yubikey_message, Algorithm, KeySpec, PersistentHandle, Secret, Tpm};
 use swtpm_fixture::{CommandLog, Swtpm};
 
 use measure::last_line;
@@ -149,6 +149,12 @@ impl From<&str> for BenchError {
 
 impl From<keepassxc_tpm::Error> for BenchError {
     fn from(e: keepassxc_tpm::Error) -> BenchError {
+        BenchError(e.to_string())
+    }
+}
+
+impl From<keepassxc_tpm::BadHandle> for BenchError {
+    fn from(e: keepassxc_tpm::BadHandle) -> BenchError {
         BenchError(e.to_string())
     }
 }
@@ -329,7 +335,7 @@ impl Bench {
         let mut tpm = Tpm::open(Some(&self.direct))?;
         let secret = Secret::from_hex(SECRET)?;
         tpm.import_key(
-            &KeySpec { handle: Some(KeyHandle::new(HANDLE)?), algorithm: Algorithm::Sha1, ..KeySpec::default() },
+            &KeySpec { handle: Some(PersistentHandle::new(HANDLE)?), algorithm: Algorithm::Sha1, ..KeySpec::default() },
             &secret,
         )?;
         let response = tpm.challenge(key_handle(), &self.seed)?;
@@ -341,7 +347,8 @@ impl Bench {
     fn provision_more(&mut self) -> Res<()> {
         let mut tpm = Tpm::open(Some(&self.direct))?;
         for h in MORE_KEYS {
-            let spec = KeySpec { handle: Some(KeyHandle::new(h)?), algorithm: Algorithm::Sha1, ..KeySpec::default() };
+            let spec =
+                KeySpec { handle: Some(PersistentHandle::new(h)?), algorithm: Algorithm::Sha1, ..KeySpec::default() };
             let secret = Secret::from_hex(SECRET)?;
             tpm.import_key(&spec, &secret)?;
         }
@@ -383,8 +390,8 @@ impl Bench {
     }
 }
 
-fn key_handle() -> KeyHandle {
-    KeyHandle::new(HANDLE).expect("a persistent handle")
+fn key_handle() -> PersistentHandle {
+    PersistentHandle::new(HANDLE).expect("a persistent handle")
 }
 
 #[cfg(test)]

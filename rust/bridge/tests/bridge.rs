@@ -3,7 +3,7 @@
 //! One test function: the bridge reads the TCTI from the environment once per process.
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{KeyHandle, KeySpec, Metadata, Pin, Secret, Tpm};
+use keepassxc_tpm::{KeySpec, Metadata, PersistentHandle, Pin, Secret, Tpm};
 use keepassxc_tpm_bridge::testing::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge, Status};
 use sha1::Sha1;
 use swtpm_fixture::{persist_srk, Swtpm};
@@ -38,7 +38,7 @@ fn keepassxc_path_against_swtpm() {
     {
         let mut tpm = Tpm::open(Some(&tcti)).unwrap();
         tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
-        tpm.set_label(KeyHandle::new(0x8100_0100).unwrap(), Some("laptop")).unwrap();
+        tpm.set_label(PersistentHandle::new(0x8100_0100).unwrap(), Some("laptop")).unwrap();
     }
     assert_eq!(list_keys().keys[0].display_name, "TPM 2.0 HMAC-SHA1 laptop");
 
@@ -86,14 +86,14 @@ fn keepassxc_path_against_swtpm() {
         let mut tpm = Tpm::open(Some(&tcti)).unwrap();
         tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
         let spec = KeySpec {
-            handle: Some(KeyHandle::new(0x8100_0120).unwrap()),
+            handle: Some(PersistentHandle::new(0x8100_0120).unwrap()),
             pin: Some(Pin::new("1357").unwrap()),
             ..KeySpec::default()
         };
         tpm.import_key(&spec, &Secret::from_hex(SECRET).unwrap()).unwrap();
         // A PIN typed in a legacy 8-bit locale is not UTF-8: it is still a PIN.
         let spec = KeySpec {
-            handle: Some(KeyHandle::new(0x8100_0121).unwrap()),
+            handle: Some(PersistentHandle::new(0x8100_0121).unwrap()),
             pin: Some(Pin::new(b"gr\xfc\xdf").unwrap()),
             ..spec
         };

@@ -5,8 +5,6 @@ use std::fmt;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
-use crate::error::{Error, Result};
-
 /// Persistent handles of the owner hierarchy (TPM 2.0 Part 2, 7.6).
 pub const OWNER_PERSISTENT: RangeInclusive<u32> = keepassxc_tpm_abi::TPM_SERIALS;
 /// Where `create`/`import` put a key when no handle is given: clear of the SRK (0x81000001),
@@ -17,29 +15,49 @@ pub const SRK_HANDLE: u32 = 0x8100_0001;
 /// The only slot a TPM key has.
 pub const SLOT: i32 = 1;
 
+/// A handle string, number or KeePassXC address that names no persistent handle of the owner
+/// hierarchy (the core's [`Error::BadHandle`](crate::Error::BadHandle) carries it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadHandle {
+    /// The handle, serial or address as given.
+    pub input: String,
+}
+
+impl fmt::Display for BadHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "\"{}\" is not a persistent TPM handle; give one between 0x81000000 and 0x817FFFFF, e.g. 0x81000100",
+            self.input
+        )
+    }
+}
+
+impl std::error::Error for BadHandle {}
+
 /// A persistent handle in the owner range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyHandle(u32);
+pub struct PersistentHandle(u32);
 
-impl KeyHandle {
+impl PersistentHandle {
     /// The handle `value`, if it is in the owner's persistent range.
-    pub fn new(value: u32) -> Result<Self> {
+    pub fn new(value: u32) -> Result<Self, BadHandle> {
         if OWNER_PERSISTENT.contains(&value) {
-            Ok(KeyHandle(value))
+            Ok(PersistentHandle(value))
         } else {
-            Err(Error::BadHandle { input: format!("0x{value:08X}") })
+            Err(BadHandle { input: format!("0x{value:08X}") })
         }
     }
 
     /// The key a KeePassXC serial number names, if it names a TPM key at all.
-    pub fn from_serial(serial: u32) -> Result<Self> {
+    pub fn from_serial(serial: u32) -> Result<Self, BadHandle> {
         Self::new(serial)
     }
 
     /// The key at KeePassXC's (serial, slot) address.
-    pub fn from_address(serial: u32, slot: i32) -> Result<Self> {
+    pub fn from_address(serial: u32, slot: i32) -> Result<Self, BadHandle> {
         if slot != SLOT {
-            return Err(Error::BadHandle { input: format!("{slot}:{serial} (a TPM key only has slot {SLOT})") });
+            return Err(BadHandle { input: format!("{slot}:{serial} (a TPM key only has slot {SLOT})") });
         }
         Self::from_serial(serial)
     }
@@ -55,7 +73,7 @@ impl KeyHandle {
     }
 }
 
-impl fmt::Display for KeyHandle {
+impl fmt::Display for PersistentHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "0x{:08x}", self.0)
     }
@@ -63,12 +81,12 @@ impl fmt::Display for KeyHandle {
 
 /// Accepts `0x81000100`, `81000100` (hex, as tpm2-tools prints) and the decimal serial
 /// KeePassXC shows (`2164261120`).
-impl FromStr for KeyHandle {
-    type Err = Error;
+impl FromStr for PersistentHandle {
+    type Err = BadHandle;
 
-    fn from_str(input: &str) -> Result<Self> {
+    fn from_str(input: &str) -> Result<Self, BadHandle> {
         let text = input.trim();
-        let bad = || Error::BadHandle { input: input.to_owned() };
+        let bad = || BadHandle { input: input.to_owned() };
         let value = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             u32::from_str_radix(hex, 16).map_err(|_| bad())?
         } else if text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()) && text.starts_with("81") {
@@ -76,7 +94,7 @@ impl FromStr for KeyHandle {
         } else {
             text.parse::<u32>().map_err(|_| bad())?
         };
-        KeyHandle::new(value).map_err(|_| bad())
+        PersistentHandle::new(value).map_err(|_| bad())
     }
 }
 
@@ -86,10 +104,10 @@ mod tests {
 
     #[test]
     fn parses_hex_bare_hex_and_decimal() {
-        assert_eq!("0x81000100".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
-        assert_eq!("0X817fffff".parse::<KeyHandle>().unwrap().value(), 0x817F_FFFF);
-        assert_eq!("81000100".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
-        assert_eq!("2164261120".parse::<KeyHandle>().unwrap().value(), 0x8100_0100);
+        assert_eq!("0x81000100".parse::<PersistentHandle>().unwrap().value(), 0x8100_0100);
+        assert_eq!("0X817fffff".parse::<PersistentHandle>().unwrap().value(), 0x817F_FFFF);
+        assert_eq!("81000100".parse::<PersistentHandle>().unwrap().value(), 0x8100_0100);
+        assert_eq!("2164261120".parse::<PersistentHandle>().unwrap().value(), 0x8100_0100);
     }
 
     #[test]
@@ -97,16 +115,16 @@ mod tests {
         for bad in
             ["", "0x", "0x80000000", "0x81800000", "0x1", "-1", "0x81000100 junk", "0x1_0000_0000", "1:0x81000100"]
         {
-            assert!(matches!(bad.parse::<KeyHandle>(), Err(Error::BadHandle { .. })), "{bad:?}");
+            assert!(matches!(bad.parse::<PersistentHandle>(), Err(BadHandle { .. })), "{bad:?}");
         }
     }
 
     #[test]
     fn address_is_serial_and_slot_one() {
-        let h = KeyHandle::from_address(0x8100_0100, 1).unwrap();
+        let h = PersistentHandle::from_address(0x8100_0100, 1).unwrap();
         assert_eq!((h.serial(), h.to_string()), (0x8100_0100, "0x81000100".to_owned()));
-        assert!(KeyHandle::from_address(0x8100_0100, 2).is_err());
-        assert!(KeyHandle::from_serial(12_345_678).is_err(), "a YubiKey serial is not a TPM key");
+        assert!(PersistentHandle::from_address(0x8100_0100, 2).is_err());
+        assert!(PersistentHandle::from_serial(12_345_678).is_err(), "a YubiKey serial is not a TPM key");
     }
 
     #[test]

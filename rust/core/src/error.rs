@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::address::KeyHandle;
+use crate::address::{BadHandle, PersistentHandle};
 
 /// The result of every fallible operation of the core.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -46,26 +46,23 @@ pub enum Error {
         group: Option<String>,
     },
     /// A handle string or serial that is not a persistent handle of the owner hierarchy.
-    BadHandle {
-        /// The handle, serial or address as given.
-        input: String,
-    },
+    BadHandle(BadHandle),
     /// Nothing is stored at the handle.
     EmptyHandle {
         /// The persistent handle the key was looked for at.
-        handle: KeyHandle,
+        handle: PersistentHandle,
     },
     /// Something other than an HMAC key is stored at the handle.
     NotHmacKey {
         /// The persistent handle the key was looked for at.
-        handle: KeyHandle,
+        handle: PersistentHandle,
         /// What is stored there instead, e.g. "an RSA key".
         what: String,
     },
     /// `create`/`import` was asked for a handle that is already in use.
     HandleOccupied {
         /// The persistent handle that was asked for.
-        handle: KeyHandle,
+        handle: PersistentHandle,
         /// What already sits there.
         what: String,
     },
@@ -92,7 +89,7 @@ pub enum Error {
     /// The key needs a PIN and none was given.
     PinRequired {
         /// The persistent handle of the key.
-        handle: KeyHandle,
+        handle: PersistentHandle,
     },
     /// The key's policy (PCR binding) is not satisfied: the boot state changed.
     PolicyFailed {
@@ -107,7 +104,7 @@ pub enum Error {
     /// The storage key salting the session is not the one pinned when the key was made.
     StorageKeyChanged {
         /// The persistent handle of the key.
-        handle: KeyHandle,
+        handle: PersistentHandle,
     },
     /// The metadata file cannot be used (unreadable, not a regular file, too large, malformed).
     Metadata {
@@ -119,19 +116,19 @@ pub enum Error {
     /// The metadata record of the key at a handle names another key than the one there.
     RecordMismatch {
         /// The persistent handle of the key.
-        handle: KeyHandle,
+        handle: PersistentHandle,
         /// The path of the metadata file holding the record.
         path: String,
     },
     /// A PIN key was asked for without bus encryption, which would send its authValue in clear.
     PinNeedsEncryption {
         /// The persistent handle of the key.
-        handle: KeyHandle,
+        handle: PersistentHandle,
     },
     /// The key was made, but its record could not be written, so it was removed again.
     NotRecorded {
         /// The persistent handle the key was made at.
-        handle: KeyHandle,
+        handle: PersistentHandle,
         /// Whether removing the key succeeded (if not, it is still at `handle`).
         removed: bool,
         /// Why the record could not be written.
@@ -235,7 +232,7 @@ impl Error {
                 ErrorKind::NoTpm
             }
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
-            Error::BadHandle { .. } => ErrorKind::BadHandle,
+            Error::BadHandle(_) => ErrorKind::BadHandle,
             Error::EmptyHandle { .. } => ErrorKind::NoSuchKey,
             Error::NotHmacKey { .. } => ErrorKind::NotHmacKey,
             Error::HandleOccupied { .. } => ErrorKind::HandleOccupied,
@@ -255,6 +252,12 @@ impl Error {
             | Error::SessionRejected { .. }
             | Error::BadAnswer { .. } => ErrorKind::Other,
         }
+    }
+}
+
+impl From<BadHandle> for Error {
+    fn from(bad: BadHandle) -> Self {
+        Error::BadHandle(bad)
     }
 }
 
@@ -288,26 +291,13 @@ impl fmt::Display for Error {
             Error::PermissionDenied { device, group: None } => {
                 write!(f, "permission denied opening {device}; ask your administrator for access to it")
             }
-            Error::BadHandle { input } => write!(
-                f,
-                "\"{input}\" is not a persistent TPM handle; give one between 0x81000000 and 0x817FFFFF, e.g. 0x81000100"
-            ),
-            Error::EmptyHandle { handle } => write!(
-                f,
-                "no key at {handle} (was it deleted, or the TPM cleared?)"
-            ),
-            Error::NotHmacKey { handle, what } => write!(
-                f,
-                "the TPM object at {handle} is {what}, not an HMAC key"
-            ),
-            Error::HandleOccupied { handle, what } => write!(
-                f,
-                "{handle} already holds {what}"
-            ),
-            Error::NoFreeHandle { detail } => write!(
-                f,
-                "no free persistent slot ({detail}); delete a key you no longer need"
-            ),
+            Error::BadHandle(bad) => write!(f, "{bad}"),
+            Error::EmptyHandle { handle } => write!(f, "no key at {handle} (was it deleted, or the TPM cleared?)"),
+            Error::NotHmacKey { handle, what } => write!(f, "the TPM object at {handle} is {what}, not an HMAC key"),
+            Error::HandleOccupied { handle, what } => write!(f, "{handle} already holds {what}"),
+            Error::NoFreeHandle { detail } => {
+                write!(f, "no free persistent slot ({detail}); delete a key you no longer need")
+            }
             Error::Lockout { rc, interval_seconds } => {
                 write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X}); ")?;
                 if let Some(s) = interval_seconds.filter(|s| *s > 0) {
@@ -319,7 +309,9 @@ impl fmt::Display for Error {
                 write!(f, "wrong PIN (0x{rc:08X})")?;
                 match tries_left {
                     Some(0) => write!(f, "; no tries left: the TPM now locks out PIN-protected keys"),
-                    Some(n) => write!(f, "; {n} {} left before the TPM locks out", if *n == 1 { "try" } else { "tries" }),
+                    Some(n) => {
+                        write!(f, "; {n} {} left before the TPM locks out", if *n == 1 { "try" } else { "tries" })
+                    }
                     None => write!(f, "; each wrong PIN counts toward the TPM's lockout"),
                 }
             }
@@ -332,7 +324,10 @@ impl fmt::Display for Error {
                  boot as before (e.g. the same Secure Boot settings), or re-import the key from its recovery code"
             ),
             Error::PolicyUnknown { rc } => {
-                write!(f, "the key is bound to PCRs (boot state) but the keepassxc-tpm metadata file does not say which")?;
+                write!(
+                    f,
+                    "the key is bound to PCRs (boot state) but the keepassxc-tpm metadata file does not say which"
+                )?;
                 if *rc != 0 {
                     write!(f, " (0x{rc:08X})")?;
                 }

@@ -7,7 +7,7 @@ use tss_esapi::handles::PersistentTpmHandle;
 use tss_esapi::interface_types::algorithm::{HashingAlgorithm, PublicAlgorithm};
 use tss_esapi::structures::{Digest, Public, PublicBuilder};
 
-use crate::address::{KeyHandle, SLOT, SRK_HANDLE};
+use crate::address::{PersistentHandle, SLOT, SRK_HANDLE};
 pub use crate::algorithm::Algorithm;
 use crate::error::{Error, Result};
 use crate::secret::Pin;
@@ -26,7 +26,7 @@ pub enum Origin {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     /// The persistent handle the key is stored at.
-    pub handle: KeyHandle,
+    pub handle: PersistentHandle,
     /// The key's hash.
     pub algorithm: Algorithm,
     /// Whether the key was generated in the TPM or imported.
@@ -121,7 +121,7 @@ impl From<&KeyInfo> for KeySummary {
 #[derive(Clone, Debug, Default)]
 pub struct KeySpec {
     /// Where to persist the key; `None` takes the first free handle of [`crate::PROJECT_RANGE`].
-    pub handle: Option<KeyHandle>,
+    pub handle: Option<PersistentHandle>,
     /// The key's hash (SHA-1 for a YubiKey-compatible key).
     pub algorithm: Algorithm,
     /// SHA-256 PCRs to bind the key to (empty: not bound).
@@ -196,7 +196,7 @@ pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option
 }
 
 /// Sorts a public area into "one of our HMAC keys" or a description of what it is.
-pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
+pub(crate) fn describe(handle: PersistentHandle, public: &Public) -> Object {
     let attrs = public.object_attributes();
     let storage = attrs.restricted() && attrs.decrypt() && !attrs.sign_encrypt();
     let what = match public {
@@ -237,7 +237,7 @@ pub(crate) fn describe(handle: KeyHandle, public: &Public) -> Object {
     Object::Other { what, storage }
 }
 
-pub(crate) fn persistent_handle(handle: KeyHandle) -> tss_esapi::Result<PersistentTpmHandle> {
+pub(crate) fn persistent_handle(handle: PersistentHandle) -> tss_esapi::Result<PersistentTpmHandle> {
     PersistentTpmHandle::new(handle.value())
 }
 

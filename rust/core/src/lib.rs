@@ -7,15 +7,17 @@
 //! the chip; the key never leaves it.
 //!
 //! # Code structure
+//! What front ends use is re-exported here at the crate root; of the modules only [`tpm`],
+//! [`metadata`], [`pcr`] and [`recovery`] are public, for their helper functions.
 //! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a TCTI (explicit, environment, default
 //!   search); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
 //!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
 //!   `store.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
-//! - [`address`]: persistent handles and KeePassXC's (serial, slot) address.
+//! - `address`: persistent handles and KeePassXC's (serial, slot) address.
 //! - `parent`: the storage parent keys are created under (SRK, else an ECC primary).
-//! - [`key`]: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
+//! - `key`: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
 //!   deleting keys: `tpm/keys.rs`). `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
-//! - [`challenge`]: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
+//! - `challenge`: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
 //!   kept session), the salted session computed in Rust from the key's pinned record; any doubt
@@ -23,13 +25,13 @@
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
-//! - [`store`]: listing keys ([`Tpm::list_keys`], in `tpm/store.rs`).
-//! - [`secret`]: secrets to import (hex as ykman shows it, or a recovery code).
+//! - `store`: listing keys ([`Tpm::list_keys`], in `tpm/store.rs`).
+//! - `secret`: secrets to import (hex as ykman shows it, or a recovery code).
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
-//! - [`worker`]: a connection on its own thread, with a timeout (tpm2-tss has none).
-//! - [`da`]: the dictionary-attack counters, for "2 tries left" and lockout times.
-//! - [`inventory`]: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
-//! - [`error`]: one error type; TSS return codes kept as 0x%08X; messages with remedies.
+//! - `worker`: a connection on its own thread, with a timeout (tpm2-tss has none).
+//! - `da`: the dictionary-attack counters, for "2 tries left" and lockout times.
+//! - `inventory`: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
+//! - `error`: one error type; TSS return codes kept as 0x%08X; messages with remedies.
 //!
 //! # Notes on code safety
 //! This crate has no `unsafe` code (`#![forbid(unsafe_code)]`); all FFI is inside tss-esapi.
@@ -39,27 +41,27 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod address;
+mod address;
 mod algorithm;
-pub mod challenge;
-pub mod da;
+mod challenge;
+mod da;
 mod direct;
-pub mod error;
-pub mod inventory;
-pub mod key;
+mod error;
+mod inventory;
+mod key;
 pub mod metadata;
 mod parent;
 pub mod pcr;
 mod pinned;
 mod rc;
 pub mod recovery;
-pub mod secret;
+mod secret;
 mod session;
-pub mod store;
+mod store;
 pub mod tpm;
-pub mod worker;
+mod worker;
 
-pub use address::{KeyHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
+pub use address::{BadHandle, PersistentHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
 pub use da::DaStatus;
 pub use error::{Error, ErrorKind, Result};

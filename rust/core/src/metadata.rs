@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::address::KeyHandle;
+use crate::address::PersistentHandle;
 use crate::challenge::SlotMode;
 use crate::error::{Error, Result};
 
@@ -110,7 +110,7 @@ impl Metadata {
     }
 
     /// The record of `handle`; `Ok(None)` when there is none (or no file).
-    pub fn get(&self, handle: KeyHandle) -> Result<Option<KeyRecord>> {
+    pub fn get(&self, handle: PersistentHandle) -> Result<Option<KeyRecord>> {
         let Some(path) = &self.path else { return Ok(None) };
         let content = read(path)?;
         content
@@ -135,7 +135,7 @@ impl Metadata {
     }
 
     /// Stores (or with `None` removes) the record of `handle`, under the file's lock.
-    pub fn set(&self, handle: KeyHandle, record: Option<&KeyRecord>) -> Result<()> {
+    pub fn set(&self, handle: PersistentHandle, record: Option<&KeyRecord>) -> Result<()> {
         self.lock(LOCK_WAIT)?.set(handle, record)
     }
 
@@ -181,7 +181,7 @@ impl Metadata {
 
 impl MetadataLock<'_> {
     /// Stores (or with `None` removes) the record of `handle`; every other record is kept.
-    pub fn set(&self, handle: KeyHandle, record: Option<&KeyRecord>) -> Result<()> {
+    pub fn set(&self, handle: PersistentHandle, record: Option<&KeyRecord>) -> Result<()> {
         let Some(path) = &self.metadata.path else { return Ok(()) };
         let mut content = read(path)?;
         match record {
@@ -330,8 +330,8 @@ mod tests {
 
     use super::*;
 
-    fn handle(value: u32) -> KeyHandle {
-        KeyHandle::new(value).unwrap()
+    fn handle(value: u32) -> PersistentHandle {
+        PersistentHandle::new(value).unwrap()
     }
 
     fn record() -> KeyRecord {

@@ -8,7 +8,6 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
-use crate::secret::Secret;
 
 const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Characters of the check group.
@@ -29,8 +28,8 @@ pub fn encode(secret: &[u8]) -> Zeroizing<String> {
     out
 }
 
-/// The secret of a recovery code of a `len`-byte secret (20 for HMAC-SHA1, 32 for HMAC-SHA256).
-pub fn decode(code: &str) -> Result<Secret> {
+/// The secret bytes of a recovery code: 20 for HMAC-SHA1 (9 groups), 32 for HMAC-SHA256 (14).
+pub fn decode(code: &str) -> Result<Zeroizing<Vec<u8>>> {
     let bad = |reason: &str| Error::BadSecret { reason: format!("recovery code: {reason}") };
     let mut values = Zeroizing::new(Vec::with_capacity(code.len()));
     for c in code.chars().filter(|c| !matches!(c, '-' | ' ' | '\t' | '\n' | '\r')) {
@@ -70,7 +69,7 @@ pub fn decode(code: &str) -> Result<Secret> {
     if check_group(&body, &bytes) != got {
         return Err(bad("the checksum does not match: a character was mistyped"));
     }
-    Ok(Secret::from_bytes(bytes))
+    Ok(bytes)
 }
 
 /// The sum of the body's character values mod 32, then 15 bits of SHA-256 over the secret.
@@ -112,8 +111,8 @@ mod tests {
             let secret: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(97).wrapping_add(13)).collect();
             let code = encode(&secret);
             assert_eq!(code.split('-').count(), if len == 20 { 9 } else { 14 }, "{}", code.as_str());
-            assert_eq!(decode(&code).unwrap().bytes(), &secret[..]);
-            assert_eq!(decode(&code.to_lowercase().replace('0', "o").replace('-', " ")).unwrap().bytes(), &secret[..]);
+            assert_eq!(&decode(&code).unwrap()[..], &secret[..]);
+            assert_eq!(&decode(&code.to_lowercase().replace('0', "o").replace('-', " ")).unwrap()[..], &secret[..]);
         }
     }
 

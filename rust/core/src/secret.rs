@@ -38,7 +38,7 @@ impl Secret {
     pub fn parse(text: &str) -> Result<Secret> {
         let chars = text.chars().filter(|c| c.is_ascii_alphanumeric()).count();
         if chars == 36 || chars == 56 {
-            crate::recovery::decode(text)
+            crate::recovery::decode(text).map(Secret)
         } else {
             Secret::from_hex(text)
         }

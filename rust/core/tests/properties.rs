@@ -4,22 +4,22 @@
 //! run: PROPTEST_CASES=200000 cargo test -p keepassxc-tpm --test properties --release
 
 use keepassxc_tpm::metadata::Metadata;
-use keepassxc_tpm::{pcr, recovery, tpm, yubikey_message, KeyHandle, Secret};
+use keepassxc_tpm::{pcr, recovery, tpm, yubikey_message, PersistentHandle, Secret};
 use proptest::prelude::*;
 
 proptest! {
     #[test]
     fn handles_parse_or_refuse(text in "\\PC{0,24}") {
-        if let Ok(handle) = text.parse::<KeyHandle>() {
+        if let Ok(handle) = text.parse::<PersistentHandle>() {
             prop_assert!((0x8100_0000..=0x817F_FFFF).contains(&handle.value()));
         }
     }
 
     #[test]
     fn handles_round_trip(value in 0x8100_0000u32..=0x817F_FFFF) {
-        let handle = KeyHandle::new(value).unwrap();
-        prop_assert_eq!(handle.to_string().parse::<KeyHandle>().unwrap(), handle);
-        prop_assert_eq!(value.to_string().parse::<KeyHandle>().unwrap(), handle);
+        let handle = PersistentHandle::new(value).unwrap();
+        prop_assert_eq!(handle.to_string().parse::<PersistentHandle>().unwrap(), handle);
+        prop_assert_eq!(value.to_string().parse::<PersistentHandle>().unwrap(), handle);
     }
 
     #[test]
@@ -40,7 +40,7 @@ proptest! {
         replacement in "[0-9A-HJKMNP-TV-Z]",
     ) {
         let code = recovery::encode(&bytes);
-        prop_assert_eq!(recovery::decode(&code).unwrap().bytes().to_vec(), bytes.clone());
+        prop_assert_eq!(recovery::decode(&code).unwrap().to_vec(), bytes.clone());
         prop_assert_eq!(Secret::parse(&code).unwrap().bytes().to_vec(), bytes.clone());
         let chars: Vec<char> = code.chars().collect();
         let i = position.index(chars.len());
@@ -76,8 +76,8 @@ proptest! {
         let path = dir.path().join("keys.json");
         std::fs::write(&path, &content).unwrap();
         let meta = Metadata::at(&path);
-        let handle = KeyHandle::new(0x8100_0100).unwrap();
-        let other = KeyHandle::new(0x8100_0101).unwrap();
+        let handle = PersistentHandle::new(0x8100_0100).unwrap();
+        let other = PersistentHandle::new(0x8100_0101).unwrap();
         let record = keepassxc_tpm::KeyRecord { key_name: Some("000b00".into()), ..Default::default() };
         match meta.get(other) {
             Ok(before) => {

@@ -19,7 +19,7 @@ fn metadata_file(swtpm: &Swtpm) -> std::path::PathBuf {
 }
 
 /// Edits the record of `key` in the test's metadata file.
-fn edit_record(swtpm: &Swtpm, key: keepassxc_tpm::KeyHandle, edit: impl FnOnce(&mut Value)) {
+fn edit_record(swtpm: &Swtpm, key: keepassxc_tpm::PersistentHandle, edit: impl FnOnce(&mut Value)) {
     let path = metadata_file(swtpm);
     let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     edit(&mut file["keys"][key.to_string()]);

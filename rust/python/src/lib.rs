@@ -9,7 +9,7 @@
 //! Python as a `bytearray`, which the package wipes after copying it into kdbxtool's SecureBytes.
 #![forbid(unsafe_code)]
 
-use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, KeyHandle, KeySummary, Pin, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, KeySummary, PersistentHandle, Pin, TpmWorker, DEFAULT_TIMEOUT};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -47,7 +47,7 @@ tpm_exceptions! {
 /// The core's error as the Python exception of its kind, with the remedy a Python user needs.
 fn to_py(e: Error) -> PyErr {
     let remedy = match &e {
-        Error::EmptyHandle { .. } | Error::NotHmacKey { .. } | Error::BadHandle { .. } => {
+        Error::EmptyHandle { .. } | Error::NotHmacKey { .. } | Error::BadHandle(_) => {
             "; list the HMAC keys with keepassxc_tpm.list_keys() or `tpm-hmac list`"
         }
         Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::TctiOption { .. } => {
@@ -72,8 +72,8 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
-fn parse_handle(text: &str) -> PyResult<KeyHandle> {
-    text.parse::<KeyHandle>().map_err(to_py)
+fn parse_handle(text: &str) -> PyResult<PersistentHandle> {
+    text.parse::<PersistentHandle>().map_err(|bad| to_py(bad.into()))
 }
 
 fn summary_json<T: serde::Serialize>(value: &T) -> PyResult<String> {

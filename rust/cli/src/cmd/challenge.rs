@@ -1,6 +1,6 @@
 //! `tpm-hmac challenge`: the response KeePassXC would get, as lowercase hex.
 
-use keepassxc_tpm::{Error, KeyHandle};
+use keepassxc_tpm::{Error, PersistentHandle};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -10,7 +10,7 @@ use crate::{input, pin, TpmSession};
 pub struct Args {
     /// The key's persistent handle (or its KeePassXC serial)
     #[arg(long, value_parser = super::parse_handle)]
-    handle: KeyHandle,
+    handle: PersistentHandle,
     /// The challenge as hex, 0 to 64 bytes (KeePassXC sends the 32-byte KDF seed)
     #[arg(long, value_name = "HEX", default_value = "")]
     hex: String,

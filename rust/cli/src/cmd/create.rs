@@ -1,7 +1,7 @@
 //! `tpm-hmac create`: a new HMAC key, generated inside the TPM, or with `--recovery` generated
 //! outside, imported, and shown once so it can be restored or programmed into a YubiKey.
 
-use keepassxc_tpm::{recovery, Algorithm, KeyHandle, KeyInfo, KeySpec, Secret};
+use keepassxc_tpm::{recovery, Algorithm, KeyInfo, KeySpec, PersistentHandle, Secret};
 
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
@@ -22,7 +22,7 @@ pub struct Args {
 pub struct KeyArgs {
     /// Persistent handle to store the key at (default: first free of 0x81000100-0x810001ff)
     #[arg(long, value_parser = super::parse_handle)]
-    pub handle: Option<KeyHandle>,
+    pub handle: Option<PersistentHandle>,
     /// HMAC hash: sha1 (20-byte responses, what KeePassXC and YubiKeys use) or sha256
     #[arg(long, default_value = "sha1")]
     pub algorithm: Algorithm,

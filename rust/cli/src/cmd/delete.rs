@@ -1,6 +1,6 @@
 //! `tpm-hmac delete`: remove an HMAC key from the TPM (only HMAC keys; never the SRK).
 
-use keepassxc_tpm::KeyHandle;
+use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
 use crate::TpmSession;
@@ -9,7 +9,7 @@ use crate::TpmSession;
 pub struct Args {
     /// The key's persistent handle (or its KeePassXC serial)
     #[arg(long, value_parser = super::parse_handle)]
-    handle: KeyHandle,
+    handle: PersistentHandle,
 }
 
 pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {

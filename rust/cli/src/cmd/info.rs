@@ -1,6 +1,6 @@
 //! `tpm-hmac info`: one key's details.
 
-use keepassxc_tpm::KeyHandle;
+use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
@@ -10,7 +10,7 @@ use crate::TpmSession;
 pub struct Args {
     /// The key's persistent handle (or its KeePassXC serial)
     #[arg(long, value_parser = super::parse_handle)]
-    handle: KeyHandle,
+    handle: PersistentHandle,
     /// Print JSON
     #[arg(long)]
     json: bool,

@@ -1,6 +1,6 @@
 //! `tpm-hmac label`: name a key (or, with `--clear`, remove its name), as `list` and KeePassXC show it.
 
-use keepassxc_tpm::KeyHandle;
+use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
 use crate::TpmSession;
@@ -9,7 +9,7 @@ use crate::TpmSession;
 pub struct Args {
     /// The key's persistent handle (or its KeePassXC serial)
     #[arg(long, value_parser = super::parse_handle)]
-    handle: KeyHandle,
+    handle: PersistentHandle,
     /// The new name (at most 32 characters, no brackets)
     #[arg(required_unless_present = "clear", conflicts_with = "clear")]
     name: Option<String>,

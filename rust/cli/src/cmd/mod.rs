@@ -8,9 +8,9 @@ pub mod info;
 pub mod label;
 pub mod list;
 
-use keepassxc_tpm::{Error, KeyHandle};
+use keepassxc_tpm::PersistentHandle;
 
 /// clap value parser for `--handle`.
-pub fn parse_handle(text: &str) -> Result<KeyHandle, String> {
-    text.parse::<KeyHandle>().map_err(|e: Error| e.to_string())
+pub fn parse_handle(text: &str) -> Result<PersistentHandle, String> {
+    text.parse::<PersistentHandle>().map_err(|bad| bad.to_string())
 }

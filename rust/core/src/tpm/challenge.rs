@@ -1,6 +1,6 @@
 //! Challenges: KeePassXC's challenge → TPM2_HMAC (the `impl Tpm` of [`crate::challenge`]).
 
-use crate::address::{KeyHandle, SRK_HANDLE};
+use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::challenge::{ChallengeRule, SlotMode};
 use crate::direct::{Direct, Failure, SaltKey};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ impl Tpm {
     /// The first challenge of a connection reads the key's and the storage key's public areas
     /// and checks them against the key's record; every challenge then starts a salted session
     /// and sends the HMAC (one command when the session is kept, see `Tpm::set_session_reuse`).
-    pub fn challenge(&mut self, handle: KeyHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn challenge(&mut self, handle: PersistentHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.challenge_with_pin(handle, challenge, None)
     }
 
@@ -32,7 +32,7 @@ impl Tpm {
     /// given for a key without one is not used.
     pub fn challenge_with_pin(
         &mut self,
-        handle: KeyHandle,
+        handle: PersistentHandle,
         challenge: &[u8],
         pin: Option<&Pin>,
     ) -> Result<Zeroizing<Vec<u8>>> {
@@ -43,7 +43,7 @@ impl Tpm {
     /// to give what a YubiKey slot with the same secret gives that program.
     pub fn challenge_by_rule(
         &mut self,
-        handle: KeyHandle,
+        handle: PersistentHandle,
         challenge: &[u8],
         pin: Option<&Pin>,
         rule: ChallengeRule,
@@ -100,7 +100,7 @@ impl Tpm {
     /// challenge down the ESYS path, which checks everything again.
     fn direct_challenge(
         &mut self,
-        handle: KeyHandle,
+        handle: PersistentHandle,
         challenge: &[u8],
         rule: ChallengeRule,
     ) -> Option<Zeroizing<Vec<u8>>> {
@@ -137,7 +137,7 @@ impl Tpm {
 
     /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
     /// command), each checked against its pinned name; `None` when the direct path may not serve it.
-    fn direct_plan(&mut self, handle: KeyHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
+    fn direct_plan(&mut self, handle: PersistentHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
         let record = match self.records.get(&handle) {
             Some(key) => key.record.clone(),
             None => self.metadata.get(handle).ok()??,

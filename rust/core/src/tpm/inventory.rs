@@ -1,6 +1,6 @@
 //! What the TPM says about itself (the `impl Tpm` of [`crate::inventory`]).
 
-use crate::address::{KeyHandle, SRK_HANDLE};
+use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::inventory::{is_standard_srk, text_of, SrkState, TpmFacts};
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ impl Tpm {
 
     /// What sits at 0x81000001 (one ReadPublic).
     pub fn srk_state(&mut self) -> Result<SrkState> {
-        let srk = KeyHandle::new(SRK_HANDLE)?;
+        let srk = PersistentHandle::new(SRK_HANDLE)?;
         let public = match self.public_at(srk) {
             Ok(public) => public,
             Err(Error::EmptyHandle { .. }) => return Ok(SrkState::Missing),

@@ -1,6 +1,6 @@
 //! Creating, importing, persisting, reading and deleting keys (the `impl Tpm` of [`crate::key`]).
 
-use crate::address::KeyHandle;
+use crate::address::{BadHandle, PersistentHandle};
 use crate::error::{Error, Result};
 use crate::key::{check_label, describe, hmac_template, persistent_handle, KeyInfo, KeySpec, Object, Origin};
 use crate::metadata::KeyRecord;
@@ -8,7 +8,7 @@ use crate::rc::{self, codes};
 use crate::secret::Secret;
 use crate::session::SessionUse;
 use tss_esapi::constants::SessionType;
-use tss_esapi::handles::{ObjectHandle, TpmHandle};
+use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle, TpmHandle};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
 use tss_esapi::interface_types::resource_handles::Provision;
 use tss_esapi::interface_types::session_handles::AuthSession;
@@ -23,7 +23,7 @@ const PERSIST_ATTEMPTS: usize = 5;
 
 impl Tpm {
     /// The ESYS handle of the persistent object at `handle` (one ReadPublic the first time).
-    pub(crate) fn resolve(&mut self, handle: KeyHandle) -> Result<ObjectHandle> {
+    pub(crate) fn resolve(&mut self, handle: PersistentHandle) -> Result<ObjectHandle> {
         if let Some(object) = self.known.get(&handle) {
             return Ok(*object);
         }
@@ -40,7 +40,7 @@ impl Tpm {
     }
 
     /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
-    pub(crate) fn forget(&mut self, handle: KeyHandle) {
+    pub(crate) fn forget(&mut self, handle: PersistentHandle) {
         self.records.remove(&handle);
         if let Some(mut object) = self.known.remove(&handle) {
             let _ = self.ctx.tr_close(&mut object);
@@ -48,7 +48,7 @@ impl Tpm {
     }
 
     /// The public area of the object at `handle` (one ReadPublic; not authenticated).
-    pub(crate) fn public_at(&mut self, handle: KeyHandle) -> Result<Public> {
+    pub(crate) fn public_at(&mut self, handle: PersistentHandle) -> Result<Public> {
         let object = self.resolve(handle)?;
         match self.call(|ctx| ctx.read_public(object.into())) {
             Ok((public, _, _)) => Ok(public),
@@ -64,12 +64,12 @@ impl Tpm {
     }
 
     /// What is stored at `handle`.
-    pub(crate) fn object_at(&mut self, handle: KeyHandle) -> Result<Object> {
+    pub(crate) fn object_at(&mut self, handle: PersistentHandle) -> Result<Object> {
         self.public_at(handle).map(|public| describe(handle, &public))
     }
 
     /// The HMAC key at `handle`, or why there is none.
-    pub fn key_info(&mut self, handle: KeyHandle) -> Result<KeyInfo> {
+    pub fn key_info(&mut self, handle: PersistentHandle) -> Result<KeyInfo> {
         match self.object_at(handle)? {
             Object::Hmac(info) => Ok(self.labelled(info)),
             Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),
@@ -88,7 +88,7 @@ impl Tpm {
     }
 
     /// Gives the key at `handle` the label `label` (or, with `None`, none), in its record.
-    pub fn set_label(&mut self, handle: KeyHandle, label: Option<&str>) -> Result<KeyInfo> {
+    pub fn set_label(&mut self, handle: PersistentHandle, label: Option<&str>) -> Result<KeyInfo> {
         let label = label.map(check_label).transpose()?;
         let object = self.resolve(handle)?;
         let key = self.pinned_key(handle, object)?;
@@ -149,8 +149,11 @@ impl Tpm {
         let parent = self.storage_parent(true)?;
         // Pinned so that challenges can tell this storage key from a stand-in.
         let parent_name = self.name_of(parent.handle.into());
-        let parent_public =
-            if parent.is_transient() { None } else { self.public_at(KeyHandle::new(crate::address::SRK_HANDLE)?).ok() };
+        let parent_public = if parent.is_transient() {
+            None
+        } else {
+            self.public_at(PersistentHandle::new(crate::address::SRK_HANDLE)?).ok()
+        };
         // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
         // in a session salted with the parent, with parameter decryption on.
         let created = self.create_encrypted(parent.handle, &template, auth, sensitive);
@@ -208,9 +211,9 @@ impl Tpm {
     fn persist(
         &mut self,
         loaded: ObjectHandle,
-        mut handle: KeyHandle,
+        mut handle: PersistentHandle,
         any_handle: bool,
-    ) -> (KeyHandle, Result<ObjectHandle>) {
+    ) -> (PersistentHandle, Result<ObjectHandle>) {
         let key_name = self.name_of(loaded);
         for _ in 0..PERSIST_ATTEMPTS {
             let persisted = self.with_password(|tpm| {
@@ -246,7 +249,7 @@ impl Tpm {
     }
 
     /// The key named `name` at `handle`, looked up over a new connection.
-    fn persisted_as(&mut self, handle: KeyHandle, name: &str) -> Option<ObjectHandle> {
+    fn persisted_as(&mut self, handle: PersistentHandle, name: &str) -> Option<ObjectHandle> {
         self.reconnect().ok()?;
         let object = self.resolve(handle).ok()?;
         (self.name_of(object).ok()? == name).then_some(object)
@@ -256,7 +259,7 @@ impl Tpm {
     /// the inSensitive holding the secret and the authValue.
     fn create_encrypted(
         &mut self,
-        parent: tss_esapi::handles::KeyHandle,
+        parent: EsysKeyHandle,
         template: &Public,
         auth: Option<Auth>,
         sensitive: Option<SensitiveData>,
@@ -275,7 +278,7 @@ impl Tpm {
     }
 
     /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
-    pub fn delete_key(&mut self, handle: KeyHandle) -> Result<()> {
+    pub fn delete_key(&mut self, handle: PersistentHandle) -> Result<()> {
         self.key_info(handle)?;
         let object = self.resolve(handle)?;
         self.evict(handle, object)?;
@@ -284,7 +287,7 @@ impl Tpm {
         Ok(())
     }
 
-    fn evict(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<()> {
+    fn evict(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<()> {
         let tcti = self.tcti.clone();
         self.with_password(|tpm| {
             tpm.call(|ctx| {
@@ -299,7 +302,7 @@ impl Tpm {
     }
 
     /// Fails with `HandleOccupied` unless `handle` is empty.
-    fn ensure_free(&mut self, handle: KeyHandle) -> Result<()> {
+    fn ensure_free(&mut self, handle: PersistentHandle) -> Result<()> {
         match self.object_at(handle) {
             Err(Error::EmptyHandle { .. }) => Ok(()),
             Err(e) => Err(e),
@@ -308,17 +311,20 @@ impl Tpm {
         }
     }
 
-    fn first_free_handle(&mut self) -> Result<KeyHandle> {
+    fn first_free_handle(&mut self) -> Result<PersistentHandle> {
         let used = self.persistent_handles()?;
-        crate::address::PROJECT_RANGE.clone().find(|h| !used.contains(h)).map(KeyHandle::new).transpose()?.ok_or_else(
-            || Error::NoFreeHandle {
+        crate::address::PROJECT_RANGE
+            .clone()
+            .find(|h| !used.contains(h))
+            .map(PersistentHandle::new)
+            .transpose()?
+            .ok_or_else(|| Error::NoFreeHandle {
                 detail: format!(
                     "all of 0x{:08x}..=0x{:08x} are in use",
                     crate::address::PROJECT_RANGE.start(),
                     crate::address::PROJECT_RANGE.end()
                 ),
-            },
-        )
+            })
     }
 
     /// Runs `f` with a password session (empty password) as the first authorisation.
@@ -333,6 +339,8 @@ impl Tpm {
     }
 }
 
-fn persistent_tpm_handle(handle: KeyHandle) -> Result<TpmHandle> {
-    persistent_handle(handle).map(TpmHandle::Persistent).map_err(|_| Error::BadHandle { input: handle.to_string() })
+fn persistent_tpm_handle(handle: PersistentHandle) -> Result<TpmHandle> {
+    persistent_handle(handle)
+        .map(TpmHandle::Persistent)
+        .map_err(|_| Error::BadHandle(BadHandle { input: handle.to_string() }))
 }

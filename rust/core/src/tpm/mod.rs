@@ -14,7 +14,7 @@ use tss_esapi::handles::ObjectHandle;
 use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::Context;
 
-use crate::address::KeyHandle;
+use crate::address::PersistentHandle;
 use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
@@ -48,13 +48,13 @@ pub struct Tpm {
     /// The TCTI in use, for messages.
     tcti: String,
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
-    known: HashMap<KeyHandle, ObjectHandle>,
+    known: HashMap<PersistentHandle, ObjectHandle>,
     /// The encrypted session for the next challenge, when one is kept.
     session: Option<Session>,
     /// Keep the session from one challenge to the next (see `session`).
     session_reuse: bool,
     /// Keys checked against their metadata records (once per connection and key).
-    records: HashMap<KeyHandle, PinnedKey>,
+    records: HashMap<PersistentHandle, PinnedKey>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
     bus_encryption: bool,
     /// Challenges to keys without PIN or policy in sessions computed in Rust (`direct`), when

@@ -1,6 +1,6 @@
 //! The storage parent keys are created under (the `impl Tpm` of `parent`).
 
-use crate::address::{KeyHandle, SRK_HANDLE};
+use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::key::{persistent_handle, Object};
 use crate::parent::{ecc_srk_template, Parent};
@@ -18,7 +18,7 @@ impl Tpm {
     /// CreatePrimary. On the challenge path nothing is checked or changed: a wrong object
     /// fails StartAuthSession, and the pinned name catches a different one.
     pub(crate) fn storage_parent(&mut self, provisioning: bool) -> Result<Parent> {
-        let srk = KeyHandle::new(SRK_HANDLE)?;
+        let srk = PersistentHandle::new(SRK_HANDLE)?;
         let found = if provisioning {
             match self.object_at(srk) {
                 Ok(Object::Other { storage: true, .. }) => Ok(true),
@@ -51,7 +51,7 @@ impl Tpm {
         Ok(Parent { handle: primary.key_handle, transient: true })
     }
 
-    fn persist_srk(&mut self, srk: KeyHandle) -> Result<Parent> {
+    fn persist_srk(&mut self, srk: PersistentHandle) -> Result<Parent> {
         let primary = self.transient_primary()?;
         let persisted = self.with_password(|tpm| {
             tpm.call(|ctx| {

@@ -1,6 +1,6 @@
 //! Checking keys against their metadata records (the `impl Tpm` of `pinned`).
 
-use crate::address::{KeyHandle, SRK_HANDLE};
+use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::metadata::KeyRecord;
@@ -16,7 +16,7 @@ const FIRST_USE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(
 
 impl Tpm {
     /// The key at `handle` checked against its record; a key without a record is recorded now.
-    pub(crate) fn pinned_key(&mut self, handle: KeyHandle, object: ObjectHandle) -> Result<PinnedKey> {
+    pub(crate) fn pinned_key(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<PinnedKey> {
         if let Some(key) = self.records.get(&handle) {
             return Ok(key.clone());
         }
@@ -29,7 +29,7 @@ impl Tpm {
         Ok(key)
     }
 
-    fn check_record(&mut self, handle: KeyHandle, name: &str, mut record: KeyRecord) -> Result<PinnedKey> {
+    fn check_record(&mut self, handle: PersistentHandle, name: &str, mut record: KeyRecord) -> Result<PinnedKey> {
         if record.key_name.as_deref() != Some(name) {
             return Err(Error::RecordMismatch { handle, path: self.metadata_path() });
         }
@@ -49,7 +49,7 @@ impl Tpm {
 
     /// Trust on first use: a key provisioned by other tools (or whose record was lost) is
     /// recorded with the storage key that answers now.
-    fn first_use(&mut self, handle: KeyHandle, name: String) -> Result<PinnedKey> {
+    fn first_use(&mut self, handle: PersistentHandle, name: String) -> Result<PinnedKey> {
         let public = self.public_at(handle)?;
         let info = hmac_key(handle, &public)?;
         if info.policy_bound {
@@ -73,7 +73,7 @@ impl Tpm {
     /// Writes `record` if the file still holds `expected` for the key (someone may have recorded
     /// it meanwhile: never overwrite another record). Best effort: when the file cannot be
     /// written the pin holds for this connection only.
-    fn record_first_use(&self, handle: KeyHandle, expected: Option<&KeyRecord>, record: &KeyRecord) {
+    fn record_first_use(&self, handle: PersistentHandle, expected: Option<&KeyRecord>, record: &KeyRecord) {
         if let Ok(lock) = self.metadata.lock(FIRST_USE_LOCK_WAIT) {
             if self.metadata.get(handle).ok().as_ref() == Some(&expected.cloned()) {
                 let _ = lock.set(handle, Some(record));
@@ -90,7 +90,7 @@ impl Tpm {
         self.release_parent(parent);
         let name = name?;
         let public = if persistent {
-            let public = self.public_at(KeyHandle::new(SRK_HANDLE)?)?;
+            let public = self.public_at(PersistentHandle::new(SRK_HANDLE)?)?;
             public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes))
         } else {
             None
@@ -120,7 +120,7 @@ impl Tpm {
     }
 }
 
-fn hmac_key(handle: KeyHandle, public: &Public) -> Result<KeyInfo> {
+fn hmac_key(handle: PersistentHandle, public: &Public) -> Result<KeyInfo> {
     match describe(handle, public) {
         Object::Hmac(info) => Ok(info),
         Object::Other { what, .. } => Err(Error::NotHmacKey { handle, what }),

@@ -1,6 +1,6 @@
 //! Listing keys (the `impl Tpm` of [`crate::store`]).
 
-use crate::address::{KeyHandle, OWNER_PERSISTENT};
+use crate::address::{PersistentHandle, OWNER_PERSISTENT};
 use crate::error::{Error, Result};
 use crate::key::{KeyInfo, Object};
 use tss_esapi::constants::CapabilityType;
@@ -79,7 +79,7 @@ impl Tpm {
     pub fn list_keys(&mut self) -> Result<Vec<KeyInfo>> {
         let mut keys = Vec::new();
         for value in self.persistent_handles()? {
-            let handle = KeyHandle::new(value)?;
+            let handle = PersistentHandle::new(value)?;
             match self.object_at(handle) {
                 Ok(Object::Hmac(info)) => keys.push(self.labelled(info)),
                 // Kept resolved: the SRK is needed again to salt the session.

@@ -2,14 +2,14 @@
 #![allow(dead_code)] // each test file uses some of them
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{Algorithm, KeyHandle, KeySpec, Metadata, Secret, Tpm};
+use keepassxc_tpm::{Algorithm, KeySpec, Metadata, PersistentHandle, Secret, Tpm};
 use sha1::Sha1;
 use swtpm_fixture::Swtpm;
 
 pub const YUBIKEY_SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
 
-pub fn handle(value: u32) -> KeyHandle {
-    KeyHandle::new(value).unwrap()
+pub fn handle(value: u32) -> PersistentHandle {
+    PersistentHandle::new(value).unwrap()
 }
 
 pub fn open(swtpm: &Swtpm) -> Tpm {
@@ -42,7 +42,7 @@ pub fn hmac_sha1(key: &[u8], message: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-pub fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> KeyHandle {
+pub fn import(tpm: &mut Tpm, secret_hex: &str, at: Option<u32>, algorithm: Algorithm) -> PersistentHandle {
     let spec = KeySpec { handle: at.map(handle), algorithm, ..KeySpec::default() };
     tpm.import_key(&spec, &Secret::from_hex(secret_hex).unwrap()).expect("import").handle
 }

@@ -1,7 +1,7 @@
 //! The checks that ask the TPM: which TPM answers through which resource manager, its maker and
 //! firmware, the storage key, room for keys, the dictionary-attack state and the PCR banks.
 
-use keepassxc_tpm::{tpm::behind_resource_manager, DaStatus, KeyHandle, SrkState, TpmFacts, PROJECT_RANGE};
+use keepassxc_tpm::{tpm::behind_resource_manager, DaStatus, PersistentHandle, SrkState, TpmFacts, PROJECT_RANGE};
 use serde::Serialize;
 
 use super::Finding;
@@ -36,7 +36,7 @@ struct Answers {
     srk: SrkState,
     da: DaStatus,
     handles: Vec<u32>,
-    hmac_keys: Vec<KeyHandle>,
+    hmac_keys: Vec<PersistentHandle>,
 }
 
 /// Asks the TPM (one connection, a few read-only commands) and adds what it found to `findings`.
