@@ -7,8 +7,6 @@
 //! no allocation crosses the boundary and a response never sits in memory nobody zeroizes.
 #![forbid(unsafe_code)]
 
-use serde::{Deserialize, Serialize};
-
 /// Bumped whenever [`BackendV1`] or the meaning of a field changes.
 pub const ABI_VERSION: u32 = 1;
 /// `extern "C" fn() -> u32`: the backend's ABI version, read first.
@@ -54,7 +52,9 @@ pub struct Buffer {
 #[repr(C)]
 pub struct BackendV1 {
     pub abi_version: u32,
-    /// The keys as a JSON array of [`KeyEntry`] into `keys`.
+    /// The keys into `keys`: a JSON array of key summaries, the objects `tpm-hmac list --json`
+    /// prints (`keepassxc_tpm::KeySummary`), of which the bridge reads `serial`, `slot` and
+    /// `display_name`.
     pub list_keys: unsafe extern "C" fn(keys: *mut Buffer, message: *mut Buffer) -> u32,
     /// The response to `challenge` (raw KeePassXC challenge, 0..=64 bytes) into `response`.
     /// `pin` is null for no PIN, else `pin_len` bytes as typed (UTF-8 as a rule, any bytes work).
@@ -68,12 +68,4 @@ pub struct BackendV1 {
         response: *mut Buffer,
         message: *mut Buffer,
     ) -> u32,
-}
-
-/// One key in `list_keys`' JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyEntry {
-    pub serial: u32,
-    pub slot: i32,
-    pub display_name: String,
 }

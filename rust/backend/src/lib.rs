@@ -9,8 +9,8 @@
 
 use std::sync::Mutex;
 
-use keepassxc_tpm::{ErrorKind, PersistentHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
-use keepassxc_tpm_abi::{status, BackendV1, Buffer, KeyEntry, ABI_VERSION};
+use keepassxc_tpm::{ErrorKind, KeySummary, PersistentHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm_abi::{status, BackendV1, Buffer, ABI_VERSION};
 
 /// One TPM connection per process, on its own thread, reused while it works: KeePassXC detects
 /// keys on a worker thread and challenges on another; the mutex serialises them, and the
@@ -50,9 +50,8 @@ fn status_of(kind: ErrorKind) -> u32 {
 /// The keys as JSON, or (status, message).
 pub fn list_keys() -> Result<String, (u32, String)> {
     let keys = with_tpm(|tpm| tpm.list_keys()).map_err(|e| (status_of(e.kind()), e.to_string()))?;
-    let entries: Vec<KeyEntry> =
-        keys.iter().map(|k| KeyEntry { serial: k.serial(), slot: k.slot(), display_name: k.display_name() }).collect();
-    serde_json::to_string(&entries).map_err(|e| (status::TPM_ERROR, e.to_string()))
+    let summaries: Vec<KeySummary> = keys.iter().map(KeySummary::from).collect();
+    serde_json::to_string(&summaries).map_err(|e| (status::TPM_ERROR, e.to_string()))
 }
 
 /// Writes the response into `response`; returns its length, or (status, message).

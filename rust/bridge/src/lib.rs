@@ -8,7 +8,7 @@
 
 mod loader;
 
-use keepassxc_tpm_abi::{status, KeyEntry, TPM_SERIALS};
+use keepassxc_tpm_abi::{status, TPM_SERIALS};
 use zeroize::Zeroizing;
 
 #[allow(unsafe_code)]
@@ -49,7 +49,9 @@ mod ffi {
         Metadata = 13,
     }
 
-    /// One TPM HMAC key as KeePassXC addresses it.
+    /// One TPM HMAC key as KeePassXC addresses it: read from the backend's JSON, the key summary
+    /// `tpm-hmac list --json` prints too (its other fields are not needed here).
+    #[derive(Deserialize)]
     struct KeyInfo {
         /// The persistent handle as an unsigned 32-bit number (always >= 0x81000000).
         serial: u32,
@@ -135,17 +137,10 @@ pub fn list_keys() -> KeyList {
         || {
             let listed = loader::backend().and_then(|backend| backend.list_keys());
             match listed.and_then(|json| {
-                serde_json::from_str::<Vec<KeyEntry>>(&json)
+                serde_json::from_str::<Vec<KeyInfo>>(&json)
                     .map_err(|e| (status::TPM_ERROR, format!("bad key list: {e}")))
             }) {
-                Ok(keys) => KeyList {
-                    status: Status::Ok,
-                    message: String::new(),
-                    keys: keys
-                        .into_iter()
-                        .map(|k| KeyInfo { serial: k.serial, slot: k.slot, display_name: k.display_name })
-                        .collect(),
-                },
+                Ok(keys) => KeyList { status: Status::Ok, message: String::new(), keys },
                 Err((code, message)) => KeyList { status: status_of(code), message, keys: Vec::new() },
             }
         },
