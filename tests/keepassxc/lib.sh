@@ -79,8 +79,15 @@ kx_start_swtpm() {
     export KEEPASSXC_TPM_METADATA=$1/keepassxc-tpm-keys.json
 }
 
-# A TCTI where nothing listens, for "TPM unreachable" checks.
+# What most test scripts start with: the fork and tpm-hmac built, a fresh $WORK, a swtpm of its own.
+kx_setup() {
+    kx_build_fork
+    kx_tpm_hmac_build
+    kx_fresh_workdir
+    kx_start_swtpm "$WORK/swtpm"
+}
+
+# A TCTI where nothing listens (port 1 is tcpmux, never served here), for "TPM unreachable" checks.
 kx_dead_tcti() {
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    echo "swtpm:host=127.0.0.1,port=$port"
+    echo "swtpm:host=127.0.0.1,port=1"
 }

@@ -12,10 +12,7 @@ KX_TEST=cli-e2e
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
 
-kx_build_fork
-kx_tpm_hmac_build
-kx_fresh_workdir
-kx_start_swtpm "$WORK/swtpm"
+kx_setup
 
 # A fresh key generated inside the TPM; its serial is the persistent handle in decimal.
 tpm_hmac create >"$WORK/create.log" 2>&1 || { cat "$WORK/create.log" >&2; fail "tpm-hmac create"; finish; }

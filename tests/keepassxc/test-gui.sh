@@ -18,10 +18,7 @@ for tool in Xvfb xdotool import; do
     command -v "$tool" >/dev/null 2>&1 || { say "FAIL: $tool missing (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
 done
 
-kx_build_fork
-kx_tpm_hmac_build
-kx_fresh_workdir
-kx_start_swtpm "$WORK/swtpm"
+kx_setup
 
 # shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"

@@ -13,10 +13,7 @@ KX_TEST=pin
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh" "$@"
 
-kx_build_fork
-kx_tpm_hmac_build
-kx_fresh_workdir
-kx_start_swtpm "$WORK/swtpm"
+kx_setup
 # shellcheck source=gui-lib.sh
 . "$KX_HERE/gui-lib.sh"
 trap kx_stop_all EXIT

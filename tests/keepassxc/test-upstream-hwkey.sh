@@ -15,10 +15,7 @@ KX_TEST=upstream-hwkey
 UPSTREAM_TEST_SECRET=1ce30fd78d20dcfa40b50c18779afb0f02288db7
 HANDLE=0x81000100
 
-kx_build_fork
-kx_tpm_hmac_build
-kx_fresh_workdir
-kx_start_swtpm "$WORK/swtpm"
+kx_setup
 
 echo "$UPSTREAM_TEST_SECRET" >"$WORK/secret.hex"
 tpm_hmac import --secret-file "$WORK/secret.hex" --handle "$HANDLE" >"$WORK/import.log" 2>&1 ||
