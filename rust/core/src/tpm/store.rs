@@ -3,7 +3,7 @@
 use crate::address::{PersistentHandle, OWNER_PERSISTENT};
 use crate::error::{Error, Result};
 use crate::key::{KeyInfo, Object};
-use tss_esapi::constants::CapabilityType;
+use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::TpmHandle;
 use tss_esapi::structures::CapabilityData;
 
@@ -16,8 +16,6 @@ const PERSISTENT_FIRST: u32 = 0x8100_0000;
 const PERSISTENT_LAST: u32 = 0x81FF_FFFF;
 /// Handles asked for per GetCapability round trip (more than any TPM has slots).
 const HANDLES_PER_CALL: u32 = 64;
-/// TPM_PT_HR_PERSISTENT: the number of persistent objects in the TPM.
-const PT_HR_PERSISTENT: u32 = 0x208;
 
 impl Tpm {
     /// Every persistent handle in use in the owner range, in ascending order. The list is
@@ -63,15 +61,7 @@ impl Tpm {
 
     /// TPM_PT_HR_PERSISTENT, if the TPM says it.
     fn persistent_count(&mut self) -> Result<Option<u32>> {
-        let (data, _) = self.run("counting persistent objects", |ctx| {
-            ctx.get_capability(CapabilityType::TpmProperties, PT_HR_PERSISTENT, 1)
-        })?;
-        Ok(match data {
-            CapabilityData::TpmProperties(list) => {
-                list.iter().find(|p| u32::from(p.property()) == PT_HR_PERSISTENT).map(|p| p.value())
-            }
-            _ => None,
-        })
+        Ok(self.properties(PropertyTag::HrPersistent, 1)?.get(&PropertyTag::HrPersistent).copied())
     }
 
     /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed
