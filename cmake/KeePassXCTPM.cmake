@@ -7,7 +7,8 @@
 # With WITH_XC_TPM=ON this builds, with cargo in the profile matching CMAKE_BUILD_TYPE into <build>/cargo,
 # the Rust bridge (crate keepassxc-tpm-bridge, a staticlib made with cxx) and the TPM backend (crate
 # keepassxc-tpm-backend, libkeepassxc_tpm_backend.so, the only part that links tpm2-tss), compiles
-# src/keys/drivers/YubiKeyInterfaceTPM.cpp against the cxx-generated header, and links the staticlib
+# src/keys/drivers/YubiKeyInterfaceTPM.cpp against the cxx-generated header (and the PIN prompts,
+# src/gui/TpmPinDialog.cpp and src/cli/TpmPinPrompt.cpp, which main() installs), and links the staticlib
 # into keepassx_core. KeePassXC does not link tpm2-tss: the bridge loads the backend at run time, from
 # <libdir>/keepassxc (where `make install` puts it), next to the executable, or $KEEPASSXC_TPM_BACKEND
 # (how a build run from its build tree finds <build>/cargo/<profile>/libkeepassxc_tpm_backend.so);
@@ -70,9 +71,13 @@ function(keepassxc_tpm_setup core_target)
         message(FATAL_ERROR "KEEPASSXC_TPM_SOURCE_DIR=${KEEPASSXC_TPM_SOURCE_DIR} has no Cargo.toml. "
                             "Point it at a keepassxc-tpm checkout (-DKEEPASSXC_TPM_SOURCE_DIR=...).")
     endif()
-    if(NOT EXISTS "${driver_dir}/YubiKeyInterfaceTPM.cpp")
-        message(FATAL_ERROR "${driver_dir}/YubiKeyInterfaceTPM.cpp is missing: copy keepassxc-tpm's cpp-shim/src into the tree.")
-    endif()
+    set(pin_dialog_source "${CMAKE_CURRENT_SOURCE_DIR}/gui/TpmPinDialog.cpp")
+    set(pin_prompt_source "${CMAKE_CURRENT_SOURCE_DIR}/cli/TpmPinPrompt.cpp")
+    foreach(source "${driver_dir}/YubiKeyInterfaceTPM.cpp" "${pin_dialog_source}" "${pin_prompt_source}")
+        if(NOT EXISTS "${source}")
+            message(FATAL_ERROR "${source} is missing: copy keepassxc-tpm's cpp-shim/src into the tree.")
+        endif()
+    endforeach()
 
     get_property(multi_config GLOBAL PROPERTY GENERATOR_IS_MULTI_CONFIG)
     if(multi_config)
@@ -162,6 +167,14 @@ function(keepassxc_tpm_setup core_target)
     # Only the TPM driver sees the bridge header (as a system header: it is generated code)
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY COMPILE_OPTIONS "-isystem${bridge_include_dir}")
     set_property(SOURCE "${tpm_source}" APPEND PROPERTY OBJECT_DEPENDS "${bridge_header}")
+    # The PIN prompts the applications install (YubiKeyInterfaceTPM::setPinPrompt): the dialog beside the
+    # GUI in the core library, the terminal prompt in the CLI's library
+    target_sources(${core_target} PRIVATE "${pin_dialog_source}")
+    if(TARGET cli)
+        target_sources(cli PRIVATE "${pin_prompt_source}")
+    else()
+        target_sources(${core_target} PRIVATE "${pin_prompt_source}")
+    endif()
 
     # The staticlib cargo makes, as a target with what it needs from the system (Rust's std: threads,
     # dlopen, libm). No tpm2-tss here: the backend, loaded at run time, links it.
@@ -179,7 +192,12 @@ function(keepassxc_tpm_setup core_target)
     set(make_db_source "${KEEPASSXC_TPM_SOURCE_DIR}/tests/keepassxc/helper/keepassxc-tpm-make-db.cpp")
     if(EXISTS "${make_db_source}")
         add_executable(keepassxc-tpm-make-db EXCLUDE_FROM_ALL "${make_db_source}")
-        target_link_libraries(keepassxc-tpm-make-db ${core_target})
+        # With the CLI's library for its terminal PIN prompt, where there is one
+        if(TARGET cli)
+            target_link_libraries(keepassxc-tpm-make-db cli ${core_target})
+        else()
+            target_link_libraries(keepassxc-tpm-make-db ${core_target})
+        endif()
     endif()
 
     message(STATUS "keepassxc-tpm: bridge from ${KEEPASSXC_TPM_SOURCE_DIR}, cargo profile ${cargo_profile_dir}")

@@ -50,13 +50,16 @@ workspace_files() {
     tests/keepassxc/helper | sort -u | while read -r f; do [ -f "$f" ] && echo "$f"; done)
 }
 
+# The driver and the PIN prompts (cpp-shim/src mirrors KeePassXC's src/)
+mapfile -t shim_files < <(cd "$ROOT" && find cpp-shim/src -type f | sort)
+
 # Same inputs as the packages already built: reuse them
 "$ROOT/tests/keepassxc/fetch-source.sh" "$UPSTREAM" >/dev/null
 [ -f "$DSC" ] || die "$DSC is missing (tests/keepassxc/fetch-source.sh $UPSTREAM downloads it)"
 inputs=$(
   cd "$ROOT"
-  sha256sum "$DSC" scripts/build-keepassxc-deb.sh cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.h cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.cpp \
-    cmake/KeePassXCTPM.cmake "$PATCH" | sed "s#  $ROOT/#  #"
+  sha256sum "$DSC" scripts/build-keepassxc-deb.sh "${shim_files[@]}" cmake/KeePassXCTPM.cmake "$PATCH" |
+    sed "s#  $ROOT/#  #"
   workspace_files | xargs -d '\n' sha256sum
   "$CARGO" --version
   "$(dirname "$CARGO")/rustc" --version 2>/dev/null || rustc --version
@@ -80,19 +83,20 @@ cd "$SRC"
 # One quilt patch: the driver files, the CMake module and the registration (DEP-3 header)
 export QUILT_PATCHES=debian/patches QUILT_PC=.pc
 QPATCH=keepassxc-tpm-register-driver.patch
-new_files=(src/keys/drivers/YubiKeyInterfaceTPM.h src/keys/drivers/YubiKeyInterfaceTPM.cpp cmake/KeePassXCTPM.cmake)
+new_files=("${shim_files[@]#cpp-shim/}" cmake/KeePassXCTPM.cmake)
 mapfile -t patched < <(sed -n 's#^+++ b/\([^[:space:]]*\).*#\1#p' "$PATCH")
 quilt new "$QPATCH" >/dev/null
 quilt add "${new_files[@]}" "${patched[@]}" >/dev/null
-cp "$ROOT/cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.h" "$ROOT/cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.cpp" src/keys/drivers/
+cp -r "$ROOT/cpp-shim/src/." src/
 cp "$ROOT/cmake/KeePassXCTPM.cmake" cmake/
 patch -p1 -s --no-backup-if-mismatch <"$PATCH" || die "$PATCH does not apply to Debian's $DEBVER"
 quilt refresh -p ab --no-timestamps --no-index >/dev/null
 {
   printf 'Description: TPM 2.0 HMAC keys as challenge-response hardware keys (keepassxc-tpm)\n'
-  printf ' Adds the TPM hardware-key driver (src/keys/drivers/YubiKeyInterfaceTPM.*), its CMake module\n'
+  printf ' Adds the TPM hardware-key driver (src/keys/drivers/YubiKeyInterfaceTPM.*), the PIN prompts of\n'
+  printf ' the GUI and the CLI (src/gui/TpmPinDialog.*, src/cli/TpmPinPrompt.*), its CMake module\n'
   printf ' (cmake/KeePassXCTPM.cmake: option WITH_XC_TPM, builds the Rust bridge and backend in\n'
-  printf ' keepassxc-tpm/ with cargo) and registers the driver in YubiKey.cpp and the build.\n'
+  printf ' keepassxc-tpm/ with cargo) and registers the driver in YubiKey.cpp, the prompts in main() and the build.\n'
   printf 'Author: %s\nForwarded: not-needed\nLast-Update: %s\n---\n' "$MAINT" "$(date -u +%F)"
   cat "debian/patches/$QPATCH"
 } >"debian/patches/$QPATCH.new"

@@ -51,8 +51,10 @@ install_file() {
     mkdir -p "$(dirname "$2")"
     cmp -s "$1" "$2" || cp "$1" "$2"
 }
-install_file "$ROOT/cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.h" "$SRC/src/keys/drivers/YubiKeyInterfaceTPM.h"
-install_file "$ROOT/cpp-shim/src/keys/drivers/YubiKeyInterfaceTPM.cpp" "$SRC/src/keys/drivers/YubiKeyInterfaceTPM.cpp"
+# The driver and the PIN prompts: cpp-shim/src mirrors KeePassXC's src/
+(cd "$ROOT/cpp-shim/src" && find . -type f) | while read -r file; do
+    install_file "$ROOT/cpp-shim/src/$file" "$SRC/src/$file"
+done
 install_file "$ROOT/cmake/KeePassXCTPM.cmake" "$SRC/cmake/KeePassXCTPM.cmake"
 
 # The registration patch; when it changed since it was applied, the old one is reverted first.

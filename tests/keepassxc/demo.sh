@@ -52,7 +52,9 @@ if [ -n "${DEMO_GUI:-}" ]; then
     echo "== Opening $DB in the fork's GUI: enter the password \"$PASSWORD\", $PICK, then Unlock."
     echo "   The TPM stays available until you close KeePassXC."
     # Settings, lock file and socket of the demo's own: a KeePassXC you already run (single instance)
-    # and your settings stay out of it
+    # and your settings stay out of it. Fresh each run, as the database is: remembered from a last
+    # run, "Use hardware key" would be ticked already and the steps above would untick it.
+    rm -f "$DIR/keepassxc.ini" "$DIR/keepassxc-local.ini"
     mkdir -p "$DIR/tmp"
     chmod 700 "$DIR/tmp"
     TMPDIR=$DIR/tmp "$BIN/src/keepassxc" --config "$DIR/keepassxc.ini" --localconfig "$DIR/keepassxc-local.ini" "$DB"

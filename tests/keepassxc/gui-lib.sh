@@ -64,6 +64,7 @@ kx_wait_for_title() {
 # the key list only then.
 kx_gui_unlock_with_first_key() {
     local wid=$1 password=$2 shot=$3
+    xdotool windowfocus --sync "$wid" 2>/dev/null || true
     sleep 3 # key detection runs in the background
     xdotool type --delay 40 "$password"
     case "$VERSION" in
@@ -79,6 +80,7 @@ kx_gui_unlock_with_first_key() {
             ;;
         *)
             # "Use hardware key" check box, then the key list
+            kx_wait_for_hardware_key_row "$wid"
             xdotool key Tab
             sleep 0.3
             xdotool key space
@@ -93,6 +95,20 @@ kx_gui_unlock_with_first_key() {
     esac
     sleep 0.3
     xdotool key Return # the dialog's default button: Unlock
+}
+
+# 2.7.10 hides the hardware-key row while it detects keys, and greys it out while it detects again
+# (as it does whenever the window is activated); Tab skips it meanwhile. Waits up to 30 s until the
+# row's label (window $1, where both layouts, one key or a list, have its text) is dark.
+kx_wait_for_hardware_key_row() {
+    local shot=$WORK/hardware-key-row.png darkest
+    for _ in $(seq 60); do
+        import -window "$1" "$shot" 2>/dev/null || true
+        darkest=$(convert "$shot" -crop 60x12+140+334 -colorspace gray -format '%[fx:minima]' info: 2>/dev/null || echo 1)
+        awk -v d="$darkest" 'BEGIN { exit !(d < 0.35) }' && return 0
+        sleep 0.5
+    done
+    say "the hardware-key row did not appear within 30 s (see $shot)" >&2
 }
 
 # The outcome of an unlock: the window title turns into the database's name ("TPM demo", set by

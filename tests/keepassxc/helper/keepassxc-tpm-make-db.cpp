@@ -25,6 +25,7 @@
  * with the same KDF settings (for timing comparisons). Exit code 0 on success.
  */
 
+#include "cli/TpmPinPrompt.h"
 #include "core/Database.h"
 #include "core/Entry.h"
 #include "core/Group.h"
@@ -35,6 +36,7 @@
 #include "keys/CompositeKey.h"
 #include "keys/PasswordKey.h"
 #include "keys/drivers/YubiKey.h"
+#include "keys/drivers/YubiKeyInterfaceTPM.h"
 
 #include <QCoreApplication>
 #include <QTextStream>
@@ -73,6 +75,8 @@ int main(int argc, char** argv)
         err << "keepassxc-tpm-make-db: the crypto backend failed to initialise\n";
         return 1;
     }
+    // A key with a PIN asks for it on the terminal, as keepassxc-cli does
+    YubiKeyInterfaceTPM::instance()->setPinPrompt(TpmPinPrompt::askPin);
     YubiKey::instance()->findValidKeys();
 
     auto key = QSharedPointer<CompositeKey>::create();

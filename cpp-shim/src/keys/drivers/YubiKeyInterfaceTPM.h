@@ -27,6 +27,7 @@
 #include <QMap>
 #include <QMutex>
 
+#include <atomic>
 #include <map>
 
 /**
@@ -36,7 +37,9 @@
  * challenge-response slot: its serial is the handle, its slot is always 1, and it answers a
  * challenge with the HMAC a YubiKey slot holding the same secret would give. The TPM work is
  * done by the keepassxc-tpm bridge library. There is nothing to touch, so KeePassXC's "touch your
- * key" prompt never appears; a key with a PIN asks for it (dialog in the GUI, terminal in the CLI).
+ * key" prompt never appears. A key with a PIN is asked for it through the prompt the application
+ * installs with setPinPrompt() (a dialog in the GUI, the terminal in the CLI); without one such a
+ * key cannot be used.
  *
  * A PIN is asked once per unlock: after a challenge it answered, it is kept (in a secure buffer,
  * never on disk) for the saves that challenge the key again, until forgetPins() is called. The GUI
@@ -60,6 +63,13 @@ public:
     challenge(YubiKeySlot slot, const QByteArray& challenge, Botan::secure_vector<char>& response) override;
     bool testChallenge(YubiKeySlot slot, bool* wouldBlock) override;
 
+    /**
+     * Asks the user for the PIN of the TPM key named keyName; false when the user cancels. It is
+     * called on the thread that challenges the key, which is not the GUI thread.
+     */
+    using PinPrompt = bool (*)(const QString& keyName, Botan::secure_vector<char>& pin);
+    void setPinPrompt(PinPrompt prompt);
+
     void forgetPins();
 
 private:
@@ -76,12 +86,15 @@ private:
 
     QMap<YubiKeySlot, QString> detectKeys();
     YubiKeySlot resolveSlot(YubiKeySlot slot);
+    bool askPin(unsigned int serial, Botan::secure_vector<char>& pin);
     bool rememberedPin(unsigned int serial, Botan::secure_vector<char>& pin);
     void rememberPin(unsigned int serial, const Botan::secure_vector<char>& pin);
 
     // Keys seen by the last detection, lowest handle first; serial 0 means the first of them
     QList<YubiKeySlot> m_tpmKeys;
     QMutex m_tpmKeysMutex;
+
+    std::atomic<PinPrompt> m_pinPrompt{nullptr};
 
     // PINs that answered a challenge since the last forgetPins(), by key; wiped when erased
     std::map<unsigned int, Botan::secure_vector<char>> m_pins;
