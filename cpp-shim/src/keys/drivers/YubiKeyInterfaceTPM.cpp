@@ -87,9 +87,7 @@ namespace
                                            "failures lock the TPM.")
                 .arg(handle, detail);
         case Status::PinRequired:
-            return YubiKeyInterfaceTPM::tr(
-                       "The TPM key at %1 is protected by a PIN, which KeePassXC cannot ask for yet. "
-                       "Use a TPM key without a PIN for this database.")
+            return YubiKeyInterfaceTPM::tr("The TPM key at %1 needs a PIN, which this program cannot ask for.")
                 .arg(handle);
         case Status::StorageKeyChanged:
             return YubiKeyInterfaceTPM::tr("The TPM's storage key is not the one the key at %1 was made with: this is "
@@ -336,8 +334,7 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
         if (!askPin(serial, pin)) {
             response.clear();
             m_error = m_pinPrompt ? tr("The TPM key at %1 needs its PIN, and none was entered.").arg(handleName(serial))
-                                  : tr("The TPM key at %1 needs a PIN, which this program cannot ask for.")
-                                        .arg(handleName(serial));
+                                  : errorText(Status::PinRequired, serial, {});
             return YubiKey::ChallengeResult::YCR_ERROR;
         }
         result = withPin();
