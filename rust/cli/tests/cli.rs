@@ -203,6 +203,26 @@ fn every_documented_flag_works() {
 }
 
 #[test]
+fn delete_says_when_the_record_stays_behind() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    ok(&tcti, &["create", "--handle", "0x81000100"]);
+    // The metadata file can no longer be written (a directory stands where it was)
+    let path = metadata_path(&tcti);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let out = tpm_hmac(&tcti, &["delete", "--handle", "0x81000100"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the key is deleted all the same: {stderr}");
+    assert!(stderr.contains("Deleted the key at 0x81000100"), "{stderr}");
+    assert!(
+        stderr.contains("warning: the key's record could not be removed") && stderr.contains(path.to_str().unwrap()),
+        "{stderr}"
+    );
+    assert!(!ok(&tcti, &["list"]).contains("0x81000100"), "gone from the TPM");
+}
+
+#[test]
 fn labels_name_keys_in_list_info_json_and_keepassxc() {
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();

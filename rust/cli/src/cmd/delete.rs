@@ -14,7 +14,10 @@ pub struct Args {
 
 pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
-    tpm.run(move |tpm| tpm.delete_key(handle))?;
-    eprintln!("Deleted the key at {}. Databases protected only by it can no longer be opened with it.", args.handle);
+    let record_left = tpm.run(move |tpm| tpm.delete_key(handle))?;
+    eprintln!("Deleted the key at {handle}. Databases protected only by it can no longer be opened with it.");
+    if let Some(e) = record_left {
+        eprintln!("tpm-hmac: warning: the key's record could not be removed: {e}");
+    }
     Ok(())
 }

@@ -278,13 +278,14 @@ impl Tpm {
     }
 
     /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
-    pub fn delete_key(&mut self, handle: PersistentHandle) -> Result<()> {
+    /// On `Ok` the key is gone; `Some(error)` says why its record stays in the metadata file (the
+    /// record then fails closed: another key put at this handle by another tool is refused, one
+    /// made by `create`/`import` replaces it).
+    pub fn delete_key(&mut self, handle: PersistentHandle) -> Result<Option<Error>> {
         self.key_info(handle)?;
         let object = self.resolve(handle)?;
         self.evict(handle, object)?;
-        // The key is gone; a record left behind is replaced when a key is made at this handle.
-        let _ = self.metadata.set(handle, None);
-        Ok(())
+        Ok(self.metadata.set(handle, None).err())
     }
 
     fn evict(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<()> {
