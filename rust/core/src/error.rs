@@ -36,7 +36,7 @@ pub enum Error {
         /// The option, e.g. `path=/run/swtpm.sock`.
         option: String,
         /// The options that are passed on, e.g. "host, port".
-        understood: &'static str,
+        understood: String,
     },
     /// The TPM device exists but this user may not open it.
     PermissionDenied {

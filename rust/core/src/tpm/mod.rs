@@ -250,17 +250,18 @@ fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
 pub fn parse_tcti(conf: &str) -> Result<TctiNameConf> {
     let trimmed = conf.trim();
     let (module, options) = trimmed.split_once(':').unwrap_or((trimmed, ""));
-    let (understood, listed): (&[&str], &'static str) = match module {
-        "swtpm" | "mssim" => (&["host", "port"], "host, port"),
-        "tabrmd" => (&["bus_name", "bus_type"], "bus_name, bus_type"),
-        _ => (&[], ""),
+    let understood: &[&str] = match module {
+        "swtpm" | "mssim" => &["host", "port"],
+        "tabrmd" => &["bus_name", "bus_type"],
+        _ => &[],
     };
     let dropped = options.split(',').filter(|o| !understood.is_empty() && !o.is_empty()).find(|option| {
         let key = option.split_once('=').map_or(*option, |(key, _)| key);
         !understood.contains(&key)
     });
     if let Some(option) = dropped {
-        return Err(Error::TctiOption { tcti: conf.to_owned(), option: option.to_owned(), understood: listed });
+        let (tcti, option, understood) = (conf.to_owned(), option.to_owned(), understood.join(", "));
+        return Err(Error::TctiOption { tcti, option, understood });
     }
     TctiNameConf::from_str(trimmed).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })
 }
@@ -329,9 +330,8 @@ mod tests {
         assert_eq!(refused("swtpm:path=/run/swtpm/tpm.sock"), "path=/run/swtpm/tpm.sock");
         assert_eq!(refused("mssim:host=127.0.0.1,prot=2321"), "prot=2321");
         assert_eq!(refused("tabrmd:bus_type=session,bus=x"), "bus=x");
-        let message =
-            Error::TctiOption { tcti: "swtpm:path=/s".into(), option: "path=/s".into(), understood: "host, port" };
-        assert!(message.to_string().contains("\"path=/s\"") && message.to_string().contains("host, port"));
+        let message = parse_tcti("swtpm:path=/s").unwrap_err().to_string();
+        assert!(message.contains("\"path=/s\"") && message.contains("only host, port can"), "{message}");
     }
 
     #[test]
