@@ -1,6 +1,7 @@
 # KeePassXCTPM.cmake - TPM 2.0 HMAC keys as hardware keys in a KeePassXC fork (keepassxc-tpm).
 #
-# A fork adds two lines (plus the registration patch in src/keys/drivers/YubiKey.cpp):
+# A fork adds two lines (plus the registration patch: src/keys/drivers/YubiKey.cpp registers the driver,
+# main() of keepassxc and keepassxc-cli install the PIN prompts, the unlock paths forget kept PINs):
 #   CMakeLists.txt, after option(WITH_XC_YUBIKEY ...):        include(KeePassXCTPM)
 #   src/CMakeLists.txt, after target_link_libraries(keepassx_core ...):  keepassxc_tpm_setup(keepassx_core)
 #

@@ -108,7 +108,7 @@ kx_wait_for_hardware_key_row() {
         awk -v d="$darkest" 'BEGIN { exit !(d < 0.35) }' && return 0
         sleep 0.5
     done
-    say "the hardware-key row did not appear within 30 s (see $shot)" >&2
+    fail "the hardware-key row did not appear within 30 s (see $shot)"
 }
 
 # The outcome of an unlock: the window title turns into the database's name ("TPM demo", set by

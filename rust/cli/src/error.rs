@@ -35,9 +35,7 @@ impl fmt::Display for CliError {
 /// What this front end tells a user to do about `e`, when it can tell more than the error does.
 pub fn remedy(e: &Error) -> Option<&'static str> {
     Some(match e {
-        Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::TctiOption { .. } => {
-            "pick another TPM with --tcti or TPM2TOOLS_TCTI"
-        }
+        Error::NoTpm { .. } | Error::UnknownTcti { .. } => "pick another TPM with --tcti or TPM2TOOLS_TCTI",
         Error::HandleOccupied { .. } => {
             "choose a free handle with --handle, or leave --handle out to take the next free one"
         }

@@ -220,6 +220,7 @@ fn delete_says_when_the_record_stays_behind() {
         "{stderr}"
     );
     assert!(!ok(&tcti, &["list"]).contains("0x81000100"), "gone from the TPM");
+    std::fs::remove_dir(&path).unwrap();
 }
 
 #[test]

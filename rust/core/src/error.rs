@@ -280,8 +280,8 @@ impl fmt::Display for Error {
             ),
             Error::TctiOption { tcti, option, understood } => write!(
                 f,
-                "the TCTI \"{tcti}\" has the option \"{option}\", which cannot be passed on to tpm2-tss \
-                 (only {understood} can)"
+                "the TCTI \"{tcti}\" has the option \"{option}\", which cannot be passed on to tpm2-tss; \
+                 name the TPM with {understood} only"
             ),
             Error::PermissionDenied { device, group: Some(group) } => write!(
                 f,

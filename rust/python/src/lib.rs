@@ -50,9 +50,7 @@ fn to_py(e: Error) -> PyErr {
         Error::EmptyHandle { .. } | Error::NotHmacKey { .. } | Error::BadHandle(_) => {
             "; list the HMAC keys with keepassxc_tpm.list_keys() or `tpm-hmac list`"
         }
-        Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::TctiOption { .. } => {
-            "; pass tcti=... or set TPM2TOOLS_TCTI to pick another TPM"
-        }
+        Error::NoTpm { .. } | Error::UnknownTcti { .. } => "; pass tcti=... or set TPM2TOOLS_TCTI to pick another TPM",
         Error::PinRequired { .. } => "; pass pin= (a str, bytes, or a callable that returns it)",
         _ => "",
     };

@@ -45,6 +45,8 @@
 
 int main(int argc, char** argv)
 {
+    // Opening or saving a database waits for the key task in the pool, which waits for the challenge there
+    YubiKeyInterfaceTPM::prepareProcess(2);
     QCoreApplication app(argc, argv);
     QTextStream err(stderr);
     const auto args = app.arguments();

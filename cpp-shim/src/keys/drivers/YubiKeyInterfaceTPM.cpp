@@ -157,6 +157,24 @@ YubiKeyInterfaceTPM* YubiKeyInterfaceTPM::instance()
 }
 
 /**
+ * Process-wide settings a program that uses TPM keys needs; main() calls it once, before the
+ * application object and its threads exist.
+ *
+ * @param minPoolThreads threads the global pool must have at least: KeePassXC waits for a challenge
+ *                       task from inside another task of that pool
+ */
+void YubiKeyInterfaceTPM::prepareProcess(int minPoolThreads)
+{
+    // tpm2-tss logs every TPM error to stderr itself; the driver's messages say what to do instead
+    if (!qEnvironmentVariableIsSet("TSS2_LOG")) {
+        qputenv("TSS2_LOG", "all+none");
+    }
+    if (QThreadPool::globalInstance()->maxThreadCount() < minPoolThreads) {
+        QThreadPool::globalInstance()->setMaxThreadCount(minPoolThreads);
+    }
+}
+
+/**
  * Whether a serial number addresses a TPM key: TPM keys use their persistent handle
  * (0x81000000 and above) as serial, a range YubiKey serial numbers do not reach.
  */

@@ -52,6 +52,7 @@ class YubiKeyInterfaceTPM : public YubiKeyInterface
 public:
     static YubiKeyInterfaceTPM* instance();
     static bool isTpmSerial(unsigned int serial);
+    static void prepareProcess(int minPoolThreads);
 
 #ifdef KEEPASSXC_TPM_KEYMAP_API
     YubiKey::KeyMap findValidKeys(int& connectedKeys) override;
@@ -65,7 +66,7 @@ public:
 
     /**
      * Asks the user for the PIN of the TPM key named keyName; false when the user cancels. It is
-     * called on the thread that challenges the key, which is not the GUI thread.
+     * called on the thread that challenges the key (in the GUI, a worker thread as a rule).
      */
     using PinPrompt = bool (*)(const QString& keyName, Botan::secure_vector<char>& pin);
     void setPinPrompt(PinPrompt prompt);

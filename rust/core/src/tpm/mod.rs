@@ -331,7 +331,7 @@ mod tests {
         assert_eq!(refused("mssim:host=127.0.0.1,prot=2321"), "prot=2321");
         assert_eq!(refused("tabrmd:bus_type=session,bus=x"), "bus=x");
         let message = parse_tcti("swtpm:path=/s").unwrap_err().to_string();
-        assert!(message.contains("\"path=/s\"") && message.contains("only host, port can"), "{message}");
+        assert!(message.contains("\"path=/s\"") && message.contains("with host, port only"), "{message}");
     }
 
     #[test]
