@@ -28,6 +28,11 @@ use report::Row;
 
 /// The key the challenges go to, and the secret imported into it (RFC 2202 test key 1).
 const HANDLE: u32 = 0x8100_0100;
+
+/// [`HANDLE`] as the command-line tools take it.
+fn handle_arg() -> String {
+    format!("0x{HANDLE:08x}")
+}
 const SECRET: &str = "0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b";
 /// Six more keys for the 7-key enumeration.
 const MORE_KEYS: std::ops::RangeInclusive<u32> = 0x8100_0101..=0x8100_0106;

@@ -134,8 +134,12 @@ impl Metadata {
             .collect())
     }
 
-    /// Stores (or with `None` removes) the record of `handle`, under the file's lock.
+    /// Stores (or with `None` removes) the record of `handle`, under the file's lock. Removing a
+    /// record that is not there touches nothing: no directory, lock or rewrite.
     pub fn set(&self, handle: PersistentHandle, record: Option<&KeyRecord>) -> Result<()> {
+        if record.is_none() && matches!(self.get(handle), Ok(None)) {
+            return Ok(());
+        }
         self.lock(LOCK_WAIT)?.set(handle, record)
     }
 
@@ -187,10 +191,11 @@ impl MetadataLock<'_> {
         match record {
             Some(r) => {
                 let value = serde_json::to_value(r).map_err(|e| broken(path, e.to_string()))?;
-                content.keys.insert(handle.to_string(), value)
+                content.keys.insert(handle.to_string(), value);
             }
-            None => content.keys.remove(&handle.to_string()),
-        };
+            None if content.keys.remove(&handle.to_string()).is_none() => return Ok(()),
+            None => {}
+        }
         let text = serde_json::to_string_pretty(&content).map_err(|e| broken(path, e.to_string()))?;
         write_atomically(path, text.as_bytes()).map_err(|e| broken(path, format!("cannot write it ({e})")))
     }

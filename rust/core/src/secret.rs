@@ -54,11 +54,6 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
-    /// A secret of the given bytes.
-    pub fn from_bytes(bytes: Zeroizing<Vec<u8>>) -> Secret {
-        Secret(bytes)
-    }
-
     /// The secret's bytes.
     pub fn bytes(&self) -> &[u8] {
         &self.0

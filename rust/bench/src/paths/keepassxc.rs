@@ -178,7 +178,6 @@ impl crate::Bench {
             }
             Err(why) => self.push(g, Kind::Ours, RowId::UnlockWithKey, Err(why)),
         }
-        let _ = tree;
     }
 }
 

@@ -77,7 +77,7 @@ impl crate::Bench {
                 self.opts.process_runs,
                 |tcti| {
                     let mut c = Command::new(&self.tpm_hmac);
-                    c.args(["--tcti", tcti, "challenge", "--handle", "0x81000100", "--hex", &seed_hex]);
+                    c.args(["--tcti", tcti, "challenge", "--handle", &crate::handle_arg(), "--hex", &seed_hex]);
                     if !encrypted {
                         c.arg("--no-bus-encryption");
                     }

@@ -285,11 +285,7 @@ impl Tpm {
         self.key_info(handle)?;
         let object = self.resolve(handle)?;
         self.evict(handle, object)?;
-        // Without a record there is nothing to remove (and no reason to touch the file)
-        Ok(match self.metadata.get(handle) {
-            Ok(None) => None,
-            _ => self.metadata.set(handle, None).err(),
-        })
+        Ok(self.metadata.set(handle, None).err())
     }
 
     fn evict(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<()> {

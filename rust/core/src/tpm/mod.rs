@@ -98,6 +98,7 @@ impl Tpm {
     }
 
     fn open_conf(conf: &str) -> Result<Tpm> {
+        let conf = conf.trim();
         let name_conf = parse_tcti(conf)?;
         if let TctiNameConf::Device(_) = &name_conf {
             check_device_access(device_path(conf))?;

@@ -67,8 +67,15 @@ impl Tpm {
     /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed
     /// data) are skipped.
     pub fn list_keys(&mut self) -> Result<Vec<KeyInfo>> {
+        let handles = self.persistent_handles()?;
+        self.keys_among(&handles)
+    }
+
+    /// The HMAC keys among `handles` (as [`Tpm::persistent_handles`] lists them), for a caller
+    /// that needs both without asking the TPM for the list twice.
+    pub fn keys_among(&mut self, handles: &[u32]) -> Result<Vec<KeyInfo>> {
         let mut keys = Vec::new();
-        for value in self.persistent_handles()? {
+        for &value in handles {
             let handle = PersistentHandle::new(value)?;
             match self.object_at(handle) {
                 Ok(Object::Hmac(info)) => keys.push(self.labelled(info)),

@@ -42,13 +42,14 @@ struct Answers {
 /// Asks the TPM (one connection, a few read-only commands) and adds what it found to `findings`.
 pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts> {
     let answers = session.run(|tpm| {
+        let handles = tpm.persistent_handles()?;
         Ok(Answers {
             tcti: tpm.tcti().to_owned(),
             facts: tpm.facts()?,
             srk: tpm.srk_state()?,
             da: tpm.da_status()?,
-            handles: tpm.persistent_handles()?,
-            hmac_keys: tpm.list_keys()?.into_iter().map(|k| k.handle).collect(),
+            hmac_keys: tpm.keys_among(&handles)?.into_iter().map(|k| k.handle).collect(),
+            handles,
         })
     });
     let answers = match answers {
