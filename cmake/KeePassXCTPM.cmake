@@ -80,6 +80,11 @@ function(keepassxc_tpm_setup core_target)
         endif()
     endforeach()
 
+    if(NOT TARGET cli)
+        message(FATAL_ERROR "keepassxc_tpm_setup() must come after add_subdirectory(cli): the CLI's PIN prompt "
+                            "goes into its library.")
+    endif()
+
     get_property(multi_config GLOBAL PROPERTY GENERATOR_IS_MULTI_CONFIG)
     if(multi_config)
         message(FATAL_ERROR "WITH_XC_TPM=ON needs a single-configuration generator (Ninja or Makefiles, with "
@@ -171,11 +176,7 @@ function(keepassxc_tpm_setup core_target)
     # The PIN prompts the applications install (YubiKeyInterfaceTPM::setPinPrompt): the dialog beside the
     # GUI in the core library, the terminal prompt in the CLI's library
     target_sources(${core_target} PRIVATE "${pin_dialog_source}")
-    if(TARGET cli)
-        target_sources(cli PRIVATE "${pin_prompt_source}")
-    else()
-        target_sources(${core_target} PRIVATE "${pin_prompt_source}")
-    endif()
+    target_sources(cli PRIVATE "${pin_prompt_source}")
 
     # The staticlib cargo makes, as a target with what it needs from the system (Rust's std: threads,
     # dlopen, libm). No tpm2-tss here: the backend, loaded at run time, links it.
@@ -193,12 +194,8 @@ function(keepassxc_tpm_setup core_target)
     set(make_db_source "${KEEPASSXC_TPM_SOURCE_DIR}/tests/keepassxc/helper/keepassxc-tpm-make-db.cpp")
     if(EXISTS "${make_db_source}")
         add_executable(keepassxc-tpm-make-db EXCLUDE_FROM_ALL "${make_db_source}")
-        # With the CLI's library for its terminal PIN prompt, where there is one
-        if(TARGET cli)
-            target_link_libraries(keepassxc-tpm-make-db cli ${core_target})
-        else()
-            target_link_libraries(keepassxc-tpm-make-db ${core_target})
-        endif()
+        # With the CLI's library for its terminal PIN prompt
+        target_link_libraries(keepassxc-tpm-make-db cli ${core_target})
     endif()
 
     message(STATUS "keepassxc-tpm: bridge from ${KEEPASSXC_TPM_SOURCE_DIR}, cargo profile ${cargo_profile_dir}")

@@ -360,8 +360,8 @@ YubiKey::ChallengeResult YubiKeyInterfaceTPM::performChallenge(void* key,
             rememberPin(serial, pin);
         }
     } else if (remembered && result.status != Status::Ok) {
-        // A kept PIN that failed is never tried again by itself: the next challenge asks the user
-        forgetPins();
+        // A kept PIN that failed is never tried again by itself: the next challenge of this key asks the user
+        forgetPin(serial);
     }
 
     if (result.status != Status::Ok) {
@@ -409,6 +409,12 @@ void YubiKeyInterfaceTPM::forgetPins()
     QMutexLocker lock(&m_pinsMutex);
     // secure_vector's allocator wipes each PIN as it is freed
     m_pins.clear();
+}
+
+void YubiKeyInterfaceTPM::forgetPin(unsigned int serial)
+{
+    QMutexLocker lock(&m_pinsMutex);
+    m_pins.erase(serial);
 }
 
 bool YubiKeyInterfaceTPM::rememberedPin(unsigned int serial, Botan::secure_vector<char>& pin)

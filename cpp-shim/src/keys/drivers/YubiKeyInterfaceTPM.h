@@ -89,6 +89,7 @@ private:
     YubiKeySlot resolveSlot(YubiKeySlot slot);
     bool askPin(unsigned int serial, Botan::secure_vector<char>& pin);
     bool rememberedPin(unsigned int serial, Botan::secure_vector<char>& pin);
+    void forgetPin(unsigned int serial);
     void rememberPin(unsigned int serial, const Botan::secure_vector<char>& pin);
 
     // Keys seen by the last detection, lowest handle first; serial 0 means the first of them
