@@ -187,14 +187,20 @@ cat >>debian/control <<'EOF'
 EOF
 grep -q 'libtss2-dev' debian/control && grep -q 'tpm:Recommends' debian/control || die "could not edit debian/control"
 
-cat >>debian/copyright <<'EOF'
+# As the files say: the driver and prompts like KeePassXC's own sources ("version 2 or version 3"),
+# the CMake module and the Rust workspace as its Cargo.toml (GPL-2.0-or-later OR GPL-3.0-or-later)
+cat >>debian/copyright <<EOF
 
-Files: src/keys/drivers/YubiKeyInterfaceTPM.* cmake/KeePassXCTPM.cmake keepassxc-tpm/*
+Files: ${shim_files[*]#cpp-shim/}
+Copyright: 2026 keepassxc-tpm contributors
+License: GPL-2 or GPL-3
+Comment: keepassxc-tpm's TPM hardware-key driver and its PIN prompts.
+
+Files: cmake/KeePassXCTPM.cmake keepassxc-tpm/*
 Copyright: 2026 keepassxc-tpm contributors
 License: GPL-2+ or GPL-3+
-Comment: keepassxc-tpm's TPM hardware-key driver, CMake module and Rust workspace. The crates
- vendored in keepassxc-tpm/vendor carry their own licenses (each crate's Cargo.toml and
- license files).
+Comment: keepassxc-tpm's CMake module and Rust workspace. The crates vendored in
+ keepassxc-tpm/vendor carry their own licenses (each crate's Cargo.toml and license files).
 EOF
 
 # The changelog entry, dated by the checkout's last commit (a stable SOURCE_DATE_EPOCH)

@@ -22,7 +22,8 @@ needed=(
   # programs the tests start
   /usr/bin/swtpm /usr/bin/swtpm_setup /usr/sbin/tpm2-abrmd /usr/bin/dbus-daemon /usr/bin/tpm2 /usr/bin/openssl
   /usr/bin/python3 /usr/bin/cc /usr/bin/readelf /usr/bin/strings /usr/bin/xvfb-run /usr/bin/xauth /usr/bin/xdotool
-  /usr/bin/convert /usr/bin/setpriv /usr/bin/unshare /usr/bin/mkfifo /usr/bin/shellcheck
+  /usr/bin/convert /usr/bin/import /usr/bin/Xvfb /usr/bin/setpriv /usr/bin/unshare /usr/bin/mkfifo /usr/bin/shellcheck
+  /usr/bin/git /usr/bin/fakeroot
   # the KeePassXC fork's build
   /usr/bin/cmake /usr/bin/ninja /usr/bin/patch /usr/bin/pkg-config /usr/bin/ccache /usr/bin/dpkg-source
   # the Debian packages' builds and checks (scripts/build-deb.sh, scripts/build-keepassxc-deb.sh)

@@ -8,6 +8,8 @@ packages=(
   # core, CLI and tests: tpm2-tss, a software TPM, tpm2-tools as an independent checker
   # (libtss2-tcti-tabrmd0 is the client side of tpm2-abrmd: neither tpm2-abrmd nor tpm2-tools depends on it)
   pkg-config libtss2-dev swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus-daemon openssl python3-venv
+  # the checkout's file list (lints, package inputs) and package builds without root
+  git fakeroot
   # the lints in the test command
   shellcheck
   # the KeePassXC fork (facts: Debian's keepassxc build dependencies) and its GUI tests
