@@ -23,7 +23,16 @@ lintian_out=$(lintian --allow-root "$DEB" 2>&1 || true)
 say "lintian: ${lintian_out:-no findings}"
 if grep -q '^E:' <<<"$lintian_out"; then fail "lintian reports errors"; fi
 
-trap 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null 2>&1 || true' EXIT
+# shellcheck source=../../scripts/swtpm.sh
+. "$ROOT/scripts/swtpm.sh"
+WORK=$(mktemp -d)
+# shellcheck disable=SC2317 # run by the EXIT trap
+cleanup() {
+  stop_swtpm
+  rm -rf "$WORK"
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$DEB" >/dev/null
 say "PASS: apt-get install $(basename "$DEB")"
 for file in /usr/bin/tpm-hmac /usr/share/man/man1/tpm-hmac.1.gz /usr/share/bash-completion/completions/tpm-hmac \
@@ -31,22 +40,19 @@ for file in /usr/bin/tpm-hmac /usr/share/man/man1/tpm-hmac.1.gz /usr/share/bash-
   dpkg -L tpm-hmac | grep -qx "$file" || fail "the package does not install $file"
 done
 
-# shellcheck source=../../scripts/swtpm.sh
-. "$ROOT/scripts/swtpm.sh"
-WORK=$(mktemp -d)
 start_swtpm "$WORK/swtpm"
 export TPM2TOOLS_TCTI=$SWTPM_TCTI KEEPASSXC_TPM_METADATA=$WORK/keys.json
-handle=$(/usr/bin/tpm-hmac create 2>/dev/null)
-if /usr/bin/tpm-hmac list | grep -q "^$handle" && [ "$(/usr/bin/tpm-hmac challenge --handle "$handle" --hex 00ff | wc -c)" -eq 41 ]; then
+handle=$(/usr/bin/tpm-hmac create 2>"$WORK/create.err") || fail "the installed tpm-hmac create failed: $(cat "$WORK/create.err")"
+if [ -n "$handle" ] && /usr/bin/tpm-hmac list | grep -q "^$handle" && [ "$(/usr/bin/tpm-hmac challenge --handle "$handle" --hex 00ff | wc -c)" -eq 41 ]; then
   say "PASS: the installed /usr/bin/tpm-hmac creates, lists and answers ($handle)"
 else
   fail "the installed /usr/bin/tpm-hmac does not work against swtpm"
 fi
-stop_swtpm
-rm -rf "$WORK"
 zcat /usr/share/man/man1/tpm-hmac.1.gz | grep -q '^\.TH tpm-hmac 1' || fail "the man page is not a man page"
+stop_swtpm
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null
 trap - EXIT
+rm -rf "$WORK"
 [ ! -e /usr/bin/tpm-hmac ] || fail "/usr/bin/tpm-hmac is left after purge"
 say "package: $(basename "$DEB"), $(du -h "$DEB" | cut -f1); removed again"
 if [ "$failures" -eq 0 ]; then
