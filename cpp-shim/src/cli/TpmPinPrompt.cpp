@@ -17,7 +17,12 @@
 
 #include "TpmPinPrompt.h"
 
+#include "Utils.h"
+
 #include <QObject>
+
+#include <cerrno>
+#include <cstring>
 
 #ifdef Q_OS_UNIX
 #include <fcntl.h>
@@ -64,6 +69,11 @@ namespace
 #ifdef Q_OS_UNIX
         const int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
         if (fd < 0) {
+            // The cause, before the driver says that no PIN was entered (cron, a service, no terminal)
+            Utils::STDERR << QObject::tr("Cannot ask for the PIN of a TPM key: no terminal (%1).")
+                                 .arg(QString::fromLocal8Bit(std::strerror(errno)))
+                          << '\n';
+            Utils::STDERR.flush();
             return false;
         }
         // Echo off before the prompt appears, so that nothing typed after it is shown
