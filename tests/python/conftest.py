@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -157,3 +158,66 @@ def keepassxc(request, monkeypatch):
 
 kdbxtool_missing = os.environ.get("KEEPASSXC_TPM_NO_KDBXTOOL")
 needs_kdbxtool = pytest.mark.skipif(bool(kdbxtool_missing), reason=f"SKIP: {kdbxtool_missing}")
+
+
+class StallingProxy:
+    """A loopback proxy in front of the TPM that can leave one command without an answer for good
+    (as a TPM connection whose response was lost), while later commands get through. tpm2-tss's
+    swtpm TCTI opens a connection per command."""
+
+    def __init__(self, upstream_port: int):
+        self.stall_next = False
+        self.sockets = []
+        # swtpm's TCTI uses two ports: commands, and the control channel next to it (never stalled)
+        self.port = free_port_pair()
+        for offset in (0, 1):
+            listener = socket.create_server(("127.0.0.1", self.port + offset))
+            self.sockets.append(listener)
+            threading.Thread(target=self._accept, args=(listener, upstream_port + offset, offset == 0),
+                             daemon=True).start()
+
+    @property
+    def tcti(self) -> str:
+        return f"swtpm:host=127.0.0.1,port={self.port}"
+
+    def stall_next_command(self):
+        self.stall_next = True
+
+    def _accept(self, listener, upstream_port, commands):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            self.sockets.append(client)
+            if commands and self.stall_next:
+                self.stall_next = False  # read by no one, answered never, closed at the end
+                continue
+            upstream = socket.create_connection(("127.0.0.1", upstream_port))
+            self.sockets.append(upstream)
+            threading.Thread(target=self._pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target):
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        for s in (source, target):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        for s in self.sockets:
+            s.close()
+
+
+@pytest.fixture
+def stalling_proxy(swtpm):
+    proxy = StallingProxy(swtpm.port)
+    yield proxy
+    proxy.close()

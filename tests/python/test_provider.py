@@ -135,3 +135,53 @@ def test_the_gil_is_released_while_the_tpm_works(swtpm, imported_key):
 def test_importing_the_module_does_not_import_kdbxtool():
     code = "import sys, keepassxc_tpm; assert 'kdbxtool' not in sys.modules, 'kdbxtool imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _lockout_counter(swtpm) -> int:
+    out = subprocess.run(["tpm2_getcap", "properties-variable"], capture_output=True, text=True, check=True,
+                         env={**__import__("os").environ, "TPM2TOOLS_TCTI": swtpm.tcti})
+    return int(next(l for l in out.stdout.splitlines() if l.startswith("TPM2_PT_LOCKOUT_COUNTER:")).split()[-1], 16)
+
+
+def _pin_key(tpm_hmac, tmp_path) -> dict:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("2468\n")
+    return __import__("json").loads(
+        tpm_hmac("import", "--secret-file", str(_secret_file(tmp_path)), "--pin-file", str(pin_file), "--json"))
+
+
+def test_a_refused_pin_is_wiped_and_never_sent_again(swtpm, tpm_hmac, tmp_path):
+    key = _pin_key(tpm_hmac, tmp_path)
+    provider = TpmHmac(key["handle"], pin="1357")
+    kept = provider._pin_value
+    with pytest.raises(keepassxc_tpm.WrongPin, match="tries? left"):
+        provider.challenge_response(b"p" * 32)
+    assert _lockout_counter(swtpm) == 1
+    assert kept == bytearray(4), "the refused PIN is wiped"
+    for _ in range(3):  # kdbxtool challenges again on every save
+        with pytest.raises(keepassxc_tpm.PinRequired):
+            provider.challenge_response(b"p" * 32)
+    assert _lockout_counter(swtpm) == 1, "one wrong PIN, one try"
+
+
+def test_an_empty_pin_is_no_pin_and_costs_no_try(swtpm, tpm_hmac, tmp_path):
+    key = _pin_key(tpm_hmac, tmp_path)
+    for pin in ["", b"", "\n", lambda: ""]:
+        with pytest.raises(keepassxc_tpm.PinRequired, match="no PIN was entered"):
+            TpmHmac(key["handle"], pin=pin).challenge_response(b"p" * 32)
+    assert _lockout_counter(swtpm) == 0
+
+
+def test_one_hang_costs_one_timeout(swtpm, stalling_proxy, tpm_hmac, tmp_path):
+    key = _pin_key(tpm_hmac, tmp_path)  # a PIN key: its challenges take tpm2-tss's path
+    expected = hmac_sha1(SECRET, keepassxc_rule(b"h" * 32))
+    provider = TpmHmac(key["handle"], tcti=stalling_proxy.tcti, pin="2468")
+    assert data(provider.challenge_response(b"h" * 32)) == expected
+    stalling_proxy.stall_next_command()
+    started = time.monotonic()
+    with pytest.raises(keepassxc_tpm.NoTpm, match="did not answer within 10 s"):
+        provider.challenge_response(b"h" * 32)
+    assert time.monotonic() - started < 15
+    started = time.monotonic()
+    assert data(provider.challenge_response(b"h" * 32)) == expected, "a new connection answers"
+    assert time.monotonic() - started < 5, "no second wait behind the stuck connection"

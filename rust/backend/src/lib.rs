@@ -21,13 +21,8 @@ fn with_tpm<T: Send + 'static>(
     job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
 ) -> keepassxc_tpm::Result<T> {
     let mut guard = WORKER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let worker = guard.get_or_insert_with(|| TpmWorker::start(None, DEFAULT_TIMEOUT));
-    let result = worker.run(job);
-    if let Err(keepassxc_tpm::Error::Timeout { .. }) = result {
-        // The old worker may stay stuck in a read; the next call gets a new one.
-        *guard = None;
-    }
-    result
+    // After a timeout the worker starts a new thread and connection itself.
+    guard.get_or_insert_with(|| TpmWorker::start(None, DEFAULT_TIMEOUT)).run(job)
 }
 
 fn status_of(kind: ErrorKind) -> u32 {
@@ -64,7 +59,7 @@ pub fn challenge(
 ) -> Result<usize, (u32, String)> {
     let fail = |e: keepassxc_tpm::Error| (status_of(e.kind()), e.to_string());
     let handle = PersistentHandle::from_address(serial, slot).map_err(|bad| fail(bad.into()))?;
-    let pin = pin.map(Pin::new).transpose().map_err(|e| (status::AUTH_FAILED, e.to_string()))?;
+    let pin = pin.map(Pin::new).transpose().map_err(fail)?;
     let challenge = challenge.to_vec();
     let bytes = with_tpm(move |tpm| tpm.challenge_with_pin(handle, &challenge, pin.as_ref())).map_err(fail)?;
     if bytes.len() > response.len() {

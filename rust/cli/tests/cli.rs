@@ -99,8 +99,8 @@ fn tpm_commands_of_one_challenge_process() {
     let encrypted = ok(&proxy.tcti(), &["challenge", "--handle", "0x81000100", "--hex", "00"]);
     assert_eq!(
         proxy.commands(),
-        vec![START_AUTH_SESSION, HMAC],
-        "StartAuthSession, HMAC (which ends the session: nothing to flush); key and SRK come from the record"
+        vec![READ_PUBLIC, START_AUTH_SESSION, HMAC],
+        "the key's name, StartAuthSession, HMAC (which ends the session: nothing to flush); the SRK comes from the record"
     );
     let sessions = swtpm_fixture::tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
     assert!(!sessions.contains("0x"), "the process left no session in the TPM: {sessions}");
@@ -254,6 +254,27 @@ fn labels_name_keys_in_list_info_json_and_keepassxc() {
         (None, Some("TPM 2.0 HMAC-SHA1 0x81000100"))
     );
     ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
+}
+
+#[test]
+fn a_hostile_label_in_the_file_never_reaches_the_terminal() {
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    ok(&tcti, &["create", "--label", "laptop"]);
+    let path = metadata_path(&tcti);
+    // Written by hand into the file: escape sequences, a line break, a right-to-left override.
+    for hostile in ["\u{1b}]0;pwned\u{7}\u{1b}[2J", "a\nb", "evil\u{202E}txt.exe", "x\u{2028}y", " padded "] {
+        let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        file["keys"]["0x81000100"]["label"] = hostile.into();
+        std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+        for args in [&["list"][..], &["list", "--json"], &["info", "--handle", "0x81000100"]] {
+            let out = ok(&tcti, args);
+            assert!(!out.contains(hostile.trim()), "{args:?} shows {hostile:?}: {out:?}");
+            assert!(!out.contains('\u{1b}') && !out.contains('\u{202E}') && !out.contains('\u{2028}'), "{out:?}");
+        }
+        let listed: Value = serde_json::from_str(&ok(&tcti, &["list", "--json"])).unwrap();
+        assert_eq!(listed[0]["display_name"], "TPM 2.0 HMAC-SHA1 0x81000100", "dropped as a lost file drops it");
+    }
 }
 
 #[test]
@@ -433,4 +454,30 @@ fn pin_from_a_file_and_a_wrong_pin_says_how_many_tries_are_left() {
     ok(&tcti, &["challenge", "--handle", &handle, "--hex", "01", "--pin-file", pin.to_str().unwrap()]);
     let line = fails(&tcti, &["challenge", "--handle", &handle, "--hex", "01", "--pin-file", wrong.to_str().unwrap()]);
     assert!(line.contains("wrong PIN") && line.contains("tries left"), "{line}");
+}
+
+#[test]
+fn secrets_come_from_the_kernels_generator_not_a_device_file() {
+    // /dev/urandom replaced by /dev/null in a mount namespace of its own: a program that reads the
+    // device gets no bytes; getrandom(2), the one source the core uses, still answers.
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs root and unshare for a private mount namespace");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let tcti = swtpm.tcti();
+    let script = "mount --bind /dev/null /dev/urandom && exec \"$@\"";
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &tcti, "create", "--recovery", "--json"])
+        .env("KEEPASSXC_TPM_METADATA", metadata_path(&tcti))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("recovery code:"), "{stderr}");
+    let listed: Value = serde_json::from_str(&ok(&tcti, &["list", "--json"])).unwrap();
+    assert_eq!(listed[0]["origin"], "imported", "the recovery key was made");
 }

@@ -91,6 +91,8 @@ pub enum Error {
         /// The persistent handle of the key.
         handle: PersistentHandle,
     },
+    /// An empty PIN was given: no PIN was entered (nothing is sent to the TPM, no try is spent).
+    NoPinEntered,
     /// The key's policy (PCR binding) is not satisfied: the boot state changed.
     PolicyFailed {
         /// The TPM's return code.
@@ -178,6 +180,11 @@ pub enum Error {
         /// The return code's meaning, as tss-esapi describes it.
         text: String,
     },
+    /// The operating system's random generator failed (nothing was sent to the TPM).
+    NoRandomness {
+        /// What the operating system said.
+        detail: String,
+    },
     /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
     Wrapper {
         /// What was being done.
@@ -239,7 +246,7 @@ impl Error {
             Error::NoFreeHandle { .. } => ErrorKind::NoFreeHandle,
             Error::Lockout { .. } => ErrorKind::Lockout,
             Error::AuthFailed { .. } => ErrorKind::AuthFailed,
-            Error::PinRequired { .. } => ErrorKind::PinRequired,
+            Error::PinRequired { .. } | Error::NoPinEntered => ErrorKind::PinRequired,
             Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } | Error::BadLabel { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
@@ -250,7 +257,8 @@ impl Error {
             | Error::Tpm { .. }
             | Error::Wrapper { .. }
             | Error::SessionRejected { .. }
-            | Error::BadAnswer { .. } => ErrorKind::Other,
+            | Error::BadAnswer { .. }
+            | Error::NoRandomness { .. } => ErrorKind::Other,
         }
     }
 }
@@ -318,6 +326,7 @@ impl fmt::Display for Error {
             Error::PinRequired { handle } => {
                 write!(f, "the key at {handle} is protected by a PIN, and none was given")
             }
+            Error::NoPinEntered => write!(f, "no PIN was entered (an empty PIN is never sent to the TPM)"),
             Error::PolicyFailed { rc } => write!(
                 f,
                 "the boot state (PCR values) changed since the key was created, so the TPM refuses it (0x{rc:08X}); \
@@ -388,6 +397,9 @@ impl fmt::Display for Error {
             ),
             Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
             Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),
+            Error::NoRandomness { detail } => {
+                write!(f, "the operating system's random generator failed ({detail}); nothing was sent to the TPM")
+            }
         }
     }
 }

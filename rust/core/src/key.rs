@@ -138,8 +138,10 @@ pub struct KeySpec {
 pub const MAX_LABEL: usize = 32;
 
 /// A label as the user typed it, trimmed, or why it cannot be one: labels are shown in
-/// KeePassXC's key list, whose entries end in "\[serial\]", so no brackets, and no control
-/// characters.
+/// KeePassXC's key list, whose entries end in "\[serial\]", so no brackets; and in terminals, so
+/// nothing that is not a visible character of a line (Unicode categories Cc, Cf, Zl, Zp: escape
+/// sequences, newlines, the right-to-left override). Labels read from a record are checked
+/// again: the file may have been edited.
 pub fn check_label(text: &str) -> Result<String> {
     let label = text.trim();
     let bad = |reason: String| Err(Error::BadLabel { reason });
@@ -149,10 +151,39 @@ pub fn check_label(text: &str) -> Result<String> {
     if label.chars().count() > MAX_LABEL {
         return bad(format!("it has more than {MAX_LABEL} characters"));
     }
-    if let Some(c) = label.chars().find(|c| c.is_control() || matches!(c, '[' | ']')) {
-        return bad(format!("it holds {:?}; brackets and control characters cannot be shown", c));
+    if let Some(c) = label.chars().find(|&c| invisible(c) || matches!(c, '[' | ']')) {
+        return bad(format!("it holds {:?}; brackets, control and format characters cannot be shown", c));
     }
     Ok(label.to_owned())
+}
+
+/// Unicode's control (Cc), format (Cf), line (Zl) and paragraph separator (Zp) characters
+/// (Unicode 15.1; the standard library knows only Cc).
+fn invisible(c: char) -> bool {
+    const FORMAT: [(u32, u32); 21] = [
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x2028, 0x202E), // Zl, Zp, then the bidirectional embeddings and overrides
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    c.is_control() || FORMAT.iter().any(|&(first, last)| (first..=last).contains(&(c as u32)))
 }
 
 /// The object at a persistent handle, described for a person when it is not one of our keys.
@@ -249,7 +280,15 @@ mod tests {
     fn labels_keepassxc_can_show() {
         assert_eq!(check_label("  laptop ").unwrap(), "laptop");
         assert_eq!(check_label("Büro-Rechner 2").unwrap(), "Büro-Rechner 2");
-        for bad in ["", "   ", "a[b", "x]", "tab\there", "new\nline", &"x".repeat(33)] {
+        let hostile = [
+            "\u{1b}[2J",
+            "a\u{202E}gpj.exe",
+            "line\u{2028}break",
+            "para\u{2029}graph",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+        ];
+        for bad in ["", "   ", "a[b", "x]", "tab\there", "new\nline", &"x".repeat(33)].into_iter().chain(hostile) {
             assert!(matches!(check_label(bad), Err(Error::BadLabel { .. })), "{bad:?}");
         }
     }

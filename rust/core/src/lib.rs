@@ -26,7 +26,8 @@
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
 //! - `store`: listing keys ([`Tpm::list_keys`], in `tpm/store.rs`).
-//! - `secret`: secrets to import (hex as ykman shows it, or a recovery code).
+//! - `secret`: secrets to import (hex as ykman shows it, or a recovery code). `random`: the
+//!   operating system's random generator, the one source of secrets, nonces and file names.
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - `worker`: a connection on its own thread, with a timeout (tpm2-tss has none).
 //! - `da`: the dictionary-attack counters, for "2 tries left" and lockout times.
@@ -53,6 +54,7 @@ pub mod metadata;
 mod parent;
 pub mod pcr;
 mod pinned;
+mod random;
 mod rc;
 pub mod recovery;
 mod secret;

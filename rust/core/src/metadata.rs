@@ -325,7 +325,7 @@ fn check_replaceable(path: &Path) -> std::io::Result<()> {
 
 fn random_suffix() -> std::io::Result<String> {
     let mut bytes = [0u8; 8];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    crate::random::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
     Ok(hex::encode(bytes))
 }
 

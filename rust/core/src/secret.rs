@@ -46,11 +46,8 @@ impl Secret {
 
     /// `len` bytes from the operating system's random generator.
     pub fn generate(len: usize) -> Result<Secret> {
-        use std::io::Read;
         let mut bytes = Zeroizing::new(vec![0u8; len]);
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut bytes))
-            .map_err(|e| Error::BadSecret { reason: format!("cannot read /dev/urandom: {e}") })?;
+        crate::random::fill(&mut bytes)?;
         Ok(Secret(bytes))
     }
 
@@ -89,7 +86,7 @@ impl Pin {
         let text = text.strip_suffix(b"\n").unwrap_or(text);
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         if text.is_empty() {
-            return Err(Error::BadSecret { reason: "the PIN is empty".into() });
+            return Err(Error::NoPinEntered);
         }
         Ok(Pin(Zeroizing::new(text.to_vec())))
     }

@@ -1,10 +1,10 @@
 //! A TPM connection on a thread of its own, so that a TPM that stops answering costs the caller
 //! a timeout instead of a hang: tpm2-tss has no client-side timeout. After a timeout the
-//! worker is abandoned (its thread ends when the TPM answers or the process exits) and the
-//! caller starts a new one.
+//! worker's thread is abandoned (it ends when the TPM answers or the process exits) and the next
+//! operation gets a new thread and connection, so one hang costs one timeout, not one per call.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::sync::{Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -19,18 +19,20 @@ type Job = Box<dyn FnOnce(&mut Option<Tpm>) + Send>;
 
 /// A TPM connection on its own thread, whose operations give up after a timeout.
 pub struct TpmWorker {
-    jobs: Option<mpsc::Sender<Job>>,
-    thread: Option<thread::JoinHandle<()>>,
-    /// A job timed out: the thread may never return, so it is not waited for.
-    stuck: AtomicBool,
+    thread: Mutex<WorkerThread>,
     tcti: Option<String>,
     timeout: Duration,
 }
 
-impl TpmWorker {
-    /// A worker for the TPM named by `tcti` (else the environment or the default search); the
-    /// connection is opened by the first job, and again after it was lost.
-    pub fn start(tcti: Option<String>, timeout: Duration) -> TpmWorker {
+/// The thread that holds the connection, and how many threads were abandoned before it.
+struct WorkerThread {
+    jobs: Option<mpsc::Sender<Job>>,
+    handle: Option<thread::JoinHandle<()>>,
+    generation: u64,
+}
+
+impl WorkerThread {
+    fn spawn(generation: u64) -> WorkerThread {
         let (jobs, queue) = mpsc::channel::<Job>();
         let spawned = thread::Builder::new().name("tpm".to_owned()).spawn(move || {
             let mut tpm = None;
@@ -39,7 +41,19 @@ impl TpmWorker {
             }
         });
         // Without a thread every job fails below with "not answering"; nothing panics.
-        TpmWorker { jobs: Some(jobs), thread: spawned.ok(), stuck: AtomicBool::new(false), tcti, timeout }
+        WorkerThread { jobs: Some(jobs), handle: spawned.ok(), generation }
+    }
+}
+
+impl TpmWorker {
+    /// A worker for the TPM named by `tcti` (else the environment or the default search); the
+    /// connection is opened by the first job, and again after it was lost.
+    pub fn start(tcti: Option<String>, timeout: Duration) -> TpmWorker {
+        TpmWorker { thread: Mutex::new(WorkerThread::spawn(0)), tcti, timeout }
+    }
+
+    fn thread(&self) -> MutexGuard<'_, WorkerThread> {
+        self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `job` on the connection and waits for it at most the timeout.
@@ -57,25 +71,41 @@ impl TpmWorker {
             }
             let _ = reply.send(result);
         });
-        let timed_out = || {
-            self.stuck.store(true, Ordering::Relaxed);
-            Error::Timeout { seconds: self.timeout.as_secs() }
+        // The lock is not held while the job runs: callers queue on the thread, not on the lock.
+        let (jobs, generation) = {
+            let thread = self.thread();
+            (thread.jobs.clone(), thread.generation)
         };
-        self.jobs.as_ref().ok_or_else(timed_out)?.send(job).map_err(|_| timed_out())?;
-        answer.recv_timeout(self.timeout).map_err(|_| timed_out())?
+        let sent = jobs.is_some_and(|jobs| jobs.send(job).is_ok());
+        match sent.then(|| answer.recv_timeout(self.timeout)) {
+            Some(Ok(result)) => result,
+            _ => {
+                self.abandon(generation);
+                Err(Error::Timeout { seconds: self.timeout.as_secs() })
+            }
+        }
+    }
+
+    /// Leaves the thread of `generation` to itself (it may never return) and starts a new one,
+    /// unless another caller has done so already.
+    fn abandon(&self, generation: u64) {
+        let mut thread = self.thread();
+        if thread.generation == generation {
+            // Dropping the JoinHandle detaches the stuck thread; its queue closes with the sender.
+            *thread = WorkerThread::spawn(generation + 1);
+        }
     }
 }
 
 /// Closes the connection on its own thread and waits for that, so the TPM gets its sessions
 /// flushed and the process does not exit (running OpenSSL's cleanup) while the thread still
-/// frees memory. A stuck thread is left behind.
+/// frees memory. Abandoned threads are not waited for.
 impl Drop for TpmWorker {
     fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(thread) = self.thread.take() {
-            if !self.stuck.load(Ordering::Relaxed) {
-                let _ = thread.join();
-            }
+        let thread = self.thread.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
+        thread.jobs = None;
+        if let Some(handle) = thread.handle.take() {
+            let _ = handle.join();
         }
     }
 }

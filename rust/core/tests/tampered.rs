@@ -96,6 +96,36 @@ fn the_direct_path_never_returns_an_altered_answer() {
 }
 
 #[test]
+fn a_session_the_tpm_may_have_ended_is_not_flushed() {
+    // The HMAC succeeded in the TPM (which ended its session, the handle now free for another
+    // client) but its answer is rejected here: flushing that handle could end another client's
+    // session. A kept session stays ours whatever the answer, and is flushed.
+    let swtpm = Swtpm::start();
+    let key = import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);
+    let expected = open(&swtpm).challenge(key, &[9u8; 32]).unwrap();
+    let proxy = CommandLog::start(swtpm.port());
+    for keep in [false, true] {
+        let mut tpm = open_at(&swtpm, &proxy.tcti());
+        tpm.set_session_reuse(keep);
+        tpm.challenge(key, &[8u8; 32]).unwrap();
+        proxy.clear();
+        // The last byte of the answer: the TPM's response HMAC.
+        proxy.tamper(HMAC, Tamper::Flip(usize::MAX));
+        assert_eq!(tpm.challenge(key, &[9u8; 32]).unwrap(), expected, "the ESYS path answers instead");
+        let commands = proxy.commands();
+        let after_hmac = commands.iter().position(|&c| c == HMAC).map(|i| commands.get(i + 1));
+        if keep {
+            assert_eq!(after_hmac, Some(Some(&FLUSH_CONTEXT)), "the kept session is ours: {commands:x?}");
+        } else {
+            assert_ne!(after_hmac, Some(Some(&FLUSH_CONTEXT)), "a session the TPM ended: {commands:x?}");
+        }
+        drop(tpm);
+        let loaded = swtpm_fixture::tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-loaded-session"]);
+        assert!(!loaded.contains("0x"), "keep={keep}: nothing left loaded: {loaded}");
+    }
+}
+
+#[test]
 fn a_malformed_key_list_is_an_error_not_an_empty_list() {
     let swtpm = Swtpm::start();
     import(&mut open(&swtpm), YUBIKEY_SECRET, None, Algorithm::Sha1);

@@ -106,14 +106,15 @@ impl Connection {
     }
 
     /// The response of the key at `handle` to `challenge`, padded by `rule` ("keepassxc" or
-    /// "yubikey-manager"), with `pin` (the PIN's bytes) for a key that has one.
+    /// "yubikey-manager"), with `pin` (a bytearray the caller wipes; copied into memory wiped
+    /// here) for a key that has one.
     #[pyo3(signature = (handle, challenge, pin=None, rule="keepassxc"))]
     fn challenge<'py>(
         &self,
         py: Python<'py>,
         handle: &str,
         challenge: Vec<u8>,
-        pin: Option<Vec<u8>>,
+        pin: Option<Bound<'py, PyByteArray>>,
         rule: &str,
     ) -> PyResult<Bound<'py, PyByteArray>> {
         let handle = parse_handle(handle)?;
@@ -126,9 +127,8 @@ impl Connection {
                 )))
             }
         };
-        let pin = pin.map(zeroize::Zeroizing::new);
-        let pin =
-            pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(|_| WrongPin::new_err("the PIN is empty"))?;
+        let pin = pin.map(|p| zeroize::Zeroizing::new(p.to_vec()));
+        let pin = pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(to_py)?;
         let response = py
             .detach(|| self.worker.run(move |tpm| tpm.challenge_by_rule(handle, &challenge, pin.as_ref(), rule)))
             .map_err(to_py)?;

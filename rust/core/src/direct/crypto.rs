@@ -5,7 +5,7 @@
 use aes::cipher::{AsyncStreamCipher, KeyIvInit};
 use hmac::{Hmac, Mac};
 use p256::elliptic_curve::sec1::{FromEncodedPoint, ToEncodedPoint};
-use p256::{EncodedPoint, PublicKey};
+use p256::{EncodedPoint, PublicKey, SecretKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -72,9 +72,9 @@ pub fn ecdh_salt(x: &[u8], y: &[u8]) -> Option<Salt> {
     }
     let point = EncodedPoint::from_affine_coordinates(x.into(), y.into(), false);
     let storage_key = Option::<PublicKey>::from(PublicKey::from_encoded_point(&point))?;
-    let ephemeral = p256::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
+    let ephemeral = ephemeral_key()?;
     let ephemeral_point = ephemeral.public_key().to_encoded_point(false);
-    let shared = ephemeral.diffie_hellman(&storage_key);
+    let shared = p256::ecdh::diffie_hellman(ephemeral.to_nonzero_scalar(), storage_key.as_affine());
     let ephemeral_x = ephemeral_point.x()?.to_vec();
     let ephemeral_y = ephemeral_point.y()?.to_vec();
     let value = kdfe(shared.raw_secret_bytes(), "SECRET", &ephemeral_x, x, (DIGEST * 8) as u32);
@@ -128,11 +128,23 @@ pub fn decrypt_response(session_key: &[u8], auth_value: &[u8], nonce_tpm: &[u8],
     cipher.decrypt(data);
 }
 
-/// `len` bytes from the operating system's random generator.
-pub fn nonce(len: usize) -> Vec<u8> {
+/// A new P-256 private key from the operating system's random generator (`None` if it fails).
+fn ephemeral_key() -> Option<SecretKey> {
+    let mut bytes = Zeroizing::new([0u8; DIGEST]);
+    loop {
+        crate::random::fill(&mut bytes[..]).ok()?;
+        // Out of range (zero, or at least the group order) with a chance of about 2^-32: draw again.
+        if let Ok(key) = SecretKey::from_slice(&bytes[..]) {
+            return Some(key);
+        }
+    }
+}
+
+/// `len` bytes from the operating system's random generator (`None` if it fails).
+pub fn nonce(len: usize) -> Option<Vec<u8>> {
     let mut bytes = vec![0u8; len];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
-    bytes
+    crate::random::fill(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 #[cfg(test)]

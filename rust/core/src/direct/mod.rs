@@ -6,7 +6,10 @@
 //! Nothing is taken from the TPM on trust: the storage key's public point comes from the key's
 //! record, where its name was pinned (the salt is encrypted to that point, so only that TPM can
 //! know the session key), and the key's name comes from the record too (the TPM refuses the
-//! command's HMAC unless it is the key's real name). The TPM's response HMAC is verified in
+//! command's HMAC unless it is the key's real name). Before a connection's first HMAC on a
+//! handle, the name of what sits there is read from the TPM ([`Direct::name_at`]) and must be
+//! the record's: a stale record (the key evicted, another one with a PIN made at its handle)
+//! never sends an authorisation that would count as a dictionary-attack failure. The TPM's response HMAC is verified in
 //! constant time before its answer is decrypted. Any failure here makes the caller fall back to
 //! the ESYS path, which reads and checks everything again; keys this path serves are noDA, so a
 //! refused authorisation costs no dictionary-attack try.
@@ -15,7 +18,10 @@ mod crypto;
 mod transport;
 pub(crate) mod wire;
 
+use std::collections::HashMap;
+
 use hmac::Mac;
+use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crypto::DIGEST;
@@ -54,7 +60,12 @@ pub(crate) struct Direct {
     session: Option<Session>,
     /// Keep the session from one challenge to the next.
     keep: bool,
+    /// The TPM names of the objects at persistent handles, as this connection read them.
+    names: HashMap<u32, Vec<u8>>,
 }
+
+/// The name algorithm of the objects the direct path serves (TPM_ALG_SHA256).
+const NAME_ALG_SHA256: [u8; 2] = [0x00, 0x0B];
 
 impl Direct {
     /// The direct path for `tcti`, when it speaks that TCTI. A session is kept where a resource
@@ -63,7 +74,28 @@ impl Direct {
     pub(crate) fn open(tcti: &str, keep: bool) -> Option<Direct> {
         let transport = Transport::for_tcti(tcti)?;
         let keep = keep || transport.flushes_on_close();
-        Some(Direct { transport, session: None, keep })
+        Some(Direct { transport, session: None, keep, names: HashMap::new() })
+    }
+
+    /// The TPM name of the object at `handle`: one ReadPublic the first time on this
+    /// connection, its name checked against the hash of its public area, as ESYS checks it.
+    pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Failure> {
+        if !self.names.contains_key(&handle) {
+            let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Failure::Io)?;
+            let (public, name) =
+                wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+            let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(public)].concat();
+            if public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || name != computed {
+                return Err(Failure::Refused(0));
+            }
+            self.names.insert(handle, computed);
+        }
+        Ok(&self.names[&handle])
+    }
+
+    /// Forgets what this connection read about `handle` (the object there may have changed).
+    pub(crate) fn forget(&mut self, handle: u32) {
+        self.names.remove(&handle);
     }
 
     /// The response of the key at `key` (TPM name `key_name`, no authValue) to `message` (the
@@ -88,9 +120,15 @@ impl Direct {
             // The TPM ended the session with the command unless asked to keep it.
             Ok(_) if self.keep => self.session = Some(session),
             Ok(_) => {}
-            // A failed command leaves the session loaded (unless the TPM lost it): flush it.
-            Err(Failure::Refused(_)) => {
-                let _ = self.transport.send(&wire::flush_context(session.handle));
+            // Flush the session only while it is known to be still ours: a resource manager keeps
+            // handles per connection; a kept session outlives any command, and a failed command
+            // (the TPM's error code) leaves its session loaded. After an answer rejected here, to
+            // a command that did not keep its session, the TPM may have ended it and given the
+            // handle to another client since: it is not flushed.
+            Err(Failure::Refused(code)) => {
+                if self.transport.flushes_on_close() || self.keep || *code != 0 {
+                    let _ = self.transport.send(&wire::flush_context(session.handle));
+                }
             }
             Err(Failure::Io) => {}
         }
@@ -99,7 +137,7 @@ impl Direct {
 
     fn start_session(&mut self, salt_key: &SaltKey) -> Result<Session, Failure> {
         let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Failure::Refused(0))?;
-        let nonce_caller = crypto::nonce(DIGEST);
+        let nonce_caller = crypto::nonce(DIGEST).ok_or(Failure::Refused(0))?;
         let command = wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y);
         let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
         let started = wire::session_started(&response).map_err(|_| {
@@ -123,7 +161,7 @@ impl Direct {
         digest_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Failure> {
         let attributes = ENCRYPT | if self.keep { CONTINUE_SESSION } else { 0 };
-        let nonce_caller = crypto::nonce(DIGEST);
+        let nonce_caller = crypto::nonce(DIGEST).ok_or(Failure::Refused(0))?;
         let parameters = wire::hmac_parameters(message);
         let cp_hash = crypto::parameter_hash(&[&wire::CC_HMAC.to_be_bytes(), key_name, &parameters]);
         let auth = crypto::session_hmac(&session.key, &[], &cp_hash, &nonce_caller, &session.nonce_tpm, attributes)

@@ -1,11 +1,12 @@
-//! The bytes of the three commands the direct path sends (TPM 2.0 Part 3: StartAuthSession,
-//! HMAC, FlushContext) and a reader for their responses that checks every length against what is
+//! The bytes of the four commands the direct path sends (TPM 2.0 Part 3: ReadPublic,
+//! StartAuthSession, HMAC, FlushContext) and a reader for their responses that checks every length against what is
 //! left, so a short, long or garbled answer is an error and never a panic or an over-read.
 
 /// Command codes (Part 2, 6.5.2).
 pub const CC_START_AUTH_SESSION: u32 = 0x176;
 pub const CC_HMAC: u32 = 0x155;
 pub const CC_FLUSH_CONTEXT: u32 = 0x165;
+pub const CC_READ_PUBLIC: u32 = 0x173;
 
 const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
@@ -106,6 +107,13 @@ pub fn flush_context(handle: u32) -> Vec<u8> {
     c.finish()
 }
 
+/// TPM2_ReadPublic of the object at `handle`.
+pub fn read_public(handle: u32) -> Vec<u8> {
+    let mut c = Command::new(ST_NO_SESSIONS, CC_READ_PUBLIC);
+    c.u32(handle);
+    c.finish()
+}
+
 /// A response that does not parse.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Malformed(pub &'static str);
@@ -199,6 +207,19 @@ pub fn session_handle_in(response: &[u8]) -> Option<u32> {
     (code == 0 && handle >> 24 == 0x02).then_some(handle)
 }
 
+/// What TPM2_ReadPublic answers: the object's public area (TPMT_PUBLIC) and its name.
+pub fn public_answer(response: &[u8]) -> Result<Result<(&[u8], &[u8]), u32>, Malformed> {
+    let (_, code, mut r) = header(response)?;
+    if code != 0 {
+        return Ok(Err(code));
+    }
+    let public = r.sized("the public area")?;
+    let name = r.sized("the name")?;
+    r.sized("the qualified name")?;
+    r.done()?;
+    Ok(Ok((public, name)))
+}
+
 /// What TPM2_HMAC answers with one session: the parameter bytes (the encrypted digest, as
 /// TPM2B) and the session's nonce, attributes and HMAC.
 pub struct HmacAnswer<'a> {
@@ -251,6 +272,9 @@ mod tests {
                 prop_assert!(answer.parameters.len() >= 2);
             }
             let _ = session_handle_in(&bytes);
+            if let Ok(Ok((public, name))) = public_answer(&bytes) {
+                prop_assert!(public.len() + name.len() + 16 <= bytes.len());
+            }
         }
     }
 

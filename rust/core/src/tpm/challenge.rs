@@ -113,6 +113,12 @@ impl Tpm {
         if self.direct.is_none() {
             self.direct = Direct::open(&self.tcti, self.session_reuse);
         }
+        // The record may be stale (its key evicted, another one made at the handle, maybe with a
+        // PIN): an authorisation goes out only to the key whose name this connection read.
+        if self.tpm_name(handle)? != key_name {
+            self.forget(handle);
+            return None;
+        }
         match self.direct.as_mut()?.hmac(handle.value(), &key_name, &salt_key, message, digest_len) {
             Ok(response) => Some(response),
             Err(Failure::Io) => {
@@ -136,7 +142,8 @@ impl Tpm {
     }
 
     /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
-    /// command), each checked against its pinned name; `None` when the direct path may not serve it.
+    /// command), each checked against its pinned name; `None` when the direct path may not serve
+    /// it. The caller checks the key's name against the TPM's.
     fn direct_plan(&mut self, handle: PersistentHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
         let record = match self.records.get(&handle) {
             Some(key) => key.record.clone(),
@@ -148,17 +155,28 @@ impl Tpm {
         if info.needs_pin() || info.policy_bound {
             return None;
         }
-        // Known to this connection (listed, say): then the TPM's own name must be the record's.
-        if let Some(&object) = self.known.get(&handle) {
-            if self.name_of(object).ok()?.as_str() != key_name {
-                return None;
-            }
-        }
         let storage_public =
             recorded_public(record.storage_key_public.as_deref()?, record.storage_key_name.as_deref()?)?;
         let Public::Ecc { unique, .. } = storage_public else { return None };
         let salt_key = SaltKey { handle: SRK_HANDLE, x: unique.x().value().to_vec(), y: unique.y().value().to_vec() };
         Some((hex::decode(key_name).ok()?, salt_key, info.algorithm.digest_len(), record.yubikey_mode))
+    }
+
+    /// The TPM's name of the object at `handle`, as this connection knows it: from ESYS when it
+    /// resolved the handle (no command), else read by the direct path (one ReadPublic per
+    /// handle and connection). `None` when it cannot be read: the ESYS path then says why.
+    fn tpm_name(&mut self, handle: PersistentHandle) -> Option<Vec<u8>> {
+        if let Some(&object) = self.known.get(&handle) {
+            return hex::decode(self.name_of(object).ok()?).ok();
+        }
+        match self.direct.as_mut()?.name_at(handle.value()) {
+            Ok(name) => Some(name.to_vec()),
+            Err(Failure::Io) => {
+                self.direct = None;
+                None
+            }
+            Err(Failure::Refused(_)) => None,
+        }
     }
 
     /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,

@@ -42,6 +42,9 @@ impl Tpm {
     /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
     pub(crate) fn forget(&mut self, handle: PersistentHandle) {
         self.records.remove(&handle);
+        if let Some(direct) = &mut self.direct {
+            direct.forget(handle.value());
+        }
         if let Some(mut object) = self.known.remove(&handle) {
             let _ = self.ctx.tr_close(&mut object);
         }
@@ -76,13 +79,14 @@ impl Tpm {
         }
     }
 
-    /// `info` with the label of its record, when the record is this key's (a missing or broken
-    /// file only loses the label).
+    /// `info` with the label of its record, when the record is this key's and the label one
+    /// that [`check_label`] allows (a missing or broken file, or an edited label, only loses the
+    /// label).
     pub(crate) fn labelled(&mut self, mut info: KeyInfo) -> KeyInfo {
         let Ok(Some(record)) = self.metadata.get(info.handle) else { return info };
         let name = self.resolve(info.handle).and_then(|object| self.name_of(object)).ok();
         if name.is_some() && record.key_name == name {
-            info.label = record.label;
+            info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));
         }
         info
     }

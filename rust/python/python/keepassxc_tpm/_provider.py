@@ -6,7 +6,7 @@ import json
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
-from ._native import NoSuchKey, PinRequired, TpmError
+from ._native import NoSuchKey, PinRequired, TpmError, WrongPin
 
 PinSource = Union[str, bytes, bytearray, Callable[[], Union[str, bytes, bytearray]]]
 """A PIN as text, as bytes, or a callable asked for it when the key needs it."""
@@ -74,7 +74,8 @@ class TpmHmac:
         /dev/tpmrm0, else tpm2-abrmd.
     pin: for a key with a PIN: a str or bytes, or (better) a callable that returns it, asked only
         when the key needs it and not kept. A PIN given as a value is kept for later challenges
-        (kdbxtool challenges again on every save).
+        (kdbxtool challenges again on every save) until the TPM refuses it: then it is wiped and
+        never sent again, so a wrong PIN costs one dictionary-attack try, not one per save.
     padding: "keepassxc" (default) answers what KeePassXC gets from a YubiKey slot holding the
         same secret; "yubikey-manager" answers what kdbxtool's own YubiKeyHmacSha1 gets from one
         (it pads differently: the two differ for about 1 seed in 256, those ending in 0x20).
@@ -123,15 +124,24 @@ class TpmHmac:
         handle = self.key["handle"]
         try:
             response = self._connection.challenge(handle, bytes(challenge), self._pin_value, self._padding)
+        except WrongPin:
+            self._forget_pin()
+            raise
         except PinRequired:
             if self._pin is None:
                 raise
             pin = _pin_bytes(self._pin())
             try:
-                response = self._connection.challenge(handle, bytes(challenge), bytes(pin), self._padding)
+                response = self._connection.challenge(handle, bytes(challenge), pin, self._padding)
             finally:
                 _wipe(pin)
         return _secure(response)
+
+    def _forget_pin(self) -> None:
+        """Wipes a PIN given as a value after the TPM refused it."""
+        if self._pin_value is not None:
+            _wipe(self._pin_value)
+            self._pin_value = None
 
     def __repr__(self) -> str:
         return f"TpmHmac(key_handle={self.key['handle']}, padding={self._padding!r})"
