@@ -12,6 +12,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 git ls-files -z '*.sh' .ci/run | xargs -0 shellcheck -x -S warning
 cargo build --workspace --locked
 cargo test --workspace --locked
+# The CMake module against each shape of KeePassXC's hardware-key driver API (configure only)
+tests/cmake/test-driver-api.sh
 if [ -x tests/keepassxc/run-tests.sh ]; then
   tests/keepassxc/run-tests.sh
 fi
