@@ -121,6 +121,29 @@ echo 'battery staple' | "$KX_CLI" db-info --yubikey "1:$SERIAL" "$DB" 2>/dev/nul
 # The TPM unreachable
 TPM2TOOLS_TCTI=$(kx_dead_tcti) expect_refused "battery staple" "No TPM could be used" "TPM unreachable"
 
+# A TPM device this user may not open: the message names the group that owns the device (here
+# root, on Debian tss), read from the device, not assumed. Runs as nobody, so it needs root.
+if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
+    DENIED=$(mktemp -d)
+    : >"$DENIED/tpmrm0"
+    cp "$DB" "$DENIED/db.kdbx"
+    chmod 0755 "$DENIED" && chmod 0660 "$DENIED/tpmrm0" && chmod 0644 "$DENIED/db.kdbx"
+    rc=0
+    printf 'battery staple\n' | HOME=$DENIED TPM2TOOLS_TCTI=device:$DENIED/tpmrm0 \
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$KX_CLI" ls --yubikey "1:$SERIAL" "$DENIED/db.kdbx" \
+        >"$WORK/out" 2>"$WORK/err" || rc=$?
+    if [ "$rc" -ne 0 ] && grep -qF "permission denied opening $DENIED/tpmrm0; add yourself to the \"root\" group" "$WORK/err" &&
+        ! grep -qF '"tss"' "$WORK/err"; then
+        pass "a device of group root: \"$(grep -F 'permission denied' "$WORK/err" | head -1 | sed 's/^Enter password[^:]*: //')\""
+    else
+        sed 's/^/    /' "$WORK/err" >&2
+        fail "permission denied should name the device's group (root)"
+    fi
+    rm -rf "$DENIED"
+else
+    say "SKIP: the permission check needs root and setpriv"
+fi
+
 # The TPM key deleted
 if tpm_hmac delete --handle "$HANDLE" >"$WORK/delete.log" 2>&1; then
     expect_refused "battery staple" "There is no TPM key at $HANDLE" "TPM key deleted"

@@ -1,5 +1,6 @@
-//! HMAC keys: their templates, creating or importing one under the storage parent, persisting
-//! it with EvictControl, deleting it, and telling what sits at a persistent handle.
+//! HMAC keys: their templates and types, their KeePassXC names, label checks, and telling what sits
+//! at a persistent handle. Creating, importing, persisting and deleting keys are `impl Tpm` in
+//! `tpm/keys.rs`.
 
 use serde::{Deserialize, Serialize};
 use tss_esapi::attributes::{ObjectAttributes, ObjectAttributesBuilder};

@@ -16,16 +16,17 @@
 //! - `address`: persistent handles and KeePassXC's (serial, slot) address.
 //! - `parent`: the storage parent keys are created under (SRK, else an ECC primary).
 //! - `key`: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
-//!   deleting keys: `tpm/keys.rs`). `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
+//!   deleting keys: `tpm/keys.rs`; listing them: [`Tpm::list_keys`], `tpm/store.rs`).
+//!   `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
 //! - `challenge`: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
-//!   kept session), the salted session computed in Rust from the key's pinned record; any doubt
-//!   falls back to the ESYS path above.
+//!   kept session; a ReadPublic before a connection's first challenge of a key checks its name),
+//!   the salted session computed in Rust from the key's pinned record; any doubt falls back to the
+//!   ESYS path above.
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
-//! - `store`: listing keys ([`Tpm::list_keys`], in `tpm/store.rs`).
 //! - `secret`: secrets to import (hex as ykman shows it, or a recovery code). `random`: the
 //!   operating system's random generator, the one source of secrets, nonces and file names.
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
@@ -59,7 +60,6 @@ mod rc;
 pub mod recovery;
 mod secret;
 mod session;
-mod store;
 pub mod tpm;
 mod worker;
 

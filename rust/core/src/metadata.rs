@@ -32,7 +32,7 @@ pub const METADATA_ENV: &str = "KEEPASSXC_TPM_METADATA";
 pub const MAX_FILE_SIZE: u64 = 1 << 20;
 
 /// How long provisioning waits for another process that holds the file's lock.
-const LOCK_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// What we remember about one key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

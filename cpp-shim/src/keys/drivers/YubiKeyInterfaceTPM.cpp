@@ -29,7 +29,7 @@ namespace
 {
     using keepassxc_tpm::Status;
 
-    // Room for the longest HMAC a TPM key may compute (SHA-512); the bridge says how much it wrote
+    // Room for the longest HMAC a TPM key computes (SHA-256, 32 bytes) and more; the bridge says how much it wrote
     constexpr std::size_t RESPONSE_CAPACITY = 64;
 
     QString toQString(const rust::String& text)

@@ -1,5 +1,6 @@
 //! The direct path: a challenge to a key without a PIN or PCR policy in two TPM commands
-//! (StartAuthSession, HMAC), or one with a kept session, with the salted, encrypting session
+//! (StartAuthSession, HMAC; a ReadPublic first on a connection's first challenge of the key), or one
+//! with a kept session, with the salted, encrypting session
 //! computed here in Rust as go-tpm does in Go, instead of by tpm2-tss (which costs ~4.5 ms of
 //! client CPU per challenge in fresh OpenSSL contexts, and two ReadPublic commands per process).
 //!

@@ -16,8 +16,6 @@ use tss_esapi::structures::{Auth, Public, SensitiveData};
 
 use super::Tpm;
 
-/// How long provisioning waits for another process that holds the metadata file's lock.
-const PROVISIONING_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Handles tried when other programs keep taking the free one first.
 const PERSIST_ATTEMPTS: usize = 5;
 
@@ -97,7 +95,7 @@ impl Tpm {
         let object = self.resolve(handle)?;
         let key = self.pinned_key(handle, object)?;
         let metadata = self.metadata.clone();
-        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
+        let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
         let mut record = metadata.get(handle)?.unwrap_or_else(|| key.record.clone());
         record.label = label;
         lock.set(handle, Some(&record))?;
@@ -122,7 +120,7 @@ impl Tpm {
         // that cannot be written stops here, and concurrent provisioning never loses a record.
         let label = spec.label.as_deref().map(check_label).transpose()?;
         let metadata = self.metadata.clone();
-        let lock = metadata.lock(PROVISIONING_LOCK_WAIT)?;
+        let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
         let handle = match spec.handle {
             Some(handle) => {
                 metadata.get(handle)?;
