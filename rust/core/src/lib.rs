@@ -9,8 +9,9 @@
 //! # Code structure
 //! What front ends use is re-exported here at the crate root; of the modules only [`tpm`],
 //! [`metadata`], [`pcr`] and [`recovery`] are public, for their helper functions.
-//! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a TCTI (explicit, environment, default
-//!   search); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
+//! - `tcti`: where the TPM is ([`Tcti`]): a TCTI string parsed once; the environment, the default
+//!   search, whether a resource manager flushes on close, the module's Debian package.
+//! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a [`Tcti`]; retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
 //!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
 //!   `store.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
 //! - `address`: persistent handles and KeePassXC's (serial, slot) address.
@@ -60,6 +61,7 @@ mod rc;
 pub mod recovery;
 mod secret;
 mod session;
+mod tcti;
 pub mod tpm;
 mod worker;
 
@@ -71,5 +73,6 @@ pub use inventory::{SrkState, TpmFacts};
 pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use secret::{Pin, Secret};
+pub use tcti::{Tcti, TCTI_ENV_VARS};
 pub use tpm::Tpm;
 pub use worker::{TpmWorker, DEFAULT_TIMEOUT};

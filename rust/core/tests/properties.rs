@@ -4,7 +4,7 @@
 //! run: PROPTEST_CASES=200000 cargo test -p keepassxc-tpm --test properties --release
 
 use keepassxc_tpm::metadata::Metadata;
-use keepassxc_tpm::{pcr, recovery, tpm, yubikey_message, PersistentHandle, Secret};
+use keepassxc_tpm::{pcr, recovery, yubikey_message, PersistentHandle, Secret, Tcti};
 use proptest::prelude::*;
 
 proptest! {
@@ -67,7 +67,11 @@ proptest! {
 
     #[test]
     fn tcti_strings_parse_or_refuse(text in "(device|swtpm|mssim|tabrmd)?:?\\PC{0,40}") {
-        let _ = tpm::parse_tcti(&text);
+        if let Ok(tcti) = Tcti::parse(&text) {
+            // What parses names the module it was written with, and reads back as it was given.
+            prop_assert!(text.trim().starts_with(tcti.module()));
+            prop_assert_eq!(tcti.as_str(), text.trim());
+        }
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Direct {
     /// The direct path for `tcti`, when it speaks that TCTI. A session is kept where a resource
     /// manager flushes it when the connection closes, or when the caller promises to close the
     /// connection itself (`keep`).
-    pub(crate) fn open(tcti: &str, keep: bool) -> Option<Direct> {
+    pub(crate) fn open(tcti: &crate::tcti::Tcti, keep: bool) -> Option<Direct> {
         let transport = Transport::for_tcti(tcti)?;
         let keep = keep || transport.flushes_on_close();
         Some(Direct { transport, session: None, keep, names: HashMap::new() })
@@ -83,10 +83,9 @@ impl Direct {
     pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Failure> {
         if !self.names.contains_key(&handle) {
             let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Failure::Io)?;
-            let (public, name) =
-                wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
-            let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(public)].concat();
-            if public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || name != computed {
+            let answer = wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+            let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(answer.public)].concat();
+            if answer.public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || answer.name != computed {
                 return Err(Failure::Refused(0));
             }
             self.names.insert(handle, computed);

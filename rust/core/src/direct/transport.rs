@@ -10,6 +10,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::wire::MAX_RESPONSE;
+use crate::tcti::Tcti;
 
 /// How long one command may take on the direct path before it is given up on (the worker's
 /// timeout still bounds the whole challenge).
@@ -23,26 +24,13 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// The transport for a TCTI configuration, when the direct path speaks it.
-    pub fn for_tcti(conf: &str) -> Option<Transport> {
-        let (module, args) = conf.trim().split_once(':').unwrap_or((conf.trim(), ""));
-        match module {
-            "device" if args.contains("tpmrm") => {
-                OpenOptions::new().read(true).write(true).open(args).ok().map(Transport::ResourceManager)
-            }
-            "swtpm" => {
-                let (mut host, mut port) = ("localhost".to_owned(), "2321".to_owned());
-                for part in args.split(',').filter(|p| !p.is_empty()) {
-                    match part.split_once('=') {
-                        Some(("host", h)) => host = h.to_owned(),
-                        Some(("port", p)) => port = p.to_owned(),
-                        _ => return None,
-                    }
-                }
-                Some(Transport::Swtpm(format!("{host}:{port}")))
-            }
-            _ => None,
+    /// The transport for a TCTI, when the direct path speaks it.
+    pub fn for_tcti(tcti: &Tcti) -> Option<Transport> {
+        if let Some(device) = tcti.device().filter(|_| tcti.flushes_on_close()) {
+            return OpenOptions::new().read(true).write(true).open(device).ok().map(Transport::ResourceManager);
         }
+        let (host, port) = tcti.simulator()?;
+        Some(Transport::Swtpm(format!("{host}:{port}")))
     }
 
     /// True when a resource manager flushes this connection's sessions when it closes, so a

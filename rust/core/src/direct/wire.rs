@@ -208,7 +208,12 @@ pub fn session_handle_in(response: &[u8]) -> Option<u32> {
 }
 
 /// What TPM2_ReadPublic answers: the object's public area (TPMT_PUBLIC) and its name.
-pub fn public_answer(response: &[u8]) -> Result<Result<(&[u8], &[u8]), u32>, Malformed> {
+pub struct PublicAnswer<'a> {
+    pub public: &'a [u8],
+    pub name: &'a [u8],
+}
+
+pub fn public_answer(response: &[u8]) -> Result<Result<PublicAnswer<'_>, u32>, Malformed> {
     let (_, code, mut r) = header(response)?;
     if code != 0 {
         return Ok(Err(code));
@@ -217,7 +222,7 @@ pub fn public_answer(response: &[u8]) -> Result<Result<(&[u8], &[u8]), u32>, Mal
     let name = r.sized("the name")?;
     r.sized("the qualified name")?;
     r.done()?;
-    Ok(Ok((public, name)))
+    Ok(Ok(PublicAnswer { public, name }))
 }
 
 /// What TPM2_HMAC answers with one session: the parameter bytes (the encrypted digest, as
@@ -272,8 +277,8 @@ mod tests {
                 prop_assert!(answer.parameters.len() >= 2);
             }
             let _ = session_handle_in(&bytes);
-            if let Ok(Ok((public, name))) = public_answer(&bytes) {
-                prop_assert!(public.len() + name.len() + 16 <= bytes.len());
+            if let Ok(Ok(answer)) = public_answer(&bytes) {
+                prop_assert!(answer.public.len() + answer.name.len() + 16 <= bytes.len());
             }
         }
     }

@@ -214,7 +214,7 @@ impl Tpm {
         }
         result
             .map(|digest| Zeroizing::new(digest.value().to_vec()))
-            .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, &self.tcti)))
+            .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, self.tcti.as_str())))
     }
 
     /// Turns an HMAC failure into the error a person can act on: the key is gone, or the

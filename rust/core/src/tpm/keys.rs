@@ -30,7 +30,7 @@ impl Tpm {
             if rc::tpm_code(code) == Some(codes::HANDLE) {
                 Error::EmptyHandle { handle }
             } else {
-                rc::classify("reading the object at the handle", e, &self.tcti)
+                rc::classify("reading the object at the handle", e, self.tcti.as_str())
             }
         })?;
         self.known.insert(handle, object);
@@ -59,7 +59,7 @@ impl Tpm {
                 if rc::tpm_code(code) == Some(codes::HANDLE) {
                     return Err(Error::EmptyHandle { handle });
                 }
-                Err(rc::classify("reading the key", e, &self.tcti))
+                Err(rc::classify("reading the key", e, self.tcti.as_str()))
             }
         }
     }
@@ -227,7 +227,7 @@ impl Tpm {
                     Some(codes::NV_SPACE) => {
                         Error::NoFreeHandle { detail: "the TPM's persistent memory is full".to_owned() }
                     }
-                    _ => rc::classify("persisting the key", e, &tpm.tcti),
+                    _ => rc::classify("persisting the key", e, tpm.tcti.as_str()),
                 })
             });
             if let (Err(Error::HandleOccupied { .. }), true) = (&persisted, any_handle) {
@@ -276,7 +276,7 @@ impl Tpm {
             Ok(_) => self.forget_ended_session(session),
             Err(_) => self.flush_session(session),
         }
-        created.map_err(|(_, e)| rc::classify("creating the key", e, &self.tcti))
+        created.map_err(|(_, e)| rc::classify("creating the key", e, self.tcti.as_str()))
     }
 
     /// Removes the HMAC key at `handle` from the TPM. Refuses anything that is not an HMAC key.
@@ -296,7 +296,7 @@ impl Tpm {
             tpm.call(|ctx| {
                 ctx.evict_control(Provision::Owner, object, Persistent::Persistent(persistent_handle(handle)?))
             })
-            .map_err(|(_, e)| rc::classify("deleting the key", e, &tcti))
+            .map_err(|(_, e)| rc::classify("deleting the key", e, tcti.as_str()))
         })?;
         // EvictControl closed the ESYS handle itself.
         self.known.remove(&handle);

@@ -1,17 +1,15 @@
 //! Opening a TPM: the TCTI comes from the caller, else from `TPM2TOOLS_TCTI` / `TCTI` /
-//! `TEST_TCTI`, else from a short default search. Also the retry of transient TPM answers.
+//! `TEST_TCTI`, else from a short default search ([`Tcti`]). Also the retry of transient TPM answers.
 
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::str::FromStr;
 use std::thread::sleep;
 use std::time::Duration;
 
 use tss_esapi::handles::ObjectHandle;
-use tss_esapi::tcti_ldr::TctiNameConf;
 use tss_esapi::Context;
 
 use crate::address::PersistentHandle;
@@ -21,6 +19,7 @@ use crate::metadata::Metadata;
 use crate::pinned::PinnedKey;
 use crate::rc;
 use crate::session::Session;
+use crate::tcti::Tcti;
 
 mod challenge;
 mod da;
@@ -32,21 +31,14 @@ mod pinned;
 mod session;
 mod store;
 
-/// Environment variables read for the TCTI, in tpm2-tools' order.
-pub const TCTI_ENV_VARS: [&str; 3] = ["TPM2TOOLS_TCTI", "TCTI", "TEST_TCTI"];
-
-/// Where we look when nothing is configured: the kernel's resource manager first (what
-/// systemd uses), then the tpm2-abrmd daemon, then the raw device.
-const DEFAULT_SEARCH: [&str; 3] = ["device:/dev/tpmrm0", "tabrmd:", "device:/dev/tpm0"];
-
 /// How often a command that got TPM_RC_RETRY / YIELDED / TESTING is sent again.
 const TRANSIENT_RETRIES: u32 = 20;
 
 /// An open connection to a TPM.
 pub struct Tpm {
     ctx: Context,
-    /// The TCTI in use, for messages.
-    tcti: String,
+    /// The TCTI in use.
+    tcti: Tcti,
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
     known: HashMap<PersistentHandle, ObjectHandle>,
     /// The encrypted session for the next challenge, when one is kept.
@@ -68,22 +60,16 @@ impl Tpm {
     /// Opens the TPM named by `tcti` (e.g. `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`),
     /// or by the environment, or found by the default search.
     pub fn open(tcti: Option<&str>) -> Result<Tpm> {
-        if let Some(conf) = tcti.map(str::to_owned).or_else(configured_tcti) {
-            return Self::open_conf(&conf);
+        let configured = match tcti {
+            Some(conf) => Some(Tcti::parse(conf)),
+            None => Tcti::from_environment(),
+        };
+        if let Some(tcti) = configured {
+            return Self::open_tcti(tcti?);
         }
         let mut first_error = None;
-        for conf in DEFAULT_SEARCH {
-            if let Some(device) = conf.strip_prefix("device:") {
-                if !Path::new(device).exists() {
-                    continue;
-                }
-            }
-            // tpm2-abrmd is reached over the system D-Bus; without one its module only prints
-            // glib's complaint to stderr.
-            if conf.starts_with("tabrmd") && !system_bus_present() {
-                continue;
-            }
-            match Self::open_conf(conf) {
+        for tcti in Tcti::default_search() {
+            match Self::open_tcti(tcti) {
                 Ok(tpm) => return Ok(tpm),
                 Err(e @ Error::PermissionDenied { .. }) => return Err(e),
                 Err(e) => {
@@ -97,20 +83,18 @@ impl Tpm {
         }))
     }
 
-    fn open_conf(conf: &str) -> Result<Tpm> {
-        let conf = conf.trim();
-        let name_conf = parse_tcti(conf)?;
-        if let TctiNameConf::Device(_) = &name_conf {
-            check_device_access(device_path(conf))?;
+    fn open_tcti(tcti: Tcti) -> Result<Tpm> {
+        if let Some(device) = tcti.device() {
+            check_device_access(device)?;
         }
-        let ctx = Context::new(name_conf)
-            .map_err(|e| Error::NoTpm { tcti: conf.to_owned(), detail: tcti_detail(conf, &e) })?;
+        let ctx = Context::new(tcti.name_conf()?)
+            .map_err(|e| Error::NoTpm { tcti: tcti.to_string(), detail: tcti_detail(&tcti, &e) })?;
         Ok(Tpm {
             ctx,
-            tcti: conf.to_owned(),
             known: HashMap::new(),
             session: None,
-            session_reuse: behind_resource_manager(conf),
+            session_reuse: tcti.flushes_on_close(),
+            tcti,
             records: HashMap::new(),
             bus_encryption: true,
             direct: None,
@@ -121,7 +105,7 @@ impl Tpm {
 
     /// A new connection to the same TPM, after the old one broke (tpm2-tss cannot reuse it).
     fn reconnect(&mut self) -> Result<()> {
-        let fresh = Self::open_conf(&self.tcti)?;
+        let fresh = Self::open_tcti(self.tcti.clone())?;
         self.ctx = fresh.ctx;
         self.known.clear();
         self.records.clear();
@@ -141,7 +125,7 @@ impl Tpm {
 
     /// Keeps the encrypted session from one challenge to the next: a warm challenge is then one
     /// TPM command instead of two. On by default behind a resource manager
-    /// ([`behind_resource_manager`]); elsewhere only for callers that drop the `Tpm` before they
+    /// ([`Tcti::flushes_on_close`]); elsewhere only for callers that drop the `Tpm` before they
     /// exit, so the session is flushed: a TPM without a resource manager has only three slots.
     pub fn set_session_reuse(&mut self, on: bool) {
         if !on {
@@ -173,7 +157,7 @@ impl Tpm {
     }
 
     /// The TCTI this connection uses.
-    pub fn tcti(&self) -> &str {
+    pub fn tcti(&self) -> &Tcti {
         &self.tcti
     }
 
@@ -201,22 +185,8 @@ impl Tpm {
 
     /// [`Tpm::call`] with the failure turned into our error.
     fn run<T>(&mut self, operation: &'static str, f: impl FnMut(&mut Context) -> tss_esapi::Result<T>) -> Result<T> {
-        self.call(f).map_err(|(_, e)| rc::classify(operation, e, &self.tcti))
+        self.call(f).map_err(|(_, e)| rc::classify(operation, e, self.tcti.as_str()))
     }
-}
-
-/// True for the kernel's resource manager (/dev/tpmrm*) and tpm2-abrmd: they flush a client's
-/// sessions when its connection closes, so a session may be kept from one challenge to the next
-/// even by a process that may end without cleaning up (KeePassXC). A raw TPM or a simulator has
-/// only three session slots, and a session left there stays until it is flushed.
-pub fn behind_resource_manager(conf: &str) -> bool {
-    let conf = conf.trim();
-    conf.starts_with("tabrmd") || conf.strip_prefix("device:").is_some_and(|path| path.contains("tpmrm"))
-}
-
-/// Whether a D-Bus system bus may answer (where tpm2-abrmd registers by default).
-fn system_bus_present() -> bool {
-    std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some() || Path::new("/run/dbus/system_bus_socket").exists()
 }
 
 /// The raw TSS2_RC of a tss-esapi error (0 for wrapper errors).
@@ -227,8 +197,8 @@ pub(crate) fn rc_of(e: &tss_esapi::Error) -> u32 {
     }
 }
 
-/// What went wrong opening `conf`, in words: tpm2-tss's loader answers with bare codes.
-fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
+/// What went wrong opening `tcti`, in words: tpm2-tss's loader answers with bare codes.
+fn tcti_detail(tcti: &Tcti, e: &tss_esapi::Error) -> String {
     const IO_ERROR: u32 = 0x0A;
     const NOT_SUPPORTED: u32 = 0x15;
     let tss_esapi::Error::Tss2Error(code) = e else { return e.to_string() };
@@ -236,63 +206,26 @@ fn tcti_detail(conf: &str, e: &tss_esapi::Error) -> String {
     match raw & 0xFFFF {
         IO_ERROR => format!("connection failed, 0x{raw:08X}"),
         NOT_SUPPORTED => {
-            let module = conf.split(':').next().unwrap_or(conf);
-            format!("the TCTI module is not installed (Debian package libtss2-tcti-{module}0), 0x{raw:08X}")
+            format!("the TCTI module is not installed (Debian package {}), 0x{raw:08X}", tcti.debian_package())
         }
         _ => format!("0x{raw:08X}"),
     }
 }
 
-/// A TCTI configuration string (`device:/dev/tpmrm0`, `tabrmd:`, `swtpm:host=…,port=…`, …).
-///
-/// tss-esapi 7 keeps only the options it knows and drops the rest without a word: `swtpm:path=…`
-/// (tpm2-tss's unix socket) would open swtpm on localhost:2321, another TPM than the one named.
-/// Such a string is refused instead.
-pub fn parse_tcti(conf: &str) -> Result<TctiNameConf> {
-    let trimmed = conf.trim();
-    let (module, options) = trimmed.split_once(':').unwrap_or((trimmed, ""));
-    let understood: &[&str] = match module {
-        "swtpm" | "mssim" => &["host", "port"],
-        "tabrmd" => &["bus_name", "bus_type"],
-        _ => &[],
-    };
-    let dropped = options.split(',').filter(|o| !understood.is_empty() && !o.is_empty()).find(|option| {
-        let key = option.split_once('=').map_or(*option, |(key, _)| key);
-        !understood.contains(&key)
-    });
-    if let Some(option) = dropped {
-        let (tcti, option, understood) = (conf.to_owned(), option.to_owned(), understood.join(", "));
-        return Err(Error::TctiOption { tcti, option, understood });
-    }
-    TctiNameConf::from_str(trimmed).map_err(|_| Error::UnknownTcti { tcti: conf.to_owned() })
-}
-
-/// The first TCTI set in the environment, if any.
-pub fn configured_tcti() -> Option<String> {
-    TCTI_ENV_VARS.iter().find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
-}
-
-/// The device of a `device:` TCTI (tss-esapi keeps DeviceConfig's path private).
-fn device_path(conf: &str) -> &str {
-    match conf.strip_prefix("device:") {
-        Some(path) if !path.is_empty() => path,
-        _ => "/dev/tpm0",
-    }
-}
-
 /// Opens the device once ourselves so that "permission denied" and "no such device" get
 /// their own messages instead of an opaque TCTI code.
-fn check_device_access(device: &str) -> Result<()> {
+fn check_device_access(device: &Path) -> Result<()> {
+    let shown = device.display();
     match OpenOptions::new().read(true).write(true).open(device) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == IoErrorKind::PermissionDenied => Err(Error::PermissionDenied {
-            device: device.to_owned(),
+            device: shown.to_string(),
             group: std::fs::metadata(device).ok().and_then(|m| group_name(m.gid())),
         }),
         Err(e) if e.kind() == IoErrorKind::NotFound => {
-            Err(Error::NoTpm { tcti: format!("device:{device}"), detail: format!("{device} does not exist") })
+            Err(Error::NoTpm { tcti: format!("device:{shown}"), detail: format!("{shown} does not exist") })
         }
-        Err(e) => Err(Error::NoTpm { tcti: format!("device:{device}"), detail: e.to_string() }),
+        Err(e) => Err(Error::NoTpm { tcti: format!("device:{shown}"), detail: e.to_string() }),
     }
 }
 
@@ -311,37 +244,4 @@ pub fn account_name(database: &str, id: u32) -> Option<String> {
         let found = fields.nth(1)?.parse::<u32>().ok()?;
         (found == id).then(|| name.to_owned())
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tcti_options_tss_esapi_would_drop_are_refused() {
-        assert!(parse_tcti("swtpm:host=127.0.0.1,port=2321").is_ok());
-        assert!(parse_tcti("swtpm:").is_ok());
-        assert!(parse_tcti("tabrmd:bus_type=session").is_ok());
-        assert!(parse_tcti("device:/dev/tpmrm0").is_ok());
-        let refused = |conf| match parse_tcti(conf) {
-            Err(Error::TctiOption { option, .. }) => option,
-            other => panic!("{conf}: {other:?}"),
-        };
-        // tss-esapi would open localhost:2321 for these: another TPM than the one named
-        assert_eq!(refused("swtpm:path=/run/swtpm/tpm.sock"), "path=/run/swtpm/tpm.sock");
-        assert_eq!(refused("mssim:host=127.0.0.1,prot=2321"), "prot=2321");
-        assert_eq!(refused("tabrmd:bus_type=session,bus=x"), "bus=x");
-        let message = parse_tcti("swtpm:path=/s").unwrap_err().to_string();
-        assert!(message.contains("\"path=/s\"") && message.contains("with host, port only"), "{message}");
-    }
-
-    #[test]
-    fn resource_managers_are_told_by_their_tcti() {
-        assert!(behind_resource_manager("device:/dev/tpmrm0"));
-        assert!(behind_resource_manager("tabrmd:bus_type=session"));
-        assert!(behind_resource_manager("tabrmd:"));
-        assert!(!behind_resource_manager("device:/dev/tpm0"));
-        assert!(!behind_resource_manager("swtpm:host=127.0.0.1,port=2321"));
-        assert!(!behind_resource_manager("mssim:"));
-    }
 }

@@ -76,7 +76,7 @@ impl Tpm {
                 }
                 _ => self.transient_primary(),
             },
-            Err((_, e)) => Err(rc::classify("persisting the SRK at 0x81000001", e, &self.tcti)),
+            Err((_, e)) => Err(rc::classify("persisting the SRK at 0x81000001", e, self.tcti.as_str())),
         }
     }
 

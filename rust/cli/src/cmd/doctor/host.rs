@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::Metadata;
+use keepassxc_tpm::{Metadata, Tcti};
 use keepassxc_tpm_abi::LIBRARY_NAME;
 
 use super::Finding;
@@ -20,16 +20,16 @@ const GROUP_FIX: &str = "sudo usermod -aG tss \"$USER\", then log out and in aga
 const UDEV_FIX: &str = "sudo apt install tpm-udev (its udev rule gives the tss group /dev/tpmrm0), then sudo \
                         usermod -aG tss \"$USER\" and log out and in again";
 
-/// Device, access and TCTI modules, for the TCTI that will be used (`None`: the default search).
-pub fn check(tcti: Option<&str>) -> Vec<Finding> {
+/// Device, access and TCTI modules, for the TCTI that will be used (`None`: the default search;
+/// an error: a TCTI string that cannot be used, named as given).
+pub fn check(tcti: Option<&Result<Tcti, keepassxc_tpm::Error>>) -> Vec<Finding> {
     let mut findings = Vec::new();
-    match tcti.map(str::trim) {
-        Some(conf) => match conf.strip_prefix("device:") {
-            Some(device) => {
-                findings.push(device_access(Path::new(if device.is_empty() { DEVICES[1] } else { device })))
-            }
-            None => findings.push(Finding::note("device", format!("not used: the TCTI is {conf}"))),
+    match tcti {
+        Some(Ok(tcti)) => match tcti.device() {
+            Some(device) => findings.push(device_access(device)),
+            None => findings.push(Finding::note("device", format!("not used: the TCTI is {tcti}"))),
         },
+        Some(Err(e)) => findings.push(Finding::note("device", format!("not used: {e}"))),
         None => match DEVICES.iter().map(Path::new).find(|d| d.exists()) {
             Some(device) => findings.push(device_access(device)),
             None => findings.push(Finding::problem(
@@ -90,7 +90,7 @@ fn device_access(device: &Path) -> Finding {
 }
 
 /// Which TCTI modules tpm2-tss can load, and whether the one needed is among them.
-fn modules(tcti: Option<&str>) -> Finding {
+fn modules(tcti: Option<&Result<Tcti, keepassxc_tpm::Error>>) -> Finding {
     let dirs = library_dirs();
     let installed: Vec<&str> = KNOWN_MODULES
         .iter()
@@ -98,8 +98,12 @@ fn modules(tcti: Option<&str>) -> Finding {
         .filter(|m| dirs.iter().any(|d| d.join(format!("libtss2-tcti-{m}.so.0")).exists()))
         .collect();
     let needed = match tcti {
-        Some(conf) => conf.trim().split(':').next().unwrap_or_default().to_owned(),
-        None => "device".to_owned(),
+        Some(Ok(tcti)) => tcti.module().to_owned(),
+        // A string that does not parse: its module is what comes before the colon.
+        Some(Err(keepassxc_tpm::Error::UnknownTcti { tcti } | keepassxc_tpm::Error::TctiOption { tcti, .. })) => {
+            tcti.split(':').next().unwrap_or_default().to_owned()
+        }
+        Some(Err(_)) | None => "device".to_owned(),
     };
     // A file name or path is loaded as it is: nothing to look for.
     if needed.contains('/') || needed.contains(".so") || installed.iter().any(|m| *m == needed) {

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use keepassxc_tpm::Tcti;
+
 use crate::error::CliError;
 use crate::TpmSession;
 
@@ -65,8 +67,11 @@ struct Report<'a> {
 }
 
 pub fn run(session: &TpmSession, args: Args) -> Result<(), CliError> {
-    let tcti = session.tcti().map(str::to_owned).or_else(keepassxc_tpm::tpm::configured_tcti);
-    let mut findings = host::check(tcti.as_deref());
+    let tcti = match session.tcti() {
+        Some(conf) => Some(Tcti::parse(conf)),
+        None => Tcti::from_environment(),
+    };
+    let mut findings = host::check(tcti.as_ref());
     let facts = tpm::check(session, &mut findings);
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
     findings.push(host::backend(args.backend.as_deref()));

@@ -1,7 +1,7 @@
 //! The checks that ask the TPM: which TPM answers through which resource manager, its maker and
 //! firmware, the storage key, room for keys, the dictionary-attack state and the PCR banks.
 
-use keepassxc_tpm::{tpm::behind_resource_manager, DaStatus, PersistentHandle, SrkState, TpmFacts, PROJECT_RANGE};
+use keepassxc_tpm::{DaStatus, PersistentHandle, SrkState, Tcti, TpmFacts, PROJECT_RANGE};
 use serde::Serialize;
 
 use super::Finding;
@@ -31,7 +31,7 @@ pub struct Facts {
 }
 
 struct Answers {
-    tcti: String,
+    tcti: Tcti,
     facts: TpmFacts,
     srk: SrkState,
     da: DaStatus,
@@ -44,7 +44,7 @@ pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts>
     let answers = session.run(|tpm| {
         let handles = tpm.persistent_handles()?;
         Ok(Answers {
-            tcti: tpm.tcti().to_owned(),
+            tcti: tpm.tcti().clone(),
             facts: tpm.facts()?,
             srk: tpm.srk_state()?,
             da: tpm.da_status()?,
@@ -72,7 +72,7 @@ pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts>
     findings.push(pcr_banks(&answers.facts.pcr_banks));
     let Answers { tcti, facts, srk, da, handles, hmac_keys } = answers;
     Some(Facts {
-        tcti,
+        tcti: tcti.to_string(),
         firmware: facts.firmware_version(),
         manufacturer: facts.manufacturer,
         vendor: facts.vendor,
@@ -90,18 +90,14 @@ pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts>
     })
 }
 
-fn connection(tcti: &str) -> Finding {
-    let conf = tcti.trim();
-    let manager = if conf.starts_with("tabrmd") {
-        "the tpm2-abrmd resource manager"
-    } else if behind_resource_manager(conf) {
-        "the kernel's resource manager"
-    } else if conf.starts_with("swtpm") || conf.starts_with("mssim") || conf.starts_with("libtpms") {
-        "a TPM simulator, no resource manager"
-    } else {
-        "no resource manager: KeePassXC and tpm-hmac must not use it at the same time"
+fn connection(tcti: &Tcti) -> Finding {
+    let manager = match tcti.module() {
+        "tabrmd" => "the tpm2-abrmd resource manager",
+        _ if tcti.flushes_on_close() => "the kernel's resource manager",
+        "swtpm" | "mssim" => "a TPM simulator, no resource manager",
+        _ => "no resource manager: KeePassXC and tpm-hmac must not use it at the same time",
     };
-    Finding::ok("connection", format!("{conf} answers ({manager})"))
+    Finding::ok("connection", format!("{tcti} answers ({manager})"))
 }
 
 fn identity(facts: &TpmFacts) -> Finding {
