@@ -132,9 +132,9 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
     printf 'battery staple\n' | HOME=$DENIED TPM2TOOLS_TCTI=device:$DENIED/tpmrm0 \
         setpriv --reuid=65534 --regid=65534 --clear-groups "$KX_CLI" ls --yubikey "1:$SERIAL" "$DENIED/db.kdbx" \
         >"$WORK/out" 2>"$WORK/err" || rc=$?
-    if [ "$rc" -ne 0 ] && grep -qF "permission denied opening $DENIED/tpmrm0; add yourself to the \"root\" group" "$WORK/err" &&
-        ! grep -qF '"tss"' "$WORK/err"; then
-        pass "a device of group root: \"$(grep -F 'permission denied' "$WORK/err" | head -1 | sed 's/^Enter password[^:]*: //')\""
+    denied="The TPM could not be opened: permission denied opening $DENIED/tpmrm0; add yourself to the \"root\" group"
+    if [ "$rc" -ne 0 ] && grep -qF "$denied" "$WORK/err" && ! grep -qF '"tss"' "$WORK/err"; then
+        pass "a device of group root: \"$(grep -F "$denied" "$WORK/err" | head -1 | sed 's/^Enter password[^:]*: //')\""
     else
         sed 's/^/    /' "$WORK/err" >&2
         fail "permission denied should name the device's group (root)"

@@ -59,6 +59,8 @@ enum Command {
     Label(cmd::label::Args),
     /// Check the TPM, your access to it and KeePassXC's TPM support; each problem with its fix
     Doctor(cmd::doctor::Args),
+    /// Present keys to stock KeePassXC as YubiKey-style cards, through pcscd (root's choice)
+    Pcsc(cmd::pcsc::Args),
 }
 
 fn main() -> ExitCode {
@@ -147,5 +149,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Delete(args) => cmd::delete::run(&tpm, args),
         Command::Label(args) => cmd::label::run(&tpm, args),
         Command::Doctor(args) => cmd::doctor::run(&tpm, args),
+        Command::Pcsc(args) => cmd::pcsc::run(&tpm, args),
     }
 }

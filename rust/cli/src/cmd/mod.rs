@@ -7,6 +7,7 @@ pub mod import;
 pub mod info;
 pub mod label;
 pub mod list;
+pub mod pcsc;
 
 use keepassxc_tpm::PersistentHandle;
 

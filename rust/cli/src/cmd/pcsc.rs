@@ -1,0 +1,295 @@
+//! `tpm-hmac pcsc enable|disable|status`: which keys the PC/SC reader driver presents to stock
+//! KeePassXC as YubiKey-style cards (root's choice, kept in a root-owned file the driver reads).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use keepassxc_tpm::{Algorithm, KeyRecord, Metadata, PersistentHandle};
+use keepassxc_tpm_pcsc::config::{self, FileContent, DEFAULT_PATH};
+use keepassxc_tpm_pcsc::{Backend, Failure};
+use serde::Serialize;
+
+use crate::error::CliError;
+use crate::TpmSession;
+
+/// Where the package registers the driver with pcscd.
+const READER_CONF: &str = "/etc/reader.conf.d/keepassxc-tpm";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+    /// The driver's file of enabled keys (the DEVICENAME of its reader.conf.d entry)
+    #[arg(long, global = true, value_name = "PATH", default_value = DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Present a key (without a PIN) as a card to stock KeePassXC through pcscd; needs root
+    Enable {
+        /// The key's persistent handle (or its KeePassXC serial)
+        #[arg(long, value_parser = super::parse_handle)]
+        handle: PersistentHandle,
+        /// The metadata file holding the key's record, when it is not yours (under sudo: the
+        /// file of the user who made the key, e.g. /home/USER/.local/share/keepassxc-tpm/keys.json)
+        #[arg(long, value_name = "PATH")]
+        metadata: Option<PathBuf>,
+    },
+    /// Stop presenting a key through pcscd; needs root
+    Disable {
+        /// The key's persistent handle (or its KeePassXC serial)
+        #[arg(long, value_parser = super::parse_handle)]
+        handle: PersistentHandle,
+    },
+    /// Which keys the driver serves, and why others are not
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+    match args.command {
+        Command::Enable { handle, metadata } => enable(tpm, &args.config, handle, metadata.as_deref()),
+        Command::Disable { handle } => disable(&args.config, handle),
+        Command::Status { json } => status(&args.config, json),
+    }
+}
+
+fn enable(tpm: &TpmSession, path: &Path, handle: PersistentHandle, metadata: Option<&Path>) -> Result<(), CliError> {
+    need_root(path, "enable")?;
+    let mut content = current(path)?;
+    // Everything from files is read here, before the TPM is asked.
+    let record = key_record(handle, metadata)?;
+    let (key, tcti) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.tcti().to_string())))?;
+    if key.needs_pin() {
+        return Err(CliError::Input(format!(
+            "the key at {handle} has a PIN, and a card served through pcscd cannot ask for one; use the key in the \
+             KeePassXC fork this project builds, which asks for the PIN (see the README, \"KeePassXC\")"
+        )));
+    }
+    if key.algorithm != Algorithm::Sha1 {
+        return Err(CliError::Input(format!(
+            "the key at {handle} is an {} key; KeePassXC's YubiKey protocol carries HMAC-SHA1 responses only: \
+             create a key with --algorithm sha1",
+            key.algorithm
+        )));
+    }
+    config::servable(&record).map_err(|why| {
+        CliError::Input(format!(
+            "the key at {handle} cannot be served: {why}; its record is in {}",
+            record_place(metadata)
+        ))
+    })?;
+    match content.tcti.as_deref() {
+        Some(other) if other != tcti && !content.keys.is_empty() => {
+            return Err(CliError::Input(format!(
+                "{} serves keys of the TPM at \"{other}\", not of \"{tcti}\": give --tcti \"{other}\", or disable those keys first",
+                path.display()
+            )))
+        }
+        _ => content.tcti = Some(tcti.clone()),
+    }
+    let value = serde_json::to_value(&record).map_err(|e| CliError::Input(e.to_string()))?;
+    content.keys.insert(handle.to_string(), value);
+
+    // The new file is tried the way the driver will use it (its pins against this TPM) before it
+    // takes the old one's place.
+    let tmp = config::write_temporary(path, &content).map_err(|e| cannot_write(path, e))?;
+    let tried = Backend::new(Some(tcti.clone()), tmp.clone()).hmac(handle, &[0u8; 64]);
+    if let Err(failure) = tried {
+        let _ = std::fs::remove_file(&tmp);
+        let why = match failure {
+            Failure::Refused(why) | Failure::Unavailable(why) => why,
+        };
+        return Err(CliError::Input(format!("the key at {handle} did not answer as the driver would ask it: {why}")));
+    }
+    config::install(&tmp, path).map_err(|e| cannot_write(path, e))?;
+    eprintln!(
+        "The key at {handle} is served as a card (serial {}, slot 1) through the TPM at \"{tcti}\".",
+        handle.serial()
+    );
+    eprintln!(
+        "A running pcscd picks the change up within a second, without a restart; KeePassXC lists the key after Refresh \
+         (keepassxc-cli: --yubikey 1:{}).",
+        handle.serial()
+    );
+    let served = config::load(path).1.map(|c| c.served.len()).unwrap_or(0);
+    if served > 1 {
+        eprintln!(
+            "{served} keys are enabled: a reader gets its slots when pcscd loads it, so if this key does not show \
+             up, restart pcscd (sudo systemctl restart pcscd)."
+        );
+    }
+    warn_unregistered();
+    Ok(())
+}
+
+fn disable(path: &Path, handle: PersistentHandle) -> Result<(), CliError> {
+    need_root(path, "disable")?;
+    let mut content = current(path)?;
+    if content.keys.remove(&handle.to_string()).is_none() {
+        eprintln!("The key at {handle} was not enabled in {}; nothing changed.", path.display());
+        return Ok(());
+    }
+    let tmp = config::write_temporary(path, &content).map_err(|e| cannot_write(path, e))?;
+    config::install(&tmp, path).map_err(|e| cannot_write(path, e))?;
+    eprintln!("The key at {handle} is no longer served; a running pcscd takes its card out within a second.");
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Status {
+    config: String,
+    /// Why the driver serves nothing from the file, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unusable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tcti: Option<String>,
+    served: Vec<Served>,
+    refused: Vec<Refused>,
+    registered: bool,
+    pcscd_running: bool,
+}
+
+#[derive(Serialize)]
+struct Served {
+    handle: String,
+    serial: u32,
+    keepassxc: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Refused {
+    handle: String,
+    reason: String,
+}
+
+fn status(path: &Path, json: bool) -> Result<(), CliError> {
+    if std::fs::File::open(path).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
+        return Err(CliError::Input(format!(
+            "only root may read {} (pcscd reads it as root): run `sudo tpm-hmac pcsc status`",
+            path.display()
+        )));
+    }
+    let (_, loaded) = config::load(path);
+    let missing = !path.exists() && std::fs::symlink_metadata(path).is_err();
+    let (config, unusable) = match loaded {
+        Ok(config) => (config, None),
+        Err(_) if missing => (Default::default(), None),
+        Err(why) => (Default::default(), Some(why)),
+    };
+    let status = Status {
+        config: path.display().to_string(),
+        unusable,
+        tcti: config.tcti.clone(),
+        served: config
+            .served
+            .iter()
+            .map(|k| Served {
+                handle: k.handle.to_string(),
+                serial: k.handle.serial(),
+                keepassxc: format!("1:{}", k.handle.serial()),
+                label: k.record.label.clone(),
+            })
+            .collect(),
+        refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.clone() }).collect(),
+        registered: Path::new(READER_CONF).exists(),
+        pcscd_running: Path::new("/run/pcscd/pcscd.comm").exists(),
+    };
+    if json {
+        println!("{}", crate::output::json(&status));
+        return Ok(());
+    }
+    match (&status.unusable, missing) {
+        (Some(why), _) => println!("{}: serves no key: {why}", status.config),
+        (None, true) => println!("{}: no key enabled (tpm-hmac pcsc enable --handle HANDLE)", status.config),
+        (None, false) => println!("{}: TPM {}", status.config, status.tcti.as_deref().unwrap_or("(default search)")),
+    }
+    for key in &status.served {
+        let label = key.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
+        println!("  served   {}  --yubikey {}{label}", key.handle, key.keepassxc);
+    }
+    for key in &status.refused {
+        println!("  refused  {}  {}", key.handle, key.reason);
+    }
+    if !status.registered {
+        println!("The driver is not registered with pcscd: {READER_CONF} is missing (install the package).");
+    }
+    if !status.pcscd_running {
+        println!("pcscd is not running (it starts when a program such as KeePassXC asks for a card reader).");
+    }
+    Ok(())
+}
+
+fn need_root(path: &Path, what: &str) -> Result<(), CliError> {
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    if me == 0 {
+        return Ok(());
+    }
+    Err(CliError::Input(format!(
+        "`tpm-hmac pcsc {what}` changes {}, which only root may write (pcscd trusts nothing else): run it with sudo",
+        path.display()
+    )))
+}
+
+/// The driver's file as it is now (empty when missing), refusing one the driver would refuse.
+fn current(path: &Path) -> Result<FileContent, CliError> {
+    match config::read_checked(path) {
+        Ok((_, content)) => Ok(content),
+        Err(_) if std::fs::symlink_metadata(path).is_err() => Ok(FileContent::default()),
+        Err(why) => Err(CliError::Input(format!(
+            "{}: {why}; the driver refuses it too: make it a regular file owned by root with mode 600, or move it away",
+            path.display()
+        ))),
+    }
+}
+
+fn cannot_write(path: &Path, e: std::io::Error) -> CliError {
+    CliError::Input(format!("cannot write {}: {e}", path.display()))
+}
+
+fn record_place(metadata: Option<&Path>) -> String {
+    match metadata {
+        Some(path) => path.display().to_string(),
+        None => Metadata::default_location()
+            .path()
+            .map_or_else(|| "your metadata file".to_owned(), |p| p.display().to_string()),
+    }
+}
+
+/// The key's record: from `metadata` when given (a file of another user, read but never written:
+/// the record is checked against the TPM before it is used), else from this user's file.
+fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRecord, CliError> {
+    let not_found = || {
+        let hint = match std::env::var("SUDO_USER") {
+            Ok(user) if metadata.is_none() => format!(
+                "; under sudo this is root's file: give the file of the user who made the key with --metadata \
+                 (e.g. --metadata /home/{user}/.local/share/keepassxc-tpm/keys.json)"
+            ),
+            _ => "; run `tpm-hmac info --handle HANDLE` as the user who made the key: using the key records it"
+                .to_owned(),
+        };
+        CliError::Input(format!("no record of the key at {handle} in {}{hint}", record_place(metadata)))
+    };
+    let found = match metadata {
+        Some(path) => {
+            config::record_in(path, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))?
+        }
+        None => Metadata::default_location().get(handle)?,
+    };
+    found.ok_or_else(not_found)
+}
+
+fn warn_unregistered() {
+    if !Path::new(READER_CONF).exists() {
+        eprintln!(
+            "tpm-hmac: warning: the driver is not registered with pcscd ({READER_CONF} is missing): install the \
+             package, or copy packaging/pcsc/keepassxc-tpm there and restart pcscd"
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! The driver's one door to the core: a TPM worker kept for as long as pcscd runs, the config
+//! file as the connection's metadata (so each key is pinned to its record), and every TPM
+//! failure sorted into "try again later" or "this key is not served".
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmWorker, DEFAULT_TIMEOUT};
+use zeroize::Zeroizing;
+
+/// After a TPM that did not answer in time, how long challenges fail at once instead of each
+/// waiting for the timeout again (KeePassXC sends several APDUs per unlock).
+const COOL_DOWN: Duration = Duration::from_secs(5);
+
+/// Why a challenge got no response.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// The TPM is gone, hung or busy: the card stays, the next challenge tries again.
+    Unavailable(String),
+    /// The key is not what the file pins (another key, none, a PIN key, PCRs changed): the card
+    /// goes until the file changes.
+    Refused(String),
+}
+
+/// The TPM as the driver uses it.
+pub struct Backend {
+    tcti: Option<String>,
+    config: PathBuf,
+    worker: Option<TpmWorker>,
+    /// Keys whose attributes this worker's connection has read (a PIN key is never sent an
+    /// authorisation that could count toward the TPM's lockout).
+    checked: HashSet<PersistentHandle>,
+    cool_down_until: Option<Instant>,
+}
+
+impl Backend {
+    /// A TPM reached through `tcti` (the core's default search when `None`), whose keys are pinned
+    /// by the records in the file at `config`. Nothing is opened until the first challenge.
+    pub fn new(tcti: Option<String>, config: PathBuf) -> Backend {
+        Backend { tcti, config, worker: None, checked: HashSet::new(), cool_down_until: None }
+    }
+
+    /// The TCTI this backend opens.
+    pub fn tcti(&self) -> Option<&str> {
+        self.tcti.as_deref()
+    }
+
+    /// Forgets which keys were checked (the file changed: check them again).
+    pub fn recheck(&mut self) {
+        self.checked.clear();
+    }
+
+    /// The TPM's HMAC of what a YubiKey slot with the key's own rule (its record's mode) hashes of
+    /// the 64-byte `block`.
+    pub fn hmac(&mut self, handle: PersistentHandle, block: &[u8; 64]) -> Result<Zeroizing<Vec<u8>>, Failure> {
+        if self.cool_down_until.is_some_and(|until| Instant::now() < until) {
+            return Err(Failure::Unavailable("the TPM did not answer a moment ago".to_owned()));
+        }
+        let tcti = self.tcti.clone();
+        let worker = self.worker.get_or_insert_with(|| TpmWorker::start(tcti, DEFAULT_TIMEOUT));
+        let check = !self.checked.contains(&handle);
+        let config = self.config.clone();
+        let block = Zeroizing::new(block.to_vec());
+        let result = worker.run(move |tpm| {
+            if tpm.metadata().path() != Some(config.as_path()) {
+                tpm.set_metadata(Metadata::at(&config));
+            }
+            // ReadPublic before the first authorisation on this connection: a key that counts
+            // failures (one with a PIN, put where the pinned key was) is never tried.
+            if check && tpm.key_info(handle)?.needs_pin() {
+                return Err(Error::PinRequired { handle });
+            }
+            // The block is the slot's whole input: the key's record says what the slot hashes of it.
+            tpm.challenge_by_rule(handle, &block, None, ChallengeRule::KeePassXC)
+        });
+        match result {
+            Ok(response) => {
+                self.checked.insert(handle);
+                self.cool_down_until = None;
+                Ok(response)
+            }
+            Err(e) => Err(self.failed(handle, e)),
+        }
+    }
+
+    fn failed(&mut self, handle: PersistentHandle, e: Error) -> Failure {
+        self.checked.remove(&handle);
+        if matches!(e, Error::Timeout { .. }) {
+            // The worker's thread may never come back: a new one for the next challenge.
+            self.worker = None;
+            self.checked.clear();
+            self.cool_down_until = Some(Instant::now() + COOL_DOWN);
+        }
+        match e.kind() {
+            ErrorKind::NoSuchKey
+            | ErrorKind::NotHmacKey
+            | ErrorKind::BadHandle
+            | ErrorKind::PinRequired
+            | ErrorKind::PolicyFailed
+            | ErrorKind::StorageKeyChanged
+            | ErrorKind::Metadata => Failure::Refused(e.to_string()),
+            _ => Failure::Unavailable(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! A pcsc-lite reader driver (an IFD handler, as libccid and vsmartcard's vpcd are) that presents
+//! each TPM HMAC key root has enabled as a YubiKey challenge-response card, so stock KeePassXC
+//! (2.7 and later, over PC/SC) and yubikit use the key with no fork.
+//!
+//! # Code structure
+//! - [`apdu`]: the YubiKey OTP applet as pure logic (APDU in, APDU out; the HMAC is the caller's).
+//! - [`config`]: the root-owned file of enabled keys (the core's metadata format plus `"tcti"`),
+//!   read as hostile input; [`config::servable`] decides which records become cards.
+//! - `backend`: the only module that calls the core: a TPM worker kept for hours, timeouts, and
+//!   TPM failures sorted into "try again" and "not served".
+//! - [`reader`]: a reader's slots (one card per served key), the file re-read when it changes.
+//! - [`ifd`]: the `extern "C"` entry points pcscd calls (ifdhandler.h, version 3); the only unsafe
+//!   code, each entry catching panics.
+//!
+//! # What the card says
+//! SELECT of the OTP AID answers the OTP status block with this driver's own version as the
+//! "firmware" (0.x: yubikit skips its version checks for major 0; a 1.0 would have to report at
+//! least 2.2 to keep `calculate_hmac_sha1` working). The serial is the key's KeePassXC serial (its
+//! persistent handle), so a database made with the KeePassXC fork opens through PC/SC and back.
+//!
+//! # Notes on code safety
+//! Secrets never pass through here (the key stays in the TPM); challenges and responses are held in
+//! `Zeroizing` buffers and never logged. Log lines go to stderr, which is pcscd's log.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod apdu;
+mod backend;
+pub mod config;
+#[allow(unsafe_code)]
+pub mod ifd;
+mod log;
+pub mod reader;
+
+pub use backend::{Backend, Failure};
+pub use reader::Reader;

@@ -1,0 +1,223 @@
+//! One reader as pcscd sees it, in safe Rust: its slots (one card per served key), the config
+//! file re-read whenever it changes, and each card's applet answering through the TPM.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::apdu::{sw, Applet};
+use crate::backend::{Backend, Failure};
+use crate::config::{self, Config, ServedKey, Stamp};
+use crate::log::log;
+
+/// The most slots one reader offers. pcscd has room for 16 readers in all (PCSCLITE_MAX_READERS_CONTEXTS),
+/// shared with real readers, and fixes a reader's slot count when it loads it.
+pub const MAX_SLOTS: usize = 8;
+
+/// The card's ATR: T=1 (TD1 = 80, TD2 = 01, the form PC/SC readers give contactless cards, a
+/// YubiKey's included) with "KeePassXC-TPM" as its 13 historical bytes, and the check byte.
+pub const ATR: [u8; 18] = atr(*b"KeePassXC-TPM");
+
+const fn atr(historical: [u8; 13]) -> [u8; 18] {
+    let mut atr = [0u8; 18];
+    atr[0] = 0x3B;
+    atr[1] = 0x80 | 13;
+    atr[2] = 0x80;
+    atr[3] = 0x01;
+    let mut i = 0;
+    while i < 13 {
+        atr[4 + i] = historical[i];
+        i += 1;
+    }
+    // TCK: the XOR of every byte from T0 on (needed when T=1 is offered).
+    let mut tck = 0;
+    let mut j = 1;
+    while j < 17 {
+        tck ^= atr[j];
+        j += 1;
+    }
+    atr[17] = tck;
+    atr
+}
+
+struct Slot {
+    key: Option<ServedKey>,
+    applet: Applet,
+    /// The key changed: report "no card" once so that pcscd and its clients see a new card.
+    removal_pending: bool,
+    /// The TPM refused the key (see [`Failure::Refused`]): no card until the file changes.
+    refused: bool,
+}
+
+impl Slot {
+    fn empty() -> Slot {
+        Slot { key: None, applet: Applet::new(0), removal_pending: false, refused: false }
+    }
+}
+
+/// A reader whose slots hold the keys the config file serves.
+pub struct Reader {
+    path: PathBuf,
+    stamp: Option<Stamp>,
+    /// Whether the file has been read at all (a missing file is read as "no keys").
+    loaded: bool,
+    slots: Vec<Slot>,
+    backend: Backend,
+}
+
+impl Reader {
+    /// The reader for the config file at `path`: as many slots as it serves keys now (at least
+    /// one, at most [`MAX_SLOTS`]); a file that cannot be used serves no card, and is read again
+    /// when it changes.
+    pub fn open(path: &Path) -> Reader {
+        let (_, config) = config::load(path);
+        let wanted = config.as_ref().map_or(0, |c| c.served.len());
+        let count = wanted.clamp(1, MAX_SLOTS);
+        let mut reader = Reader {
+            path: path.to_owned(),
+            stamp: None,
+            loaded: false,
+            slots: (0..count).map(|_| Slot::empty()).collect(),
+            backend: Backend::new(None, path.to_owned()),
+        };
+        reader.refresh();
+        reader
+    }
+
+    /// The number of slots, fixed when pcscd loads the reader.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The KeePassXC serial of the card in `slot`, if there is one.
+    pub fn serial(&mut self, slot: usize) -> Option<u32> {
+        self.present(slot).then(|| self.slots[slot].key.as_ref().map(|k| k.handle.serial())).flatten()
+    }
+
+    /// Reads the file again when it changed (owner, mode, content or the file itself).
+    pub fn refresh(&mut self) {
+        let stamp = Stamp::of(&self.path);
+        if self.loaded && stamp == self.stamp {
+            return;
+        }
+        let (stamp, config) = config::load(&self.path);
+        self.stamp = stamp;
+        self.loaded = true;
+        let config = config.unwrap_or_else(|why| {
+            log!("{}: serving no card: {why}", self.path.display());
+            Config::default()
+        });
+        self.apply(config);
+    }
+
+    fn apply(&mut self, config: Config) {
+        for (handle, why) in &config.refused {
+            log!("{}: key {handle} not served: {why}", self.path.display());
+        }
+        for extra in config.served.iter().skip(self.slots.len()) {
+            log!(
+                "{}: key {} not served: this reader has {} slot(s), counted when pcscd loaded it; restart pcscd",
+                self.path.display(),
+                extra.handle,
+                self.slots.len()
+            );
+        }
+        if self.backend.tcti() != config.tcti.as_deref() {
+            self.backend = Backend::new(config.tcti.clone(), self.path.clone());
+        }
+        self.backend.recheck();
+        let mut served = config.served.into_iter();
+        for slot in &mut self.slots {
+            let key = served.next();
+            slot.refused = false;
+            if slot.key != key {
+                slot.removal_pending = slot.key.is_some();
+                slot.applet = Applet::new(key.as_ref().map_or(0, |k| k.handle.serial()));
+                slot.key = key;
+            }
+        }
+    }
+
+    /// Whether `slot` holds a card now (the file is checked for changes first).
+    pub fn present(&mut self, slot: usize) -> bool {
+        self.refresh();
+        let Some(slot) = self.slots.get_mut(slot) else { return false };
+        if std::mem::take(&mut slot.removal_pending) {
+            return false;
+        }
+        slot.key.is_some() && !slot.refused
+    }
+
+    /// The ATR of the card in `slot`, or `None` without a card.
+    pub fn atr(&mut self, slot: usize) -> Option<&'static [u8]> {
+        self.present(slot).then_some(&ATR[..])
+    }
+
+    /// Powers the card in `slot` up (or resets it): its ATR, or `None` without a card.
+    pub fn power_up(&mut self, slot: usize) -> Option<&'static [u8]> {
+        if !self.present(slot) {
+            return None;
+        }
+        self.slots[slot].applet.reset();
+        Some(&ATR)
+    }
+
+    /// Powers the card in `slot` down.
+    pub fn power_down(&mut self, slot: usize) {
+        if let Some(slot) = self.slots.get_mut(slot) {
+            slot.applet.reset();
+        }
+    }
+
+    /// The card's answer to `apdu`, or `None` without a card in `slot`.
+    pub fn transmit(&mut self, slot: usize, apdu: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if !self.present(slot) {
+            return None;
+        }
+        let path = &self.path;
+        let backend = &mut self.backend;
+        let slot = &mut self.slots[slot];
+        let key = slot.key.as_ref()?;
+        let handle = key.handle;
+        let mut refused = false;
+        let answer = slot.applet.respond(apdu, |block| {
+            backend.hmac(handle, block).map_err(|failure| {
+                match failure {
+                    Failure::Unavailable(why) => log!("{}: key {handle}: no response: {why}", path.display()),
+                    Failure::Refused(why) => {
+                        log!("{}: key {handle} no longer served until the file changes: {why}", path.display());
+                        refused = true;
+                    }
+                }
+                sw::NO_DIAGNOSIS
+            })
+        });
+        slot.refused |= refused;
+        Some(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atr_is_t1_with_our_name_and_a_valid_check_byte() {
+        assert_eq!(&ATR[..4], &[0x3B, 0x8D, 0x80, 0x01]);
+        assert_eq!(&ATR[4..17], b"KeePassXC-TPM");
+        assert_eq!(ATR[1..].iter().fold(0, |x, b| x ^ b), 0, "TCK makes T0..TCK XOR to zero");
+        assert!(ATR.len() <= 33, "MAX_ATR_SIZE");
+    }
+
+    #[test]
+    fn a_reader_without_a_file_has_one_empty_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reader = Reader::open(&dir.path().join("missing.json"));
+        assert_eq!(reader.slot_count(), 1);
+        assert!(!reader.present(0));
+        assert!(!reader.present(7), "a slot it does not have");
+        assert!(reader.power_up(0).is_none());
+        assert!(reader.transmit(0, &[0, 0xA4, 4, 0]).is_none());
+    }
+}
