@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds the Debian package of the tpm-hmac CLI: build/deb/tpm-hmac_<version>-1_<arch>.deb, with its
-# man page and bash, zsh and fish completions (generated from its clap definitions), made from the crate's release build (offline from vendored crates when
-# KEEPASSXC_TPM_CARGO_VENDOR names them; source paths remapped, so no build path is in the binary).
-# Its dependencies are the shared libraries the binary links (dpkg-shlibdeps) and the TCTI module of
-# the kernel's resource manager; it recommends tpm-udev (the tss group's access to /dev/tpmrm0) and
-# the tpm2-abrmd client module.
+# man page and bash, zsh and fish completions (generated from its clap definitions), and the PC/SC
+# reader driver that lets stock KeePassXC use TPM keys (/usr/lib/<multiarch>/keepassxc-tpm/
+# libkeepassxc_tpm_pcsc.so and its pcscd entry /etc/reader.conf.d/keepassxc-tpm; it serves only keys
+# root enables with `tpm-hmac pcsc enable`), made from the crates' release builds (offline from
+# vendored crates when KEEPASSXC_TPM_CARGO_VENDOR names them; source paths remapped, so no build path
+# is in the binaries). Its dependencies are the shared libraries both link (dpkg-shlibdeps) and the
+# TCTI module of the kernel's resource manager; it recommends tpm-udev (the tss group's access to
+# /dev/tpmrm0), the tpm2-abrmd client module and pcscd.
 # Usage: scripts/build-deb.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +17,9 @@ VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 ARCH=$(dpkg --print-architecture)
 DEB=$OUT/tpm-hmac_${VERSION}-1_${ARCH}.deb
 
-cargo_args=(build --release --locked -p tpm-hmac --manifest-path "$ROOT/Cargo.toml")
+MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+DRIVER_DIR=/usr/lib/$MULTIARCH/keepassxc-tpm
+cargo_args=(build --release --locked -p tpm-hmac -p keepassxc-tpm-pcsc --manifest-path "$ROOT/Cargo.toml")
 sep=$(printf '\037')
 rustflags="--remap-path-prefix=$ROOT=keepassxc-tpm${sep}--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=cargo"
 if [ -n "${KEEPASSXC_TPM_CARGO_VENDOR:-}" ]; then
@@ -30,6 +35,13 @@ rm -rf "$STAGE"
 install -d "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/usr/share/doc/tpm-hmac" "$STAGE/usr/share/man/man1"
 install -m 0755 "$OUT/target/release/tpm-hmac" "$STAGE/usr/bin/tpm-hmac"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/tpm-hmac"
+install -d "$STAGE$DRIVER_DIR" "$STAGE/etc/reader.conf.d"
+install -m 0644 "$OUT/target/release/libkeepassxc_tpm_pcsc.so" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so"
+sed "s|^LIBPATH .*|LIBPATH      $DRIVER_DIR/libkeepassxc_tpm_pcsc.so|" "$ROOT/packaging/pcsc/keepassxc-tpm" \
+  >"$STAGE/etc/reader.conf.d/keepassxc-tpm"
+chmod 0644 "$STAGE/etc/reader.conf.d/keepassxc-tpm"
+echo /etc/reader.conf.d/keepassxc-tpm >"$STAGE/DEBIAN/conffiles"
 install -m 0644 "$ROOT/packaging/tpm-hmac/copyright" "$STAGE/usr/share/doc/tpm-hmac/copyright"
 gzip -9n <"$ROOT/packaging/tpm-hmac/changelog" >"$STAGE/usr/share/doc/tpm-hmac/changelog.Debian.gz"
 "$STAGE/usr/bin/tpm-hmac" --man >"$OUT/tpm-hmac.1"
@@ -45,7 +57,8 @@ find "$STAGE/usr/share" -type f -exec chmod 0644 {} +
 SHLIBS=$OUT/shlibs
 rm -rf "$SHLIBS" && mkdir -p "$SHLIBS/debian"
 printf 'Source: tpm-hmac\n\nPackage: tpm-hmac\nArchitecture: any\n' >"$SHLIBS/debian/control"
-depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" | sed -n 's/^shlibs:Depends=//p')
+depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so" |
+  sed -n 's/^shlibs:Depends=//p')
 sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0/" \
   -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)/" "$ROOT/packaging/tpm-hmac/control" >"$STAGE/DEBIAN/control"
 dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null

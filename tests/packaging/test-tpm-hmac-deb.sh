@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 14: the tpm-hmac Debian package. Builds it (scripts/build-deb.sh), checks it with lintian
 # (errors fail, the rest is reported), installs it with apt as a user would, uses /usr/bin/tpm-hmac
-# against a private swtpm, checks the man page and completions, and removes the package again.
+# against a private swtpm, checks the man page, completions and the PC/SC driver's files (the driver
+# itself is used through pcscd by tests/pcsc), and removes the package again.
 # Needs root (apt-get install); otherwise SKIP (77).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -35,10 +36,17 @@ cleanup() {
 trap cleanup EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$DEB" >/dev/null
 say "PASS: apt-get install $(basename "$DEB")"
+DRIVER=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/keepassxc-tpm/libkeepassxc_tpm_pcsc.so
 for file in /usr/bin/tpm-hmac /usr/share/man/man1/tpm-hmac.1.gz /usr/share/bash-completion/completions/tpm-hmac \
-  /usr/share/doc/tpm-hmac/copyright; do
+  /usr/share/doc/tpm-hmac/copyright "$DRIVER" /etc/reader.conf.d/keepassxc-tpm; do
   dpkg -L tpm-hmac | grep -qx "$file" || fail "the package does not install $file"
 done
+# pcscd's entry names the installed driver, and the driver's libraries all resolve
+if grep -qx "LIBPATH *$DRIVER" /etc/reader.conf.d/keepassxc-tpm && ! ldd "$DRIVER" | grep -q "not found"; then
+  say "PASS: /etc/reader.conf.d/keepassxc-tpm names $DRIVER, whose libraries resolve"
+else
+  fail "the reader.conf.d entry or the driver's libraries: $(grep LIBPATH /etc/reader.conf.d/keepassxc-tpm; ldd "$DRIVER" | grep 'not found')"
+fi
 
 start_swtpm "$WORK/swtpm"
 export TPM2TOOLS_TCTI=$SWTPM_TCTI KEEPASSXC_TPM_METADATA=$WORK/keys.json
@@ -53,7 +61,9 @@ stop_swtpm
 DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq tpm-hmac >/dev/null
 trap - EXIT
 rm -rf "$WORK"
-[ ! -e /usr/bin/tpm-hmac ] || fail "/usr/bin/tpm-hmac is left after purge"
+for file in /usr/bin/tpm-hmac "$DRIVER" /etc/reader.conf.d/keepassxc-tpm; do
+  [ ! -e "$file" ] || fail "$file is left after purge"
+done
 say "package: $(basename "$DEB"), $(du -h "$DEB" | cut -f1); removed again"
 if [ "$failures" -eq 0 ]; then
   say "all checks passed"
