@@ -265,24 +265,29 @@ fn record_place(metadata: Option<&Path>) -> String {
 /// The key's record: from `metadata` when given (a file of another user, read but never written:
 /// the record is checked against the TPM before it is used), else from this user's file.
 fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRecord, CliError> {
-    let not_found = || {
-        let hint = match std::env::var("SUDO_USER") {
-            Ok(user) if metadata.is_none() => format!(
-                "; under sudo this is root's file: give the file of the user who made the key with --metadata \
-                 (e.g. --metadata /home/{user}/.local/share/keepassxc-tpm/keys.json)"
-            ),
-            _ => "; run `tpm-hmac info --handle HANDLE` as the user who made the key: using the key records it"
-                .to_owned(),
-        };
-        CliError::Input(format!("no record of the key at {handle} in {}{hint}", record_place(metadata)))
+    let not_found = |place: String| {
+        CliError::Input(format!(
+            "no record of the key at {handle} in {place}; run `tpm-hmac info --handle {handle}` as the user who made \
+             the key (using it records it), or give the file that holds its record with --metadata"
+        ))
     };
-    let found = match metadata {
-        Some(path) => {
-            config::record_in(path, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))?
-        }
-        None => Metadata::default_location().get(handle)?,
+    let read_in = |path: &Path| {
+        config::record_in(path, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
     };
-    found.ok_or_else(not_found)
+    match (metadata, sudo_user_metadata()) {
+        (Some(path), _) => read_in(path)?.ok_or_else(|| not_found(path.display().to_string())),
+        // Under sudo, the record is in the file of the user who made the key.
+        (None, Some(path)) if path.exists() => read_in(&path)?.ok_or_else(|| not_found(path.display().to_string())),
+        (None, _) => Metadata::default_location().get(handle)?.ok_or_else(|| not_found(record_place(None))),
+    }
+}
+
+/// The default metadata file of the user who ran sudo (sudo does not keep XDG_DATA_HOME).
+fn sudo_user_metadata() -> Option<PathBuf> {
+    let user = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root")?;
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let home = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 6 && f[0] == user)?[5];
+    Some(Path::new(home).join(".local/share/keepassxc-tpm/keys.json"))
 }
 
 fn warn_unregistered() {
