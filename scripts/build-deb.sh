@@ -57,8 +57,10 @@ find "$STAGE/usr/share" -type f -exec chmod 0644 {} +
 SHLIBS=$OUT/shlibs
 rm -rf "$SHLIBS" && mkdir -p "$SHLIBS/debian"
 printf 'Source: tpm-hmac\n\nPackage: tpm-hmac\nArchitecture: any\n' >"$SHLIBS/debian/control"
+# Debian 13 renamed libtss2-mu0 (same soname, libtss2-mu.so.0) to libtss2-mu-4.0.1-0t64 without
+# providing the old name, as its other tpm2-tss packages do: name both, so the package installs there.
 depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so" |
-  sed -n 's/^shlibs:Depends=//p')
+  sed -n 's/^shlibs:Depends=//p' | sed 's/libtss2-mu0\( ([^)]*)\)\{0,1\}/& | libtss2-mu-4.0.1-0t64/')
 sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0/" \
   -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)/" "$ROOT/packaging/tpm-hmac/control" >"$STAGE/DEBIAN/control"
 dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null

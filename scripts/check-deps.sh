@@ -24,6 +24,8 @@ needed=(
   /usr/bin/python3 /usr/bin/cc /usr/bin/readelf /usr/bin/strings /usr/bin/xvfb-run /usr/bin/xauth /usr/bin/xdotool
   /usr/bin/convert /usr/bin/import /usr/bin/Xvfb /usr/bin/setpriv /usr/bin/unshare /usr/bin/mkfifo /usr/bin/shellcheck
   /usr/bin/git /usr/bin/fakeroot
+  # the PC/SC driver's tests (tests/pcsc): a private pcscd, pcsc-tools, the Debian 13 and sid chroots
+  /usr/sbin/pcscd /usr/bin/pcsc_scan /usr/bin/scriptor /usr/sbin/debootstrap
   # the KeePassXC fork's build
   /usr/bin/cmake /usr/bin/ninja /usr/bin/patch /usr/bin/pkg-config /usr/bin/ccache /usr/bin/dpkg-source
   # the Debian packages' builds and checks (scripts/build-deb.sh, scripts/build-keepassxc-deb.sh)

@@ -19,9 +19,10 @@ packages=(
   # packages: lintian checks the .deb files; the KeePassXC fork's package (scripts/build-keepassxc-deb.sh):
   # quilt for its patch, Debian's keepassxc build dependencies not listed above (it runs apt-get build-dep too)
   lintian build-essential quilt debhelper asciidoctor libcurl4-gnutls-dev xclip
-  # the PC/SC reader driver's tests (tests/pcsc): Debian's own keepassxc and pcscd, pcsc_scan and
-  # scriptor, and debootstrap for the Debian 13 and sid chroots
-  keepassxc pcscd pcsc-tools debootstrap
+  # the PC/SC reader driver's tests (tests/pcsc): pcscd, pcsc_scan and scriptor, debootstrap for the
+  # Debian 13 and sid chroots (Debian's keepassxc is installed by test-stock-keepassxc.sh for its run
+  # only: tests/packaging/test-keepassxc-deb.sh skips where a keepassxc package is installed)
+  pcscd pcsc-tools debootstrap
 )
 
 if [ "${1:-}" = "--list" ]; then

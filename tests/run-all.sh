@@ -17,6 +17,11 @@ tests/cmake/test-driver-api.sh
 if [ -x tests/keepassxc/run-tests.sh ]; then
   tests/keepassxc/run-tests.sh
 fi
+# The PC/SC reader driver: a private pcscd, yubikit, and stock KeePassXC of Debian 12, Debian 13
+# and sid (chroots) opening a password + TPM key database through it
+rc=0
+tests/pcsc/run-tests.sh || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
 # The tpm-hmac Debian package: lintian, installed with apt, used, removed
 rc=0
 tests/packaging/test-tpm-hmac-deb.sh || rc=$?

@@ -49,18 +49,16 @@ const SLOT1_VALID: u16 = 0x01;
 /// The OTP status's programming sequence: slot 1 was configured once, never changed through here.
 const PROGRAM_SEQUENCE: u8 = 1;
 
-/// This driver's own version, reported honestly as the "firmware" in the OTP status. yubikit skips
-/// its firmware-version checks for major version 0 (development builds), so `calculate_hmac_sha1`
-/// works; from 1.0 on it would ask for at least 2.2.0 (see the crate docs).
-pub fn firmware_version() -> [u8; 3] {
-    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u8>().unwrap_or(0));
-    [parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0)]
-}
+/// The OTP applet's version field: the YubiKey protocol level this card speaks, not a product
+/// version. 3.0.0 is the level of HMAC-SHA1 challenge-response over CCID (the YubiKey NEO's):
+/// yubikit refuses `calculate_hmac_sha1` below 2.2.0 and `is_configured` below 2.1.0, and from
+/// 4.0.0 on expects a YubiKey 4's applet. What the card is, the ATR and the reader's name say.
+pub const PROTOCOL_VERSION: [u8; 3] = [3, 0, 0];
 
 /// The OTP status block a SELECT answers, as yubikit's `YubiOtpSession` parses it: firmware
 /// version (3 bytes), programming sequence, touch level (little-endian: which slots are valid).
 pub fn status_block() -> [u8; 6] {
-    let [major, minor, patch] = firmware_version();
+    let [major, minor, patch] = PROTOCOL_VERSION;
     let touch = SLOT1_VALID.to_le_bytes();
     [major, minor, patch, PROGRAM_SEQUENCE, touch[0], touch[1]]
 }
@@ -280,8 +278,7 @@ mod tests {
     #[test]
     fn status_block_is_what_yubikit_parses() {
         let block = status_block();
-        assert_eq!(block[..3], firmware_version());
-        assert_eq!(firmware_version()[0], 0, "yubikit skips its version checks for 0.x only");
+        assert_eq!(block[..3], [3, 0, 0], "at least 2.2.0 for yubikit's calculate_hmac_sha1, below 4.0.0");
         assert_eq!(u16::from_le_bytes([block[4], block[5]]) & 0x03, 0x01, "slot 1 configured, slot 2 not");
         assert_eq!(u16::from_le_bytes([block[4], block[5]]) & 0x0C, 0, "no touch");
     }

@@ -3,7 +3,6 @@
 //! failure sorted into "try again later" or "this key is not served".
 #![forbid(unsafe_code)]
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -29,9 +28,8 @@ pub struct Backend {
     tcti: Option<String>,
     config: PathBuf,
     worker: Option<TpmWorker>,
-    /// Keys whose attributes this worker's connection has read (a PIN key is never sent an
-    /// authorisation that could count toward the TPM's lockout).
-    checked: HashSet<PersistentHandle>,
+    /// The file changed since the connection read its records: read them again.
+    stale_records: bool,
     cool_down_until: Option<Instant>,
 }
 
@@ -39,7 +37,7 @@ impl Backend {
     /// A TPM reached through `tcti` (the core's default search when `None`), whose keys are pinned
     /// by the records in the file at `config`. Nothing is opened until the first challenge.
     pub fn new(tcti: Option<String>, config: PathBuf) -> Backend {
-        Backend { tcti, config, worker: None, checked: HashSet::new(), cool_down_until: None }
+        Backend { tcti, config, worker: None, stale_records: false, cool_down_until: None }
     }
 
     /// The TCTI this backend opens.
@@ -47,50 +45,42 @@ impl Backend {
         self.tcti.as_deref()
     }
 
-    /// Forgets which keys were checked (the file changed: check them again).
+    /// The file changed: the next challenge checks its key against the file's records again.
     pub fn recheck(&mut self) {
-        self.checked.clear();
+        self.stale_records = true;
     }
 
     /// The TPM's HMAC of what a YubiKey slot with the key's own rule (its record's mode) hashes of
-    /// the 64-byte `block`.
+    /// the 64-byte `block`. The core checks the key against its record before any authorisation
+    /// (a key with a PIN put where the pinned key was is never tried: no dictionary-attack try).
     pub fn hmac(&mut self, handle: PersistentHandle, block: &[u8; 64]) -> Result<Zeroizing<Vec<u8>>, Failure> {
         if self.cool_down_until.is_some_and(|until| Instant::now() < until) {
             return Err(Failure::Unavailable("the TPM did not answer a moment ago".to_owned()));
         }
         let tcti = self.tcti.clone();
+        // After a timeout the worker starts a new thread and connection itself.
         let worker = self.worker.get_or_insert_with(|| TpmWorker::start(tcti, DEFAULT_TIMEOUT));
-        let check = !self.checked.contains(&handle);
+        let reload = std::mem::take(&mut self.stale_records);
         let config = self.config.clone();
         let block = Zeroizing::new(block.to_vec());
         let result = worker.run(move |tpm| {
-            if tpm.metadata().path() != Some(config.as_path()) {
+            if reload || tpm.metadata().path() != Some(config.as_path()) {
                 tpm.set_metadata(Metadata::at(&config));
-            }
-            // ReadPublic before the first authorisation on this connection: a key that counts
-            // failures (one with a PIN, put where the pinned key was) is never tried.
-            if check && tpm.key_info(handle)?.needs_pin() {
-                return Err(Error::PinRequired { handle });
             }
             // The block is the slot's whole input: the key's record says what the slot hashes of it.
             tpm.challenge_by_rule(handle, &block, None, ChallengeRule::KeePassXC)
         });
         match result {
             Ok(response) => {
-                self.checked.insert(handle);
                 self.cool_down_until = None;
                 Ok(response)
             }
-            Err(e) => Err(self.failed(handle, e)),
+            Err(e) => Err(self.failed(e)),
         }
     }
 
-    fn failed(&mut self, handle: PersistentHandle, e: Error) -> Failure {
-        self.checked.remove(&handle);
+    fn failed(&mut self, e: Error) -> Failure {
         if matches!(e, Error::Timeout { .. }) {
-            // The worker's thread may never come back: a new one for the next challenge.
-            self.worker = None;
-            self.checked.clear();
             self.cool_down_until = Some(Instant::now() + COOL_DOWN);
         }
         match e.kind() {

@@ -13,9 +13,9 @@
 //!   code, each entry catching panics.
 //!
 //! # What the card says
-//! SELECT of the OTP AID answers the OTP status block with this driver's own version as the
-//! "firmware" (0.x: yubikit skips its version checks for major 0; a 1.0 would have to report at
-//! least 2.2 to keep `calculate_hmac_sha1` working). The serial is the key's KeePassXC serial (its
+//! SELECT of the OTP AID answers the OTP status block with protocol level 3.0.0 as its version
+//! (HMAC-SHA1 challenge-response over CCID, as yubikit requires; see [`apdu::PROTOCOL_VERSION`]);
+//! the ATR and the reader's name say it is a TPM key. The serial is the key's KeePassXC serial (its
 //! persistent handle), so a database made with the KeePassXC fork opens through PC/SC and back.
 //!
 //! # Notes on code safety

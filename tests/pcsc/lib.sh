@@ -1,0 +1,261 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the PC_* settings are for the scripts that source this file
+# Shared by the tests/pcsc scripts of issue 23 (sourced by bash): the build of tpm-hmac and the
+# reader driver, a private swtpm with a key of a KNOWN secret (so that an independent software HMAC
+# can make and check things), the key enabled for the driver in a private root-owned config file, a
+# private reader.conf.d, a private pcscd (private-pcscd.sh: its own mount namespace, the machine's
+# /run/pcscd untouched), the Python venv (kdbxtool's provider branch; yubikey-manager), timings,
+# and pass/fail/skip reporting. Everything started is stopped, by PID, on every exit path.
+# swtpm is a test stand-in for a TPM; it gives no security.
+#
+# Prologue of a test script:   set -euo pipefail; PC_TEST=name; . "$(dirname "$0")/lib.sh"
+# Environment: KEEPASSXC_TPM_BUILD_DIR (default build/), CARGO_TARGET_DIR (default target/),
+# KEEPASSXC_TPM_PCSC_NO_BUILD=1 (use target/debug's tpm-hmac and driver as they are).
+# Exit codes of the scripts: 0 pass, 1 fail, 77 skip (with a loud reason).
+
+PC_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PC_ROOT=$(cd "$PC_HERE/../.." && pwd)
+PC_BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$PC_ROOT/build}
+PC_TARGET=${CARGO_TARGET_DIR:-$PC_ROOT/target}
+PC_FAILURES=0
+PC_LABEL=${PC_TEST:-pcsc}${PC_RELEASE:+ $PC_RELEASE}
+# The key every test imports: a known secret (20 bytes), an owner handle that is not the SRK's.
+PC_SECRET=303132333435363738393a3b3c3d3e3f40414243
+PC_HANDLE=0x81000100
+PC_SERIAL=$((PC_HANDLE))
+PC_PASSWORD="correct horse battery staple"
+# The reader's name as pcscd shows it (FRIENDLYNAME + " 00 00"; packaging/pcsc/keepassxc-tpm).
+PC_READER="KeePassXC TPM 00 00"
+export TSS2_LOG=all+none
+
+say() { echo "[$PC_LABEL] $*"; }
+pass() { say "PASS: $*"; }
+fail() {
+  say "FAIL: $*" >&2
+  PC_FAILURES=$((PC_FAILURES + 1))
+}
+skip() {
+  echo "######################################################################" >&2
+  say "SKIP: $*" >&2
+  echo "######################################################################" >&2
+  exit 77
+}
+die() {
+  say "FAIL: $*" >&2
+  exit 1
+}
+# The machine's own /run/pcscd, to show it untouched at the end.
+pc_host_pcscd() { if [ -e /run/pcscd ]; then ls -1A /run/pcscd 2>&1 | tr '\n' ' '; else echo absent; fi; }
+PC_HOST_PCSCD_BEFORE=$(pc_host_pcscd)
+finish() {
+  local after
+  after=$(pc_host_pcscd)
+  if [ "$after" = "$PC_HOST_PCSCD_BEFORE" ]; then
+    pass "the machine's /run/pcscd is as it was (${after:-empty})"
+  else
+    fail "the machine's /run/pcscd changed: before \"$PC_HOST_PCSCD_BEFORE\", after \"$after\""
+  fi
+  pc_times
+  if [ "$PC_FAILURES" -eq 0 ]; then
+    say "all checks passed"
+    exit 0
+  fi
+  say "$PC_FAILURES check(s) failed" >&2
+  exit 1
+}
+
+# ---- timings: pc_timed LABEL COMMAND... runs COMMAND and notes its seconds -----------------------
+PC_TIMES=()
+pc_now() { date +%s.%N; }
+pc_secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+pc_note_time() { PC_TIMES+=("$1: $2 s"); }
+pc_timed() {
+  local label=$1 t0 rc=0
+  shift
+  t0=$(pc_now)
+  "$@" || rc=$?
+  pc_note_time "$label" "$(pc_secs "$t0" "$(pc_now)")"
+  return "$rc"
+}
+pc_times() {
+  [ ${#PC_TIMES[@]} -gt 0 ] || return 0
+  say "times: $(printf '%s; ' "${PC_TIMES[@]}" | sed 's/; $//')"
+}
+
+# ---- cleanup: pc_on_exit COMMAND... registers a step of the EXIT trap (run last-registered first)
+PC_CLEANUPS=()
+pc_on_exit() { PC_CLEANUPS+=("$(printf '%q ' "$@")"); }
+# shellcheck disable=SC2317 # run by the EXIT trap
+pc_cleanup() {
+  local i
+  # A private pcscd run still going (the trap came during it): its own trap stops pcscd and unmounts.
+  if [ -n "${PC_CHILD:-}" ]; then
+    kill "$PC_CHILD" 2>/dev/null || true
+    wait "$PC_CHILD" 2>/dev/null || true
+    PC_CHILD=""
+  fi
+  for ((i = ${#PC_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    eval "${PC_CLEANUPS[$i]}" || true
+  done
+  PC_CLEANUPS=()
+}
+trap pc_cleanup EXIT
+trap 'exit 143' TERM INT HUP
+
+pc_need_root() {
+  [ "$(id -u)" -eq 0 ] || skip "a private pcscd needs root (a mount namespace over /run/pcscd)"
+}
+pc_need_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (scripts/install-deps.sh)"
+  done
+}
+
+# WORK: an empty directory of this test, build/pcsc/NAME, root's and not writable by others (the
+# driver refuses a config file in a directory others may write).
+pc_fresh_workdir() {
+  WORK=$PC_BUILD/pcsc/$1
+  rm -rf "$WORK"
+  mkdir -p "$WORK"
+  chmod 0755 "$WORK" "$PC_BUILD/pcsc"
+}
+
+# TPM_HMAC and PC_DRIVER: tpm-hmac and the reader driver, built (debug, incrementally), unless
+# KEEPASSXC_TPM_PCSC_NO_BUILD=1 says they are built already (run-tests.sh builds once for all).
+pc_build() {
+  local cargo
+  TPM_HMAC=$PC_TARGET/debug/tpm-hmac
+  PC_DRIVER=$PC_TARGET/debug/libkeepassxc_tpm_pcsc.so
+  if [ "${KEEPASSXC_TPM_PCSC_NO_BUILD:-}" != 1 ]; then
+    cargo=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+    (cd "$PC_ROOT" && "$cargo" build --locked -q -p tpm-hmac -p keepassxc-tpm-pcsc) ||
+      die "cargo build of tpm-hmac and the driver failed"
+  fi
+  [ -x "$TPM_HMAC" ] && [ -f "$PC_DRIVER" ] || die "no tpm-hmac or driver in $PC_TARGET/debug"
+}
+tpm_hmac() { "$TPM_HMAC" --tcti "$SWTPM_TCTI" "$@"; }
+
+# A swtpm of this test's own (state in $WORK/swtpm, free loopback ports), stopped on exit; the key
+# records in $WORK, apart from the user's own.
+# shellcheck source=../../scripts/swtpm.sh
+. "$PC_ROOT/scripts/swtpm.sh"
+pc_start_swtpm() {
+  pc_need_tools swtpm
+  start_swtpm "$WORK/swtpm" || die "swtpm did not start"
+  pc_on_exit stop_swtpm
+  export KEEPASSXC_TPM_METADATA=$WORK/keys.json
+}
+
+# Imports PC_SECRET at PC_HANDLE ($WORK/secret.hex keeps it for the software side).
+pc_import_key() {
+  echo "$PC_SECRET" >"$WORK/secret.hex"
+  tpm_hmac import --secret-file "$WORK/secret.hex" --handle "$PC_HANDLE" >"$WORK/import.out" 2>&1 ||
+    die "tpm-hmac import: $(cat "$WORK/import.out")"
+}
+
+# PC_CONFIG: the driver's file of served keys, written by `tpm-hmac pcsc enable`, in $WORK/etc;
+# checked to be a regular root-owned file nobody else can write.
+pc_enable_key() {
+  PC_CONFIG=$WORK/etc/pcsc.json
+  mkdir -p "$WORK/etc"
+  chmod 0755 "$WORK/etc"
+  tpm_hmac pcsc enable --handle "$PC_HANDLE" --config "$PC_CONFIG" >"$WORK/enable.out" 2>&1 ||
+    die "tpm-hmac pcsc enable: $(cat "$WORK/enable.out")"
+  local owner mode
+  owner=$(stat -c %U "$PC_CONFIG")
+  mode=$(stat -c %a "$PC_CONFIG")
+  if [ -f "$PC_CONFIG" ] && [ ! -L "$PC_CONFIG" ] && [ "$owner" = root ] && [ $((8#$mode & 8#022)) -eq 0 ]; then
+    pass "tpm-hmac pcsc enable wrote $PC_CONFIG (root, mode $mode)"
+  else
+    fail "the config file is $owner, mode $mode: not a root-owned file only root can write"
+  fi
+}
+
+# Everything above: build, work dir, swtpm, the key, enabled.
+pc_setup_key() {
+  pc_timed "cargo build" pc_build
+  pc_fresh_workdir "$1"
+  local t0
+  t0=$(pc_now)
+  pc_start_swtpm
+  pc_import_key
+  pc_enable_key
+  pc_note_time "swtpm + import + enable" "$(pc_secs "$t0" "$(pc_now)")"
+}
+
+# pc_reader_conf FILE CONFIG DRIVER: the package's reader.conf.d entry with DEVICENAME and LIBPATH
+# pointing at CONFIG and DRIVER.
+pc_reader_conf() {
+  local file=$1 config=$2 driver=$3
+  mkdir -p "$(dirname "$file")"
+  sed -e "s|^DEVICENAME .*|DEVICENAME   $config|" -e "s|^LIBPATH .*|LIBPATH      $driver|" \
+    "$PC_ROOT/packaging/pcsc/keepassxc-tpm" >"$file"
+  grep -q "^DEVICENAME   $config\$" "$file" && grep -q "^LIBPATH      $driver\$" "$file" ||
+    die "packaging/pcsc/keepassxc-tpm has no DEVICENAME/LIBPATH lines to point at the test's files"
+}
+
+# pc_private_pcscd [--root DIR] [--log FILE] [--env N=V] CONFDIR COMMAND...: COMMAND beside a
+# private pcscd (tests/pcsc/private-pcscd.sh).
+# Run in the background and waited for, so that a signal to this script is handled at once.
+PC_CHILD=""
+pc_private_pcscd() {
+  local rc=0
+  "$PC_HERE/private-pcscd.sh" "$@" <&0 &
+  PC_CHILD=$!
+  wait "$PC_CHILD" || rc=$?
+  PC_CHILD=""
+  return "$rc"
+}
+
+# ---- Python: PC_PY, a venv in build/pcsc/venv with kdbxtool's provider branch (Python >= 3.12) --
+# A Python >= 3.12: on PATH, or one of pyenv's versions (as tests/python/run.sh finds it).
+pc_python_312() {
+  local candidate version
+  for candidate in python3.13 python3.12 python3; do
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+      command -v "$candidate"
+      return 0
+    fi
+  done
+  if command -v pyenv >/dev/null 2>&1; then
+    for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -rV); do
+      candidate=$(PYENV_VERSION=$version pyenv which python3 2>/dev/null) || continue
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$candidate"; return 0; }
+    done
+  fi
+  return 1
+}
+# pc_venv [PIP_PACKAGE...]: the venv with the kdbxtool wheel and the packages given (installed once).
+pc_venv() {
+  local python wheel venv=$PC_BUILD/pcsc/venv
+  python=$(pc_python_312) || skip "no Python >= 3.12 here (kdbxtool needs it; pyenv install 3.12)"
+  wheel=${KDBXTOOL_WHEEL:-$(ls "$PC_ROOT"/../shared/vendor/kdbxtool/kdbxtool-*.whl 2>/dev/null | head -1 || true)}
+  [ -f "$wheel" ] || skip "the kdbxtool wheel of its provider branch is not there (../shared/vendor/kdbxtool, or set KDBXTOOL_WHEEL)"
+  if [ ! -x "$venv/bin/python" ] || ! cmp -s <("$venv/bin/python" -c 'import sys; print(sys.version)') <("$python" -c 'import sys; print(sys.version)'); then
+    rm -rf "$venv"
+    "$python" -m venv "$venv" || die "cannot make a venv with $python"
+  fi
+  PC_PY=$venv/bin/python
+  if ! "$PC_PY" -c 'import kdbxtool.security.challenge_response' 2>/dev/null; then
+    "$PC_PY" -m pip install -q --disable-pip-version-check "$wheel" >"$WORK/pip.out" 2>&1 || die "pip install kdbxtool: $(tail -3 "$WORK/pip.out")"
+  fi
+  local p
+  for p in "$@"; do
+    "$PC_PY" -m pip show -q "$p" >/dev/null 2>&1 && continue
+    "$PC_PY" -m pip install -q --disable-pip-version-check "$p" >"$WORK/pip.out" 2>&1 || die "pip install $p: $(tail -3 "$WORK/pip.out")"
+  done
+}
+
+# pc_make_db OUT: the held-out database (make-db.py: password + software challenge-response).
+pc_make_db() {
+  printf '%s\n' "$PC_PASSWORD" >"$WORK/password"
+  "$PC_PY" "$PC_HERE/make-db.py" "$WORK/secret.hex" "$WORK/password" "$1" >"$WORK/make-db.out" 2>&1 ||
+    die "make-db.py: $(cat "$WORK/make-db.out")"
+}
+
+# The HMAC-SHA1 of PC_SECRET over the hex message $1, in software (the independent check).
+pc_software_hmac() {
+  python3 -c 'import hmac, hashlib, sys; print(hmac.new(bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), hashlib.sha1).hexdigest())' \
+    "$PC_SECRET" "$1"
+}

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Runs COMMAND next to a private pcscd (issue 23's tests): in a new mount namespace
+# (unshare -m --propagation private) a tmpfs covers /run/pcscd (or /run, where the machine has no
+# /run/pcscd, so that nothing is created on the machine's /run), pcscd starts in the foreground on
+# READER_CONF_DIR (its reader.conf.d; --disable-polkit where that pcscd has polkit: Debian 13, sid),
+# and COMMAND runs in the same namespace, so it talks to that pcscd while the machine's own
+# /run/pcscd and pcscd are never touched. With --root DIR everything runs in the chroot DIR instead
+# (/dev, /proc, /sys bound and a tmpfs on DIR/run, only inside the namespace); READER_CONF_DIR and
+# COMMAND are then paths inside DIR, and COMMAND gets a clean environment (PATH, HOME=/root,
+# LANG=C.UTF-8) plus the NAME=VALUE pairs given with --env.
+# On every exit path pcscd is stopped by its PID and every mount is undone; the mounts die with the
+# namespace even if this script is killed.
+#
+# Usage: tests/pcsc/private-pcscd.sh [--root DIR] [--log FILE] [--apdu] [--env NAME=VALUE]...
+#                                    READER_CONF_DIR COMMAND [ARGS...]
+#   --log FILE  pcscd's output (default: discarded); --apdu  pcscd logs every APDU (-a)
+# Exit codes: COMMAND's own; 1 when pcscd did not start; 2 usage; 77 not root or a tool missing.
+set -euo pipefail
+
+usage() { sed -n '/^# Usage:/,/^#   --log/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+say() { echo "[private-pcscd] $*" >&2; }
+
+ROOTDIR=""
+LOG=/dev/null
+APDU=()
+ENVS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) ROOTDIR=$(cd "$2" && pwd); shift 2 ;;
+    --log) LOG=$2; shift 2 ;;
+    --apdu) APDU=(--apdu); shift ;;
+    --env) ENVS+=("$2"); shift 2 ;;
+    --) shift; break ;;
+    -*) usage ;;
+    *) break ;;
+  esac
+done
+[ $# -ge 2 ] || usage
+CONFDIR=$1
+shift
+
+if [ "${KEEPASSXC_TPM_PRIVATE_PCSCD_NS:-}" != "$$" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    say "SKIP: a private pcscd needs root (a mount namespace for /run/pcscd)"
+    exit 77
+  fi
+  for tool in unshare pcscd mount; do
+    command -v "$tool" >/dev/null 2>&1 || { say "SKIP: $tool is not installed (scripts/install-deps.sh)"; exit 77; }
+  done
+  args=()
+  [ -n "$ROOTDIR" ] && args+=(--root "$ROOTDIR")
+  for e in "${ENVS[@]}"; do args+=(--env "$e"); done
+  # exec keeps the PID, which marks the namespace as entered.
+  KEEPASSXC_TPM_PRIVATE_PCSCD_NS=$$ exec unshare -m --propagation private "$0" "${args[@]}" --log "$LOG" "${APDU[@]}" \
+    "$CONFDIR" "$@"
+fi
+
+# ---- inside the namespace ---------------------------------------------------------------------
+mounted=()
+pcscd_pid=""
+command_pid=""
+# shellcheck disable=SC2317 # run by the EXIT trap
+finish() {
+  local i
+  if [ -n "${command_pid:-}" ]; then
+    kill "$command_pid" 2>/dev/null || true
+    wait "$command_pid" 2>/dev/null || true
+  fi
+  if [ -n "$pcscd_pid" ]; then
+    kill "$pcscd_pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pcscd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pcscd_pid" 2>/dev/null || true
+    wait "$pcscd_pid" 2>/dev/null || true
+    pcscd_pid=""
+  fi
+  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
+    umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || say "cannot unmount ${mounted[$i]}"
+  done
+  mounted=()
+}
+trap finish EXIT
+trap 'exit 143' TERM INT HUP
+
+if [ -n "$ROOTDIR" ]; then
+  for fs in dev proc sys; do
+    mount --bind "/$fs" "$ROOTDIR/$fs"
+    mounted+=("$ROOTDIR/$fs")
+  done
+  mount -t tmpfs -o mode=0755 tmpfs "$ROOTDIR/run"
+  mounted+=("$ROOTDIR/run")
+  mkdir -p "$ROOTDIR/run/pcscd"
+  RUN=(chroot "$ROOTDIR" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "${ENVS[@]}")
+else
+  if [ -d /run/pcscd ]; then
+    mount -t tmpfs -o mode=0755 tmpfs /run/pcscd
+    mounted+=(/run/pcscd)
+  else
+    mount -t tmpfs -o mode=0755 tmpfs /run
+    mounted+=(/run)
+    mkdir /run/pcscd
+  fi
+  RUN=(env)
+fi
+SOCKET=$ROOTDIR/run/pcscd/pcscd.comm
+
+polkit=()
+if "${RUN[@]}" pcscd --help 2>&1 | grep -q -- --disable-polkit; then
+  polkit=(--disable-polkit)
+fi
+"${RUN[@]}" pcscd --foreground "${APDU[@]}" "${polkit[@]}" -c "$CONFDIR" >"$LOG" 2>&1 </dev/null &
+pcscd_pid=$!
+for _ in $(seq 200); do
+  [ -S "$SOCKET" ] && break
+  kill -0 "$pcscd_pid" 2>/dev/null || break
+  sleep 0.05
+done
+if [ ! -S "$SOCKET" ]; then
+  say "pcscd did not start (no $SOCKET); its output: $(tail -5 "$LOG" 2>/dev/null | tr '\n' '|')"
+  exit 1
+fi
+# In the background and waited for, so that a signal to this script is handled at once (the
+# command is stopped, then pcscd, then the mounts are undone).
+rc=0
+"${RUN[@]}" "$@" <&0 &
+command_pid=$!
+wait "$command_pid" || rc=$?
+command_pid=""
+exit "$rc"

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs issue 23's PC/SC tests (tests/pcsc): the APDU parser's fuzz target for 60 s (where cargo-fuzz
+# and nightly Rust are installed), the driver in a private pcscd (test-private-pcscd.sh),
+# yubikit through the driver (test-yubikit.sh), and stock KeePassXC through the driver for each
+# release in turn (test-stock-keepassxc.sh bookworm, trixie, sid; the chroots are made once and
+# cached in build/chroots). tpm-hmac and the driver are built once first. Prints each test's output
+# as it runs (also kept in build/pcsc/logs/), then a PASS/FAIL/SKIP summary with seconds.
+#
+# Usage: tests/pcsc/run-tests.sh [RELEASE...]       (default: bookworm trixie sid)
+# Exit codes: 0 when nothing failed (skips are reported loudly, not failures), 1 when a test
+# failed, 77 when every test skipped (e.g. not root).
+set -uo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$ROOT/build}
+LOGS=$BUILD/pcsc/logs
+RELEASES=("$@")
+[ ${#RELEASES[@]} -gt 0 ] || RELEASES=(bookworm trixie sid)
+mkdir -p "$LOGS"
+
+results=()
+failed=0
+ran=0
+skipped=0
+record() {
+  local name=$1 rc=$2 secs=$3 word
+  case "$rc" in
+    0) word=PASS ;;
+    77) word=SKIP; skipped=$((skipped + 1)) ;;
+    *) word=FAIL; failed=$((failed + 1)) ;;
+  esac
+  ran=$((ran + 1))
+  results+=("$(printf '%-4s %5s s  %s' "$word" "$secs" "$name")")
+}
+run() {
+  local name=$1 log start rc
+  shift
+  log=$LOGS/$(tr ' /' '__' <<<"$name").log
+  echo "===== $name"
+  start=$SECONDS
+  "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  record "$name" "$rc" $((SECONDS - start))
+}
+
+# The APDU parser's fuzz target for a bounded time, where cargo-fuzz and a nightly toolchain are
+# there (a fresh machine may have neither: then a loud skip; the property tests run in any case).
+fuzz() {
+  if ! (cd "$ROOT/rust/pcsc" && cargo +nightly fuzz --version) >/dev/null 2>&1; then
+    echo "SKIP: cargo-fuzz or a nightly toolchain is missing (cargo install cargo-fuzz; rustup toolchain install nightly)"
+    return 77
+  fi
+  (cd "$ROOT/rust/pcsc" && cargo +nightly fuzz run apdu -- -max_total_time="${KEEPASSXC_TPM_FUZZ_SECONDS:-60}")
+}
+
+echo "===== cargo build -p tpm-hmac -p keepassxc-tpm-pcsc, and the tpm-hmac package (for the chroots)"
+start=$SECONDS
+CARGO=$(command -v cargo || echo "$HOME/.cargo/bin/cargo")
+if (cd "$ROOT" && "$CARGO" build --locked -q -p tpm-hmac -p keepassxc-tpm-pcsc) && "$ROOT/scripts/build-deb.sh"; then
+  record "cargo build" 0 $((SECONDS - start))
+  run "fuzz apdu" fuzz
+  export KEEPASSXC_TPM_PCSC_NO_BUILD=1
+  [ ! -x "$HERE/test-private-pcscd.sh" ] || run "test-private-pcscd" "$HERE/test-private-pcscd.sh"
+  run "test-yubikit" "$HERE/test-yubikit.sh"
+  for release in "${RELEASES[@]}"; do
+    run "test-stock-keepassxc $release" "$HERE/test-stock-keepassxc.sh" "$release"
+  done
+else
+  record "cargo build" 1 $((SECONDS - start))
+fi
+
+echo
+echo "===== tests/pcsc summary (logs in $LOGS)"
+printf '%s\n' "${results[@]}"
+if [ "$failed" -gt 0 ]; then
+  echo "$failed failed"
+  exit 1
+fi
+if [ "$skipped" -gt 0 ]; then
+  echo "######################################################################"
+  echo "$skipped of $ran skipped (see SKIP above)"
+  echo "######################################################################"
+  [ "$skipped" -lt $((ran - 1)) ] || exit 77
+fi
+exit 0
