@@ -288,3 +288,57 @@ fn no_device_access_names_the_group_and_tpm_udev() {
         assert!(line.contains("root:tss") && line.contains("usermod -aG tss"), "{line}");
     }
 }
+
+/// The findings of `check` in doctor's JSON report, as (verdict, detail).
+fn findings_of(report: &Value, check: &str) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["check"] == check)
+        .map(|f| (f["verdict"].as_str().unwrap().to_owned(), f["detail"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn which_keys_stock_keepassxc_sees_through_the_pcsc_driver_and_why_not() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root {
+        eprintln!("SKIP: `tpm-hmac pcsc enable` writes a root-owned file: needs root");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let config = swtpm.dir().join("pcsc.json");
+    let config_arg = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = tpm_hmac(&swtpm, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["create", "--handle", "0x81000100"]);
+    run(&["create", "--handle", "0x81000101"]);
+    run(&["pcsc", "enable", "--handle", "0x81000100", "--config", config_arg]);
+    let json = |out: &Output| serde_json::from_str::<Value>(&stdout(out)).unwrap();
+    let report = json(&doctor(&swtpm, &["--json", "--pcsc-config", config_arg]));
+    let keys = findings_of(&report, "pcsc-keys");
+    assert!(keys.iter().any(|(v, d)| v == "ok" && d.contains("0x81000100 (--yubikey 1:2164261120)")), "{keys:?}");
+    assert!(keys.iter().any(|(v, d)| v == "note" && d.contains("0x81000101: not enabled")), "{keys:?}");
+
+    // The enabled key is evicted around the project and another made at its handle: the driver
+    // would not serve it (its pinned name differs), and doctor says so as a problem.
+    tpm2(&swtpm.tcti(), &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000100"]);
+    let other = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &swtpm.tcti(), "create", "--handle", "0x81000100"])
+        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("other-user.json"))
+        .output()
+        .unwrap();
+    assert!(other.status.success());
+    let out = doctor(&swtpm, &["--pcsc-config", config_arg]);
+    let report = stdout(&out);
+    assert!(!out.status.success(), "{report}");
+    let line = report.lines().find(|l| l.starts_with("PROBLEM pcsc-keys:")).unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        line.contains("0x81000100: another key is there now") && line.contains("fix: sudo tpm-hmac pcsc disable"),
+        "{line}"
+    );
+}

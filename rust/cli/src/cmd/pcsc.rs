@@ -13,7 +13,7 @@ use crate::error::CliError;
 use crate::TpmSession;
 
 /// Where the package registers the driver with pcscd.
-const READER_CONF: &str = "/etc/reader.conf.d/keepassxc-tpm";
+pub(crate) const READER_CONF: &str = "/etc/reader.conf.d/keepassxc-tpm";
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -15,6 +15,14 @@ use super::Tpm;
 const FIRST_USE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl Tpm {
+    /// The key at `handle`, checked against its record in this connection's metadata file (one
+    /// ReadPublic the first time; no authorisation is sent): [`Error::RecordMismatch`] when the key
+    /// there is not the recorded one. A key without a record is recorded now.
+    pub fn checked_key(&mut self, handle: PersistentHandle) -> Result<KeyInfo> {
+        let object = self.resolve(handle)?;
+        self.pinned_key(handle, object).map(|key| key.info)
+    }
+
     /// The key at `handle` checked against its record; a key without a record is recorded now.
     pub(crate) fn pinned_key(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<PinnedKey> {
         if let Some(key) = self.records.get(&handle) {

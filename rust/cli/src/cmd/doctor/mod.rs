@@ -1,9 +1,11 @@
 //! `tpm-hmac doctor`: why KeePassXC lists no TPM key, or why a key fails. Checks this machine
-//! (device, access, TCTI modules, the metadata file, KeePassXC's backend) and then asks the TPM
-//! (maker and firmware, storage key, free slots, lockout, PCR banks). Every problem is one line
+//! (device, access, TCTI modules, the metadata file, KeePassXC's backend, the PC/SC driver for
+//! stock KeePassXC) and then asks the TPM (maker and firmware, storage key, free slots, lockout,
+//! PCR banks). Every problem is one line
 //! with its fix; the exit status is 0 only when there is none.
 
 mod host;
+mod pcsc;
 mod tpm;
 
 use std::path::PathBuf;
@@ -23,6 +25,9 @@ pub struct Args {
     /// KeePassXC's TPM backend to check, instead of looking in the places packages install it
     #[arg(long, value_name = "FILE")]
     backend: Option<PathBuf>,
+    /// The PC/SC driver's file of enabled keys to check
+    #[arg(long, value_name = "FILE", default_value = keepassxc_tpm_pcsc::config::DEFAULT_PATH)]
+    pcsc_config: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -75,6 +80,7 @@ pub fn run(session: &TpmSession, args: Args) -> Result<(), CliError> {
     let facts = tpm::check(session, &mut findings);
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
     findings.push(host::backend(args.backend.as_deref()));
+    findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref().map(|f| f.hmac_keys.as_slice())));
 
     let problems = findings.iter().filter(|f| f.verdict == Verdict::Problem).count();
     if args.json {

@@ -20,7 +20,7 @@ pub struct Facts {
     /// Persistent handles in use, `0x81000100` style.
     pub handles: Vec<String>,
     /// The HMAC keys among them.
-    hmac_keys: Vec<String>,
+    pub hmac_keys: Vec<String>,
     srk: String,
     lockout_failures: u32,
     lockout_max_failures: u32,
