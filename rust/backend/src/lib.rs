@@ -9,7 +9,7 @@
 
 use std::sync::Mutex;
 
-use keepassxc_tpm::{ErrorKind, KeySummary, PersistentHandle, Pin, Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{ErrorKind, KeySummary, PersistentHandle, Pin, Tpm, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 use keepassxc_tpm_abi::{status, BackendV1, Buffer, ABI_VERSION};
 
 /// One TPM connection per process, on its own thread, reused while it works: KeePassXC detects
@@ -22,7 +22,7 @@ fn with_tpm<T: Send + 'static>(
 ) -> keepassxc_tpm::Result<T> {
     let mut guard = WORKER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     // After a timeout the worker starts a new thread and connection itself.
-    guard.get_or_insert_with(|| TpmWorker::start(None, DEFAULT_TIMEOUT)).run(job)
+    guard.get_or_insert_with(|| TpmWorker::start(TpmOptions::default(), DEFAULT_TIMEOUT)).run(job)
 }
 
 fn status_of(kind: ErrorKind) -> u32 {

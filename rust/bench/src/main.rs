@@ -20,7 +20,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use keepassxc_tpm::{yubikey_message, Algorithm, KeySpec, PersistentHandle, Secret, Tpm};
+use keepassxc_tpm::{yubikey_message, Algorithm, KeySpec, PersistentHandle, Secret, Tpm, TpmOptions};
 use swtpm_fixture::{CommandLog, Swtpm};
 
 use measure::last_line;
@@ -207,7 +207,7 @@ fn profile(args: ProfileArgs) -> Res<()> {
     swtpm_fixture::persist_srk(&tcti, swtpm.dir());
     let seed: Vec<u8> = (101u8..=132).collect();
     {
-        let mut tpm = Tpm::open(Some(&tcti))?;
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&tcti)))?;
         let secret = Secret::from_hex(SECRET)?;
         let spec = KeySpec { handle: Some(key_handle()), algorithm: Algorithm::Sha1, ..KeySpec::default() };
         tpm.import_key(&spec, &secret)?;
@@ -216,26 +216,24 @@ fn profile(args: ProfileArgs) -> Res<()> {
     let t = Instant::now();
     match args.path.trim_end_matches("-plain") {
         "warm" => {
-            let mut tpm = Tpm::open(Some(&tcti))?;
-            tpm.set_bus_encryption(encrypted);
+            let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&tcti)).with_bus_encryption(encrypted))?;
             for _ in 0..args.n {
                 tpm.challenge(key_handle(), &seed)?;
             }
         }
         "cold" => {
             for _ in 0..args.n {
-                let mut tpm = Tpm::open(Some(&tcti))?;
-                tpm.set_bus_encryption(encrypted);
+                let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&tcti)).with_bus_encryption(encrypted))?;
                 tpm.challenge(key_handle(), &seed)?;
             }
         }
         "open" => {
             for _ in 0..args.n {
-                drop(Tpm::open(Some(&tcti))?);
+                drop(Tpm::open(&TpmOptions::tcti(Some(&tcti)))?);
             }
         }
         "list" => {
-            let mut tpm = Tpm::open(Some(&tcti))?;
+            let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&tcti)))?;
             for _ in 0..args.n {
                 tpm.list_keys()?;
             }
@@ -337,7 +335,7 @@ impl Bench {
     /// SRK at 0x81000001 (as on a provisioned machine) and the benchmark key at 0x81000100.
     fn provision(&mut self) -> Res<()> {
         swtpm_fixture::persist_srk(&self.direct, self.swtpm.dir());
-        let mut tpm = Tpm::open(Some(&self.direct))?;
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
         let secret = Secret::from_hex(SECRET)?;
         tpm.import_key(
             &KeySpec { handle: Some(PersistentHandle::new(HANDLE)?), algorithm: Algorithm::Sha1, ..KeySpec::default() },
@@ -350,7 +348,7 @@ impl Bench {
     }
 
     fn provision_more(&mut self) -> Res<()> {
-        let mut tpm = Tpm::open(Some(&self.direct))?;
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
         for h in MORE_KEYS {
             let spec =
                 KeySpec { handle: Some(PersistentHandle::new(h)?), algorithm: Algorithm::Sha1, ..KeySpec::default() };

@@ -3,7 +3,7 @@
 //! One test function: the bridge reads the TCTI from the environment once per process.
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{KeySpec, Metadata, PersistentHandle, Pin, Secret, Tpm};
+use keepassxc_tpm::{KeySpec, Metadata, PersistentHandle, Pin, Secret, Tpm, TpmOptions};
 use keepassxc_tpm_bridge::testing::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge, Status};
 use sha1::Sha1;
 use swtpm_fixture::{persist_srk, Swtpm};
@@ -15,8 +15,8 @@ fn keepassxc_path_against_swtpm() {
     let mut swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
     persist_srk(&tcti, swtpm.dir());
-    let mut tpm = Tpm::open(Some(&tcti)).unwrap();
-    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+    let mut tpm =
+        Tpm::open(&TpmOptions::tcti(Some(&tcti)).with_metadata(Metadata::at(swtpm.dir().join("keys.json")))).unwrap();
     tpm.import_key(&KeySpec::default(), &Secret::from_hex(SECRET).unwrap()).unwrap();
     drop(tpm);
     std::env::set_var("TSS2_LOG", "all+none");
@@ -36,8 +36,9 @@ fn keepassxc_path_against_swtpm() {
     assert!(list.keys[0].display_name.starts_with("TPM 2.0 HMAC-SHA1"));
     // A label is what KeePassXC shows: "TPM 2.0 HMAC-SHA1 laptop [2164261120] - Slot 1".
     {
-        let mut tpm = Tpm::open(Some(&tcti)).unwrap();
-        tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        let mut tpm =
+            Tpm::open(&TpmOptions::tcti(Some(&tcti)).with_metadata(Metadata::at(swtpm.dir().join("keys.json"))))
+                .unwrap();
         tpm.set_label(PersistentHandle::new(0x8100_0100).unwrap(), Some("laptop")).unwrap();
     }
     assert_eq!(list_keys().keys[0].display_name, "TPM 2.0 HMAC-SHA1 laptop");
@@ -83,8 +84,9 @@ fn keepassxc_path_against_swtpm() {
 
     // A key with a PIN: the driver is told to ask for it, and a wrong one says how many tries are left.
     {
-        let mut tpm = Tpm::open(Some(&tcti)).unwrap();
-        tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        let mut tpm =
+            Tpm::open(&TpmOptions::tcti(Some(&tcti)).with_metadata(Metadata::at(swtpm.dir().join("keys.json"))))
+                .unwrap();
         let spec = KeySpec {
             handle: Some(PersistentHandle::new(0x8100_0120).unwrap()),
             pin: Some(Pin::new("1357").unwrap()),

@@ -11,7 +11,7 @@ mod pin;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use keepassxc_tpm::{Tpm, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{Tpm, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 
 use crate::error::CliError;
 
@@ -110,13 +110,12 @@ fn generate_completions(shell: Option<&str>) -> ExitCode {
 /// The TPM, on a worker thread: a TPM that stops answering ends in an error after
 /// DEFAULT_TIMEOUT instead of a hang. Only TPM work runs there; whatever the user types or a
 /// file holds is read before, on the main thread, where no timeout runs.
-pub struct TpmSession {
+pub struct CliWorker {
     worker: TpmWorker,
-    bus_encryption: bool,
     tcti: Option<String>,
 }
 
-impl TpmSession {
+impl CliWorker {
     /// The TCTI given with --tcti, if any.
     pub fn tcti(&self) -> Option<&str> {
         self.tcti.as_deref()
@@ -126,20 +125,13 @@ impl TpmSession {
         &self,
         job: impl FnOnce(&mut Tpm) -> keepassxc_tpm::Result<T> + Send + 'static,
     ) -> Result<T, CliError> {
-        let bus_encryption = self.bus_encryption;
-        Ok(self.worker.run(move |tpm| {
-            tpm.set_bus_encryption(bus_encryption);
-            job(tpm)
-        })?)
+        Ok(self.worker.run(job)?)
     }
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let tpm = TpmSession {
-        worker: TpmWorker::start(cli.tcti.clone(), DEFAULT_TIMEOUT),
-        bus_encryption: !cli.no_bus_encryption,
-        tcti: cli.tcti.clone(),
-    };
+    let options = TpmOptions::tcti(cli.tcti.clone()).with_bus_encryption(!cli.no_bus_encryption);
+    let tpm = CliWorker { worker: TpmWorker::start(options, DEFAULT_TIMEOUT), tcti: cli.tcti.clone() };
     match cli.command {
         Command::List(args) => cmd::list::run(&tpm, args),
         Command::Create(args) => cmd::create::run(&tpm, args),

@@ -11,7 +11,8 @@
 //! [`metadata`], [`pcr`] and [`recovery`] are public, for their helper functions.
 //! - `tcti`: where the TPM is ([`Tcti`]): a TCTI string parsed once; the environment, the default
 //!   search, whether a resource manager flushes on close, the module's Debian package.
-//! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a [`Tcti`]; retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
+//! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a [`Tcti`] with [`TpmOptions`] (settings
+//!   given at open, for the connection's life); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
 //!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
 //!   `store.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
 //! - `address`: persistent handles and KeePassXC's (serial, slot) address.
@@ -53,6 +54,7 @@ mod error;
 mod inventory;
 mod key;
 pub mod metadata;
+mod options;
 mod parent;
 pub mod pcr;
 mod pinned;
@@ -72,6 +74,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use inventory::{SrkState, TpmFacts};
 pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
+pub use options::TpmOptions;
 pub use secret::{Pin, Secret};
 pub use tcti::{Tcti, TCTI_ENV_VARS};
 pub use tpm::Tpm;

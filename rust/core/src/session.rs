@@ -10,7 +10,7 @@
 //! By default the HMAC ends its session (continueSession clear), so nothing stays loaded in the
 //! TPM even when the process ends without cleaning up, as KeePassXC's does: a TPM without a
 //! resource manager has only three session slots. Long-lived callers that close the connection
-//! properly can keep the session (`Tpm::set_session_reuse`), making a warm challenge one command.
+//! properly can keep the session (`TpmOptions::session_reuse`), making a warm challenge one command.
 
 use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::session_handles::AuthSession;

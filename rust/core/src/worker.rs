@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::options::TpmOptions;
 use crate::tpm::Tpm;
 
 /// How long one operation may take before the TPM is given up on. Real TPMs answer an HMAC in
@@ -20,7 +21,7 @@ type Job = Box<dyn FnOnce(&mut Option<Tpm>) + Send>;
 /// A TPM connection on its own thread, whose operations give up after a timeout.
 pub struct TpmWorker {
     thread: Mutex<WorkerThread>,
-    tcti: Option<String>,
+    options: TpmOptions,
     timeout: Duration,
 }
 
@@ -46,10 +47,10 @@ impl WorkerThread {
 }
 
 impl TpmWorker {
-    /// A worker for the TPM named by `tcti` (else the environment or the default search); the
-    /// connection is opened by the first job, and again after it was lost.
-    pub fn start(tcti: Option<String>, timeout: Duration) -> TpmWorker {
-        TpmWorker { thread: Mutex::new(WorkerThread::spawn(0)), tcti, timeout }
+    /// A worker for the connection `options` describe; it is opened by the first job, and again
+    /// after it was lost.
+    pub fn start(options: TpmOptions, timeout: Duration) -> TpmWorker {
+        TpmWorker { thread: Mutex::new(WorkerThread::spawn(0)), options, timeout }
     }
 
     fn thread(&self) -> MutexGuard<'_, WorkerThread> {
@@ -59,11 +60,11 @@ impl TpmWorker {
     /// Runs `job` on the connection and waits for it at most the timeout.
     pub fn run<T: Send + 'static>(&self, job: impl FnOnce(&mut Tpm) -> Result<T> + Send + 'static) -> Result<T> {
         let (reply, answer) = mpsc::sync_channel(1);
-        let tcti = self.tcti.clone();
+        let options = self.options.clone();
         let job: Job = Box::new(move |slot: &mut Option<Tpm>| {
             let result = match slot {
                 Some(tpm) => job(tpm),
-                None => Tpm::open(tcti.as_deref()).and_then(|tpm| job(slot.insert(tpm))),
+                None => Tpm::open(&options).and_then(|tpm| job(slot.insert(tpm))),
             };
             if result.as_ref().is_err_and(|e| e.kind() == ErrorKind::NoTpm) {
                 // A connection that failed stays failed in tpm2-tss: open a new one next time.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use keepassxc_tpm::{Algorithm, Metadata, Tpm};
+use keepassxc_tpm::{Algorithm, Metadata, Tpm, TpmOptions};
 use swtpm_fixture::{tpm2, Abrmd, CommandLog, Swtpm};
 
 const CHILD: &str = "KEEPASSXC_TPM_TEST_CHILD";
@@ -17,11 +17,8 @@ const CHILD: &str = "KEEPASSXC_TPM_TEST_CHILD";
 fn through_abrmd(abrmd: &Abrmd, metadata: &std::path::Path) -> Tpm {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        match Tpm::open(Some(abrmd.tcti())) {
-            Ok(mut tpm) => {
-                tpm.set_metadata(Metadata::at(metadata));
-                return tpm;
-            }
+        match Tpm::open(&TpmOptions::tcti(Some(abrmd.tcti())).with_metadata(Metadata::at(metadata))) {
+            Ok(tpm) => return tpm,
             Err(e) if Instant::now() > deadline => panic!("tpm2-abrmd did not come up: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
@@ -39,8 +36,9 @@ fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
     if let Ok(metadata) = std::env::var(CHILD) {
         // The child: challenge twice, say so, and wait to be killed.
         let handle = handle(0x8100_0100);
-        let mut tpm = Tpm::open(Some("tabrmd:bus_type=session")).unwrap();
-        tpm.set_metadata(Metadata::at(metadata));
+        let mut tpm =
+            Tpm::open(&TpmOptions::tcti(Some("tabrmd:bus_type=session")).with_metadata(Metadata::at(metadata)))
+                .unwrap();
         tpm.challenge(handle, &[1u8; 32]).unwrap();
         tpm.challenge(handle, &[2u8; 32]).unwrap();
         println!("ready");

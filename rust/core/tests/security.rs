@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use keepassxc_tpm::{Algorithm, Error, KeySpec, Metadata, Pin, Secret, Tpm};
+use keepassxc_tpm::{Algorithm, Error, KeySpec, Metadata, Pin, Secret, Tpm, TpmOptions};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use swtpm_fixture::{tpm2, CommandLog, Swtpm};
@@ -177,8 +177,7 @@ fn without_a_record_the_storage_key_is_pinned_on_first_use() {
     tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
     let proxy = CommandLog::start(swtpm.port());
     // tpm2-tss's path reads the storage key and compares it before it encrypts a salt to it.
-    let mut esys = open_at(&swtpm, &proxy.tcti());
-    esys.set_direct_path(false);
+    let mut esys = Tpm::open(&options_at(&swtpm, &proxy.tcti()).with_direct_path(false)).unwrap();
     assert!(matches!(esys.challenge(key, b"ok"), Err(Error::StorageKeyChanged { .. })));
     assert!(
         !proxy.commands().contains(&START_AUTH_SESSION),
@@ -243,8 +242,9 @@ fn a_stale_record_never_costs_a_dictionary_attack_try() {
     let key = import(&mut a, YUBIKEY_SECRET, Some(0x8100_0100), Algorithm::Sha1);
     drop(a);
     tpm2(&swtpm.tcti(), &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000100"]);
-    let mut b = Tpm::open(Some(&swtpm.tcti())).unwrap();
-    b.set_metadata(Metadata::at(swtpm.dir().join("user-b.json")));
+    let mut b =
+        Tpm::open(&TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(swtpm.dir().join("user-b.json"))))
+            .unwrap();
     let spec = KeySpec { handle: Some(key), pin: Some(pin("2468")), ..KeySpec::default() };
     b.import_key(&spec, &Secret::from_hex(&"22".repeat(20)).unwrap()).unwrap();
     drop(b);
@@ -262,8 +262,9 @@ fn a_stale_record_never_costs_a_dictionary_attack_try() {
     assert!(!proxy.commands().contains(&HMAC), "no authorisation went out: {:x?}", proxy.commands());
     assert_eq!(lockout_counter(&swtpm), 0, "TPM2_PT_LOCKOUT_COUNTER unchanged");
     // B's key is not locked out: the right PIN works.
-    let mut b = Tpm::open(Some(&swtpm.tcti())).unwrap();
-    b.set_metadata(Metadata::at(swtpm.dir().join("user-b.json")));
+    let mut b =
+        Tpm::open(&TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(swtpm.dir().join("user-b.json"))))
+            .unwrap();
     assert_eq!(b.challenge_with_pin(key, &[1u8; 32], Some(&pin("2468"))).unwrap().len(), 20);
 }
 
@@ -279,8 +280,7 @@ fn a_pin_is_never_used_without_bus_encryption() {
         .handle;
     drop(tpm);
     let proxy = CommandLog::start(swtpm.port());
-    let mut tpm = open_at(&swtpm, &proxy.tcti());
-    tpm.set_bus_encryption(false);
+    let mut tpm = Tpm::open(&options_at(&swtpm, &proxy.tcti()).with_bus_encryption(false)).unwrap();
     for key in [plain_pin, bound_pin] {
         match tpm.challenge_with_pin(key, &[1u8; 32], Some(&pin("2468"))) {
             Err(e @ Error::PinNeedsEncryption { .. }) => assert!(e.to_string().contains("in clear"), "{e}"),
@@ -300,8 +300,7 @@ fn provisioning_stops_before_the_tpm_when_the_record_cannot_be_kept() {
     let not_a_dir = swtpm.dir().join("file");
     std::fs::write(&not_a_dir, b"").unwrap();
     for path in [not_a_dir.join("keys.json"), "/dev/null".into(), swtpm.dir().to_path_buf()] {
-        let mut tpm = Tpm::open(Some(&swtpm.tcti())).unwrap();
-        tpm.set_metadata(Metadata::at(&path));
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(&path))).unwrap();
         match tpm.create_key(&KeySpec::default()) {
             Err(e @ Error::Metadata { .. }) => assert!(e.to_string().contains(path.to_str().unwrap()), "{e}"),
             other => panic!("{}: {other:?}", path.display()),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use keepassxc_tpm::{Algorithm, Error};
+use keepassxc_tpm::{Algorithm, Error, Tpm};
 use swtpm_fixture::{CommandLog, Swtpm, Tamper};
 
 use swtpm_fixture::commands::{EVICT_CONTROL, GET_CAPABILITY};
@@ -39,8 +39,7 @@ fn altered_answers_never_give_a_wrong_response_or_blame_a_pin() {
     for direct in [false, true] {
         for &(command, skip, how) in &cases {
             proxy.clear();
-            let mut tpm = open_at(&swtpm, &proxy.tcti());
-            tpm.set_direct_path(direct);
+            let mut tpm = Tpm::open(&options_at(&swtpm, &proxy.tcti()).with_direct_path(direct)).unwrap();
             proxy.tamper_later(command, skip, how);
             match tpm.challenge(key, &[9u8; 32]) {
                 Ok(response) => assert_eq!(response, expected, "{command:#x} {how:?}: a wrong response"),
@@ -105,8 +104,7 @@ fn a_session_the_tpm_may_have_ended_is_not_flushed() {
     let expected = open(&swtpm).challenge(key, &[9u8; 32]).unwrap();
     let proxy = CommandLog::start(swtpm.port());
     for keep in [false, true] {
-        let mut tpm = open_at(&swtpm, &proxy.tcti());
-        tpm.set_session_reuse(keep);
+        let mut tpm = Tpm::open(&options_at(&swtpm, &proxy.tcti()).with_session_reuse(keep)).unwrap();
         tpm.challenge(key, &[8u8; 32]).unwrap();
         proxy.clear();
         // The last byte of the answer: the TPM's response HMAC.

@@ -6,7 +6,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{
+    ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker, DEFAULT_TIMEOUT,
+};
 use zeroize::Zeroizing;
 
 /// After a TPM that did not answer in time, how long challenges fail at once instead of each
@@ -27,9 +29,8 @@ pub enum Failure {
 pub struct Backend {
     tcti: Option<String>,
     config: PathBuf,
+    /// The connection, with the file as its metadata; a new one after the file changed.
     worker: Option<TpmWorker>,
-    /// The file changed since the connection read its records: read them again.
-    stale_records: bool,
     cool_down_until: Option<Instant>,
 }
 
@@ -37,7 +38,7 @@ impl Backend {
     /// A TPM reached through `tcti` (the core's default search when `None`), whose keys are pinned
     /// by the records in the file at `config`. Nothing is opened until the first challenge.
     pub fn new(tcti: Option<String>, config: PathBuf) -> Backend {
-        Backend { tcti, config, worker: None, stale_records: false, cool_down_until: None }
+        Backend { tcti, config, worker: None, cool_down_until: None }
     }
 
     /// The TCTI this backend opens.
@@ -45,9 +46,10 @@ impl Backend {
         self.tcti.as_deref()
     }
 
-    /// The file changed: the next challenge checks its key against the file's records again.
+    /// The file changed: the next challenge opens a new connection, which checks its key against
+    /// the file's records again.
     pub fn recheck(&mut self) {
-        self.stale_records = true;
+        self.worker = None;
     }
 
     /// The TPM's HMAC of what a YubiKey slot with the key's own rule (its record's mode) hashes of
@@ -57,16 +59,11 @@ impl Backend {
         if self.cool_down_until.is_some_and(|until| Instant::now() < until) {
             return Err(Failure::Unavailable("the TPM did not answer a moment ago".to_owned()));
         }
-        let tcti = self.tcti.clone();
+        let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::at(&self.config));
         // After a timeout the worker starts a new thread and connection itself.
-        let worker = self.worker.get_or_insert_with(|| TpmWorker::start(tcti, DEFAULT_TIMEOUT));
-        let reload = std::mem::take(&mut self.stale_records);
-        let config = self.config.clone();
+        let worker = self.worker.get_or_insert_with(|| TpmWorker::start(options, DEFAULT_TIMEOUT));
         let block = Zeroizing::new(block.to_vec());
         let result = worker.run(move |tpm| {
-            if reload || tpm.metadata().path() != Some(config.as_path()) {
-                tpm.set_metadata(Metadata::at(&config));
-            }
             // The block is the slot's whole input: the key's record says what the slot hashes of it.
             tpm.challenge_by_rule(handle, &block, None, ChallengeRule::KeePassXC)
         });

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{KeyRecord, KeySpec, Metadata, PersistentHandle, Pin, Secret, SlotMode, Tpm};
+use keepassxc_tpm::{KeyRecord, KeySpec, Metadata, PersistentHandle, Pin, Secret, SlotMode, Tpm, TpmOptions};
 use keepassxc_tpm_pcsc::apdu::{status_block, OTP_AID};
 use keepassxc_tpm_pcsc::ifd::*;
 use keepassxc_tpm_pcsc::reader::{Reader, ATR};
@@ -92,9 +92,8 @@ impl Setup {
 }
 
 fn open(swtpm: &Swtpm) -> Tpm {
-    let mut tpm = Tpm::open(Some(&swtpm.tcti())).expect("swtpm reachable");
-    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
-    tpm
+    Tpm::open(&TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(swtpm.dir().join("keys.json"))))
+        .expect("swtpm reachable")
 }
 
 fn import(tpm: &mut Tpm, at: u32, pin: Option<&str>, mode: SlotMode) {

@@ -9,7 +9,9 @@
 //! Python as a `bytearray`, which the package wipes after copying it into kdbxtool's SecureBytes.
 #![forbid(unsafe_code)]
 
-use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, KeySummary, PersistentHandle, Pin, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{
+    ChallengeRule, Error, ErrorKind, KeySummary, PersistentHandle, Pin, TpmOptions, TpmWorker, DEFAULT_TIMEOUT,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
@@ -89,7 +91,7 @@ impl Connection {
     #[new]
     #[pyo3(signature = (tcti=None))]
     fn new(tcti: Option<String>) -> Self {
-        Connection { worker: TpmWorker::start(tcti, DEFAULT_TIMEOUT) }
+        Connection { worker: TpmWorker::start(TpmOptions::tcti(tcti), DEFAULT_TIMEOUT) }
     }
 
     /// The HMAC keys in the TPM, as the JSON array `tpm-hmac list --json` prints.

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use keepassxc_tpm::Tpm;
+use keepassxc_tpm::{Tpm, TpmOptions};
 
 use crate::measure::time_loop;
 use crate::report::{Group, Kind, RowId};
@@ -40,15 +40,15 @@ impl crate::Bench {
 
     /// (a): one connection, the key used once, then `runs` timed challenges.
     fn warm_challenge(&self, way: Warm, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
-        let setup = |tpm: &mut Tpm| {
-            tpm.set_bus_encryption(way != Warm::Plain);
-            tpm.set_direct_path(way != Warm::Esys);
-            tpm.set_session_reuse(way == Warm::DirectKept);
+        let options = |tcti: &str| {
+            TpmOptions::tcti(Some(tcti))
+                .with_bus_encryption(way != Warm::Plain)
+                .with_direct_path(way != Warm::Esys)
+                .with_session_reuse(way == Warm::DirectKept)
         };
         let commands = self
             .count(|| {
-                let mut tpm = Tpm::open(Some(&self.counted))?;
-                setup(&mut tpm);
+                let mut tpm = Tpm::open(&options(&self.counted))?;
                 tpm.challenge(key_handle(), &self.seed)?;
                 self.log.clear();
                 let r = tpm.challenge(key_handle(), &self.seed)?;
@@ -57,8 +57,7 @@ impl crate::Bench {
                 Ok(commands)
             })?
             .0;
-        let mut tpm = Tpm::open(Some(&self.direct))?;
-        setup(&mut tpm);
+        let mut tpm = Tpm::open(&options(&self.direct))?;
         tpm.challenge(key_handle(), &self.seed)?;
         let seed = self.seed.clone();
         let samples = time_loop(runs, || {
@@ -95,12 +94,12 @@ impl crate::Bench {
         let open = (|| {
             let commands = self
                 .count(|| {
-                    Tpm::open(Some(&self.counted))?;
+                    Tpm::open(&TpmOptions::tcti(Some(&self.counted)))?;
                     Ok(())
                 })?
                 .1;
             let samples = time_loop(runs / 10, || {
-                Tpm::open(Some(&self.direct))?;
+                Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
                 Ok(())
             })?;
             Ok((samples, Some(commands)))
@@ -109,8 +108,7 @@ impl crate::Bench {
         for (encrypted, id) in [(true, RowId::OpenChallenge), (false, RowId::OpenChallengePlain)] {
             let cold_in = (|| {
                 let first = |tcti: &str| -> Res<()> {
-                    let mut tpm = Tpm::open(Some(tcti))?;
-                    tpm.set_bus_encryption(encrypted);
+                    let mut tpm = Tpm::open(&TpmOptions::tcti(Some(tcti)).with_bus_encryption(encrypted))?;
                     tpm.challenge(key_handle(), &self.seed)?;
                     Ok(())
                 };
@@ -142,7 +140,7 @@ impl crate::Bench {
         let warm = (|| {
             let commands = self
                 .count(|| {
-                    let mut tpm = Tpm::open(Some(&self.counted))?;
+                    let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.counted)))?;
                     tpm.list_keys()?;
                     self.log.clear();
                     let keys = tpm.list_keys()?;
@@ -152,7 +150,7 @@ impl crate::Bench {
                     Ok(())
                 })?
                 .1;
-            let mut tpm = Tpm::open(Some(&self.direct))?;
+            let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
             tpm.list_keys()?;
             let samples = time_loop(runs, || {
                 tpm.list_keys()?;

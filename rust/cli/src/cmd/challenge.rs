@@ -4,7 +4,7 @@ use keepassxc_tpm::{Error, PersistentHandle};
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
-use crate::{input, pin, TpmSession};
+use crate::{input, pin, CliWorker};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +19,7 @@ pub struct Args {
     pin_file: Option<std::path::PathBuf>,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
     let challenge = input::parse_hex(&args.hex, "the challenge")?;
     let pin = args.pin_file.as_deref().map(|file| pin::read(Some(file), "")).transpose()?;

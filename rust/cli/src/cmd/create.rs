@@ -5,7 +5,7 @@ use keepassxc_tpm::{recovery, Algorithm, KeyInfo, KeySpec, PersistentHandle, Sec
 
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -79,7 +79,7 @@ impl KeyArgs {
     }
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let spec = args.key.spec()?;
     if args.recovery {
         let secret = Secret::generate(args.key.algorithm.digest_len())?;

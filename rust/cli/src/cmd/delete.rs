@@ -3,7 +3,7 @@
 use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -12,7 +12,7 @@ pub struct Args {
     handle: PersistentHandle,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
     let record_left = tpm.run(move |tpm| tpm.delete_key(handle))?;
     eprintln!("Deleted the key at {handle}. Databases protected only by it can no longer be opened with it.");

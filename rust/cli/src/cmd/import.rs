@@ -4,7 +4,7 @@ use keepassxc_tpm::Secret;
 
 use super::create::{report, KeyArgs};
 use crate::error::CliError;
-use crate::{input, TpmSession};
+use crate::{input, CliWorker};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub struct Args {
     key: KeyArgs,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let text = input::read_text(&args.secret_file, "the secret file")?;
     let secret = Secret::parse(&text)?;
     let spec = args.key.spec()?;

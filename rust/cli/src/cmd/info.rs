@@ -4,7 +4,7 @@ use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -16,7 +16,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
     let (key, record) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.metadata().get(handle).ok().flatten())))?;
     if args.json {

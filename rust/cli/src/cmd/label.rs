@@ -3,7 +3,7 @@
 use keepassxc_tpm::PersistentHandle;
 
 use crate::error::CliError;
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -18,7 +18,7 @@ pub struct Args {
     clear: bool,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let label = args.name.as_deref().map(keepassxc_tpm::check_label).transpose()?;
     let handle = args.handle;
     let key = tpm.run(move |tpm| tpm.set_label(handle, label.as_deref()))?;

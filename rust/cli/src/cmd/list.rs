@@ -2,7 +2,7 @@
 
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -11,7 +11,7 @@ pub struct Args {
     json: bool,
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let keys = tpm.run(|tpm| tpm.list_keys())?;
     if args.json {
         println!("{}", output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>()));

@@ -10,7 +10,7 @@ use keepassxc_tpm_pcsc::{Backend, Failure};
 use serde::Serialize;
 
 use crate::error::CliError;
-use crate::TpmSession;
+use crate::CliWorker;
 
 /// Where the package registers the driver with pcscd.
 pub(crate) const READER_CONF: &str = "/etc/reader.conf.d/keepassxc-tpm";
@@ -50,7 +50,7 @@ enum Command {
     },
 }
 
-pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
+pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     match args.command {
         Command::Enable { handle, metadata } => enable(tpm, &args.config, handle, metadata.as_deref()),
         Command::Disable { handle } => disable(&args.config, handle),
@@ -58,7 +58,7 @@ pub fn run(tpm: &TpmSession, args: Args) -> Result<(), CliError> {
     }
 }
 
-fn enable(tpm: &TpmSession, path: &Path, handle: PersistentHandle, metadata: Option<&Path>) -> Result<(), CliError> {
+fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Option<&Path>) -> Result<(), CliError> {
     need_root(path, "enable")?;
     let mut content = current(path)?;
     // Everything from files is read here, before the TPM is asked.

@@ -22,7 +22,7 @@ impl Tpm {
     /// bytes a YubiKey slot in variable-length HMAC mode holding the same secret returns.
     /// The first challenge of a connection reads the key's and the storage key's public areas
     /// and checks them against the key's record; every challenge then starts a salted session
-    /// and sends the HMAC (one command when the session is kept, see `Tpm::set_session_reuse`).
+    /// and sends the HMAC (one command when the session is kept, see [`TpmOptions::session_reuse`](crate::TpmOptions::session_reuse)).
     pub fn challenge(&mut self, handle: PersistentHandle, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.challenge_with_pin(handle, challenge, None)
     }

@@ -16,6 +16,7 @@ use crate::address::PersistentHandle;
 use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
+use crate::options::TpmOptions;
 use crate::pinned::PinnedKey;
 use crate::rc;
 use crate::session::Session;
@@ -57,19 +58,20 @@ pub struct Tpm {
 }
 
 impl Tpm {
-    /// Opens the TPM named by `tcti` (e.g. `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`),
-    /// or by the environment, or found by the default search.
-    pub fn open(tcti: Option<&str>) -> Result<Tpm> {
-        let configured = match tcti {
+    /// Opens the TPM `options` name (e.g. `device:/dev/tpmrm0`, `swtpm:host=127.0.0.1,port=2321`),
+    /// or the one the environment names, or the first the default search finds, with `options`'
+    /// settings for the connection's whole life.
+    pub fn open(options: &TpmOptions) -> Result<Tpm> {
+        let configured = match &options.tcti {
             Some(conf) => Some(Tcti::parse(conf)),
             None => Tcti::from_environment(),
         };
         if let Some(tcti) = configured {
-            return Self::open_tcti(tcti?);
+            return Self::open_tcti(tcti?, options);
         }
         let mut first_error = None;
         for tcti in Tcti::default_search() {
-            match Self::open_tcti(tcti) {
+            match Self::open_tcti(tcti, options) {
                 Ok(tpm) => return Ok(tpm),
                 Err(e @ Error::PermissionDenied { .. }) => return Err(e),
                 Err(e) => {
@@ -83,72 +85,32 @@ impl Tpm {
         }))
     }
 
-    fn open_tcti(tcti: Tcti) -> Result<Tpm> {
+    fn open_tcti(tcti: Tcti, options: &TpmOptions) -> Result<Tpm> {
         if let Some(device) = tcti.device() {
             check_device_access(device)?;
         }
-        let ctx = Context::new(tcti.name_conf()?)
-            .map_err(|e| Error::NoTpm { tcti: tcti.to_string(), detail: tcti_detail(&tcti, &e) })?;
         Ok(Tpm {
-            ctx,
+            ctx: context(&tcti)?,
             known: HashMap::new(),
             session: None,
-            session_reuse: tcti.flushes_on_close(),
+            session_reuse: options.session_reuse.unwrap_or_else(|| tcti.flushes_on_close()),
             tcti,
             records: HashMap::new(),
-            bus_encryption: true,
+            bus_encryption: options.bus_encryption,
             direct: None,
-            direct_path: true,
-            metadata: Metadata::default_location(),
+            direct_path: options.direct_path,
+            metadata: options.metadata.clone().unwrap_or_else(Metadata::default_location),
         })
     }
 
     /// A new connection to the same TPM, after the old one broke (tpm2-tss cannot reuse it).
     fn reconnect(&mut self) -> Result<()> {
-        let fresh = Self::open_tcti(self.tcti.clone())?;
-        self.ctx = fresh.ctx;
+        self.ctx = context(&self.tcti)?;
         self.known.clear();
         self.records.clear();
         self.session = None;
         self.direct = None;
         Ok(())
-    }
-
-    /// Switches the encrypted session of challenges off (only to debug or to measure it: the
-    /// response then crosses the bus in clear).
-    pub fn set_bus_encryption(&mut self, on: bool) {
-        if !on {
-            self.end_session();
-        }
-        self.bus_encryption = on;
-    }
-
-    /// Keeps the encrypted session from one challenge to the next: a warm challenge is then one
-    /// TPM command instead of two. On by default behind a resource manager
-    /// ([`Tcti::flushes_on_close`]); elsewhere only for callers that drop the `Tpm` before they
-    /// exit, so the session is flushed: a TPM without a resource manager has only three slots.
-    pub fn set_session_reuse(&mut self, on: bool) {
-        if !on {
-            self.end_session();
-        }
-        self.session_reuse = on;
-        // Opened again with the new setting (its kept session is flushed).
-        self.direct = None;
-    }
-
-    /// Uses tpm2-tss's ESYS for every challenge when off (to compare the two paths, or to
-    /// measure them); on by default.
-    pub fn set_direct_path(&mut self, on: bool) {
-        self.direct_path = on;
-        if !on {
-            self.direct = None;
-        }
-    }
-
-    /// Uses `metadata` instead of the per-user default file.
-    pub fn set_metadata(&mut self, metadata: Metadata) {
-        self.metadata = metadata;
-        self.records.clear();
     }
 
     /// The metadata file this connection checks keys against.
@@ -195,6 +157,11 @@ pub(crate) fn rc_of(e: &tss_esapi::Error) -> u32 {
         tss_esapi::Error::Tss2Error(code) => rc::raw(code),
         tss_esapi::Error::WrapperError(_) => 0,
     }
+}
+
+/// A new ESYS context on `tcti`.
+fn context(tcti: &Tcti) -> Result<Context> {
+    Context::new(tcti.name_conf()?).map_err(|e| Error::NoTpm { tcti: tcti.to_string(), detail: tcti_detail(tcti, &e) })
 }
 
 /// What went wrong opening `tcti`, in words: tpm2-tss's loader answers with bare codes.

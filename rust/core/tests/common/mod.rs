@@ -2,7 +2,7 @@
 #![allow(dead_code)] // each test file uses some of them
 
 use hmac::{Hmac, Mac};
-use keepassxc_tpm::{Algorithm, KeySpec, Metadata, PersistentHandle, Secret, Tpm};
+use keepassxc_tpm::{Algorithm, KeySpec, Metadata, PersistentHandle, Secret, Tpm, TpmOptions};
 use sha1::Sha1;
 use swtpm_fixture::Swtpm;
 
@@ -18,9 +18,12 @@ pub fn open(swtpm: &Swtpm) -> Tpm {
 
 /// A connection to `tcti` (the swtpm, or a proxy in front of it) with the test's own metadata file.
 pub fn open_at(swtpm: &Swtpm, tcti: &str) -> Tpm {
-    let mut tpm = Tpm::open(Some(tcti)).expect("swtpm reachable");
-    tpm.set_metadata(Metadata::at(swtpm.dir().join("keys.json")));
-    tpm
+    Tpm::open(&options_at(swtpm, tcti)).expect("swtpm reachable")
+}
+
+/// The options of [`open_at`], for a test to change one of them.
+pub fn options_at(swtpm: &Swtpm, tcti: &str) -> TpmOptions {
+    TpmOptions::tcti(Some(tcti)).with_metadata(Metadata::at(swtpm.dir().join("keys.json")))
 }
 
 /// An independent statement of what a YubiKey slot in variable-length mode hashes for

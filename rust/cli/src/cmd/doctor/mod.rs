@@ -15,7 +15,7 @@ use serde::Serialize;
 use keepassxc_tpm::Tcti;
 
 use crate::error::CliError;
-use crate::TpmSession;
+use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -71,13 +71,13 @@ struct Report<'a> {
     tpm: Option<tpm::Facts>,
 }
 
-pub fn run(session: &TpmSession, args: Args) -> Result<(), CliError> {
-    let tcti = match session.tcti() {
+pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
+    let tcti = match worker.tcti() {
         Some(conf) => Some(Tcti::parse(conf)),
         None => Tcti::from_environment(),
     };
     let mut findings = host::check(tcti.as_ref());
-    let facts = tpm::check(session, &mut findings);
+    let facts = tpm::check(worker, &mut findings);
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
     findings.push(host::backend(args.backend.as_deref()));
     findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref().map(|f| f.hmac_keys.as_slice())));

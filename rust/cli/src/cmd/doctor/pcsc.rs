@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::{Error, Metadata, PersistentHandle, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{Error, Metadata, PersistentHandle, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 use keepassxc_tpm_pcsc::config;
 
 use super::Finding;
@@ -120,10 +120,9 @@ fn keys(path: &Path, hmac_keys: Option<&[String]>) -> Vec<Finding> {
     if !config.served.is_empty() {
         let handles: Vec<PersistentHandle> = config.served.iter().map(|k| k.handle).collect();
         let file = path.to_owned();
-        let checked = TpmWorker::start(config.tcti.clone(), DEFAULT_TIMEOUT).run(move |tpm| {
-            tpm.set_metadata(Metadata::at(file));
-            Ok(handles.into_iter().map(|h| (h, tpm.checked_key(h))).collect::<Vec<_>>())
-        });
+        let options = TpmOptions::tcti(config.tcti.clone()).with_metadata(Metadata::at(file));
+        let checked = TpmWorker::start(options, DEFAULT_TIMEOUT)
+            .run(move |tpm| Ok(handles.into_iter().map(|h| (h, tpm.checked_key(h))).collect::<Vec<_>>()));
         match checked {
             Ok(results) => {
                 for (handle, result) in results {

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::Finding;
 use crate::error::remedy;
-use crate::TpmSession;
+use crate::CliWorker;
 
 /// What the TPM said, for `--json`.
 #[derive(Serialize)]
@@ -40,8 +40,8 @@ struct Answers {
 }
 
 /// Asks the TPM (one connection, a few read-only commands) and adds what it found to `findings`.
-pub fn check(session: &TpmSession, findings: &mut Vec<Finding>) -> Option<Facts> {
-    let answers = session.run(|tpm| {
+pub fn check(worker: &CliWorker, findings: &mut Vec<Finding>) -> Option<Facts> {
+    let answers = worker.run(|tpm| {
         let handles = tpm.persistent_handles()?;
         Ok(Answers {
             tcti: tpm.tcti().clone(),
