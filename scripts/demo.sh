@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up a fresh Debian 12 machine, build keepassxc-tpm, and use a TPM HMAC key.
+# The main job: set up a fresh Debian 12 machine, build keepassxc-tpm, and use a TPM HMAC key:
+# first with Debian's own, unmodified keepassxc-cli through the PC/SC driver (tests/pcsc/demo.sh,
+# as root: a private pcscd), then with the KeePassXC fork (tests/keepassxc/demo.sh).
 # Uses the machine's TPM (/dev/tpmrm0) or the one in TPM2TOOLS_TCTI; without either it starts a
 # software TPM (swtpm) whose state is kept in build/demo/swtpm, behind tpm2-abrmd.
 # With --gui it then opens the demo database in the fork's GUI, on the same TPM, and stops the
@@ -66,6 +68,15 @@ serial=$(( handle ))
 seed=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 echo "== Challenge (a 32-byte KDF seed, as KeePassXC sends): $seed"
 echo "   response: $("$tpm_hmac" challenge --handle "$handle" --hex "$seed")"
+
+# Stock KeePassXC first: Debian's own keepassxc-cli through the PC/SC driver (no fork build needed)
+rc=0
+tests/pcsc/demo.sh "$handle" || rc=$?
+case $rc in
+  0) ;;
+  77) echo "== The stock KeePassXC part could not run here (the reason is above); going on with the fork" ;;
+  *) exit "$rc" ;;
+esac
 
 if [ -x tests/keepassxc/demo.sh ]; then
   DEMO_GUI=$gui tests/keepassxc/demo.sh "$handle"

@@ -259,3 +259,93 @@ pc_software_hmac() {
   python3 -c 'import hmac, hashlib, sys; print(hmac.new(bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), hashlib.sha1).hexdigest())' \
     "$PC_SECRET" "$1"
 }
+
+# ---- added for test-fork-roundtrip.sh, test-stock-gui.sh and tests/bench/pcsc.sh -----------------
+# pc_stock_keepassxc [PACKAGE...]: Debian 12's own, unmodified keepassxc on this machine, with pcscd
+# and pcsc-tools (and the PACKAGEs given): a loud skip off Debian 12 or when the machine's keepassxc
+# is this project's fork package; those missing are installed with apt for the test and purged again
+# on exit (with whatever apt pulled in for them), so the machine's packages stay as they were.
+pc_stock_keepassxc() {
+  local p installed need=()
+  # shellcheck disable=SC1091 # the machine's file
+  . /etc/os-release
+  [ "${VERSION_CODENAME:-}" = bookworm ] || skip "this machine is ${PRETTY_NAME:-not Debian 12}, not Debian 12 (bookworm)"
+  for p in keepassxc pcscd pcsc-tools "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    PC_PACKAGES_BEFORE=$(pc_installed_packages)
+    pc_on_exit pc_purge_added
+    say "installing Debian's ${need[*]} for this test (apt-get; purged again at the end)"
+    pc_timed "apt-get install" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null' \
+      _ "${need[@]}" || die "apt-get install ${need[*]} failed"
+  fi
+  # Stock means Debian's own build: this project's package (2.7.4+dfsg.1-2+tpm1) has the TPM driver.
+  installed=$(dpkg-query -W -f='${Version}' keepassxc)
+  if [[ "$installed" == *tpm* ]] || [ -e /usr/lib/x86_64-linux-gnu/keepassxc/libkeepassxc_tpm_backend.so ]; then
+    skip "the machine's keepassxc is this project's fork package ($installed), not Debian's stock one: apt install keepassxc=<Debian's version> to run this test"
+  fi
+  PC_STOCK_VERSION=$installed
+}
+pc_installed_packages() { dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort; }
+# shellcheck disable=SC2317 # run by the EXIT trap
+pc_purge_added() {
+  local added
+  added=$(comm -13 <(echo "$PC_PACKAGES_BEFORE") <(pc_installed_packages))
+  [ -z "$added" ] && return 0
+  # shellcheck disable=SC2086 # a list of package names
+  DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $added >/dev/null 2>&1 || say "could not purge $added"
+}
+
+# pc_fork: the KeePassXC 2.7.4 fork's build (tests/keepassxc/lib.sh's paths): PC_FORK_CLI,
+# PC_FORK_MAKE_DB, and KEEPASSXC_TPM_BACKEND exported; a loud skip when it is not built.
+pc_fork() {
+  local bin=$PC_BUILD/keepassxc-2.7.4/build
+  PC_FORK_CLI=$bin/src/cli/keepassxc-cli
+  PC_FORK_MAKE_DB=$bin/src/keepassxc-tpm-make-db
+  [ -x "$PC_FORK_CLI" ] || skip "the KeePassXC 2.7.4 fork is not built (no $PC_FORK_CLI): run tests/keepassxc/build-fork.sh 2.7.4"
+  [ -x "$PC_FORK_MAKE_DB" ] || skip "the fork's keepassxc-tpm-make-db is not built (no $PC_FORK_MAKE_DB): run tests/keepassxc/build-fork.sh 2.7.4"
+  export KEEPASSXC_TPM_BACKEND=$bin/cargo/release/libkeepassxc_tpm_backend.so
+  [ -f "$KEEPASSXC_TPM_BACKEND" ] || skip "the fork's TPM backend is not built (no $KEEPASSXC_TPM_BACKEND): run tests/keepassxc/build-fork.sh 2.7.4"
+}
+
+# pc_kdf_seed FILE: the KDF seed of a KDBX 4 file (the "S" of its KDF parameters, hex): what
+# KeePassXC pads and sends as the challenge; every save with a new key draws a new one.
+pc_kdf_seed() {
+  python3 - "$1" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == bytes.fromhex("03d9a29a67fb4bb5") and struct.unpack_from("<H", data, 10)[0] == 4, "not KDBX 4"
+pos = 12
+while True:
+    fid, size = data[pos], struct.unpack_from("<I", data, pos + 1)[0]
+    body, pos = data[pos + 5:pos + 5 + size], pos + 5 + size
+    if fid == 0:
+        sys.exit("no KDF parameters")
+    if fid == 11:  # KdfParameters, a VariantDictionary
+        p = 2
+        while body[p] != 0:
+            klen = struct.unpack_from("<i", body, p + 1)[0]
+            key = body[p + 5:p + 5 + klen].decode()
+            vlen = struct.unpack_from("<i", body, p + 5 + klen)[0]
+            value = body[p + 9 + klen:p + 9 + klen + vlen]
+            if key == "S":
+                print(value.hex())
+                sys.exit(0)
+            p += 9 + klen + vlen
+        sys.exit("no KDF seed")
+PY
+}
+
+# pc_wait_card: beside a private pcscd, waits up to 10 s for the driver's card (pcscd's reader
+# thread powers it up on its first poll). For the commands run inside the namespace.
+pc_wait_card() {
+  local i
+  for i in $(seq 100); do
+    if timeout 5 pcsc_scan -c -t 1 2>/dev/null </dev/null | grep -q "Card state: Card inserted"; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}

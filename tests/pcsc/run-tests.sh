@@ -3,8 +3,11 @@
 # and nightly Rust are installed), the driver in a private pcscd (test-private-pcscd.sh),
 # yubikit through the driver (test-yubikit.sh), and stock KeePassXC through the driver for each
 # release in turn (test-stock-keepassxc.sh bookworm, trixie, sid; the chroots are made once and
-# cached in build/chroots). tpm-hmac and the driver are built once first. Prints each test's output
-# as it runs (also kept in build/pcsc/logs/), then a PASS/FAIL/SKIP summary with seconds.
+# cached in build/chroots), Debian 12's stock GUI under Xvfb listing the key (test-stock-gui.sh,
+# with bookworm), and a database going from the fork to stock KeePassXC through PC/SC and back
+# (test-fork-roundtrip.sh; a skip when the fork is not built). tpm-hmac and the driver are built
+# once first. Prints each test's output as it runs (also kept in build/pcsc/logs/), then a
+# PASS/FAIL/SKIP summary with seconds.
 #
 # Usage: tests/pcsc/run-tests.sh [RELEASE...]       (default: bookworm trixie sid)
 # Exit codes: 0 when nothing failed (skips are reported loudly, not failures), 1 when a test
@@ -65,6 +68,12 @@ if (cd "$ROOT" && "$CARGO" build --locked -q -p tpm-hmac -p keepassxc-tpm-pcsc) 
   for release in "${RELEASES[@]}"; do
     run "test-stock-keepassxc $release" "$HERE/test-stock-keepassxc.sh" "$release"
   done
+  # Debian 12's stock KeePassXC only (the machine's own): its GUI under Xvfb, and databases that go
+  # between the fork and stock KeePassXC through PC/SC.
+  if [[ " ${RELEASES[*]} " == *" bookworm "* ]]; then
+    run "test-stock-gui" "$HERE/test-stock-gui.sh"
+  fi
+  run "test-fork-roundtrip" "$HERE/test-fork-roundtrip.sh"
 else
   record "cargo build" 1 $((SECONDS - start))
 fi
