@@ -39,6 +39,8 @@ pub mod sw {
 const INS_SELECT: u8 = 0xA4;
 /// The OTP applet's one instruction; P1 says which operation ("slot" in yubikit's words).
 const INS_OTP: u8 = 0x01;
+/// The OTP applet's status (the block SELECT answers), which KeePassXC 2.7.4 reads its version from.
+const INS_STATUS: u8 = 0x03;
 const SELECT_BY_NAME: u8 = 0x04;
 const OP_SERIAL: u8 = 0x10;
 const OP_HMAC_SLOT1: u8 = 0x30;
@@ -176,7 +178,10 @@ impl Applet {
             // KeePassXC reads as "touch the key"): there is nothing here to wait for.
             INS_OTP if !self.selected => Err(sw::NOT_FOUND),
             INS_OTP => self.otp(&command, hmac),
-            // 0x03 (the OTP status, which KeePassXC 2.7.4 asks for) included: the status comes with SELECT.
+            INS_STATUS if !self.selected => Err(sw::NOT_FOUND),
+            INS_STATUS if command.p1 != 0 || command.p2 != 0 => Err(sw::WRONG_P1_P2),
+            INS_STATUS if !command.data.is_empty() => Err(sw::WRONG_LENGTH),
+            INS_STATUS => Ok(Zeroizing::new(status_block().to_vec())),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -272,7 +277,8 @@ mod tests {
         case4.push(0x00);
         assert_eq!(status(&applet.respond(&case4, echo)), sw::OK);
         assert_eq!(&applet.respond(&hmac_apdu(OP_HMAC_SLOT2, &block), never)[..], &[0x6A, 0x82]);
-        assert_eq!(&applet.respond(&[0x00, 0x03, 0x00, 0x00, 0x06], never)[..], &[0x6D, 0x00], "2.7.4's version query");
+        let status = [&status_block()[..], &[0x90, 0x00]].concat();
+        assert_eq!(&applet.respond(&[0x00, 0x03, 0x00, 0x00, 0x06], never)[..], &status[..], "2.7.4's version query");
     }
 
     #[test]

@@ -183,7 +183,11 @@ fn keepassxc_and_yubikit_get_the_tpm_hmac_through_the_entry_points() {
     let mut slot2 = hmac_apdu(&test_block);
     slot2[2] = 0x38;
     assert_eq!(transmit(lun, &slot2).1, [0x6A, 0x82], "slot 2: not configured");
-    assert_eq!(transmit(lun, &[0x00, 0x03, 0x00, 0x00, 0x06]).1, [0x6D, 0x00], "2.7.4's version query");
+    assert_eq!(
+        transmit(lun, &[0x00, 0x03, 0x00, 0x00, 0x06]).1,
+        [3, 0, 0, 1, 1, 0, 0x90, 0x00],
+        "2.7.4's version query"
+    );
 
     let seed: Vec<u8> = (101..=132).collect(); // does not end in the padding byte 0x20
     let answer = transmit(lun, &hmac_apdu(&keepassxc_block(&seed))).1;
