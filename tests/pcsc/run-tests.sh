@@ -46,12 +46,16 @@ run() {
   record "$name" "$rc" $((SECONDS - start))
 }
 
-# The APDU parser's fuzz target for a bounded time, where cargo-fuzz and a nightly toolchain are
-# there (a fresh machine may have neither: then a loud skip; the property tests run in any case).
+# The APDU parser's fuzz target for a bounded time (cargo-fuzz is installed from crates.io when
+# missing; without a nightly toolchain a loud skip: the property tests run in any case).
 fuzz() {
-  if ! (cd "$ROOT/rust/pcsc" && cargo +nightly fuzz --version) >/dev/null 2>&1; then
-    echo "SKIP: cargo-fuzz or a nightly toolchain is missing (cargo install cargo-fuzz; rustup toolchain install nightly)"
+  if ! cargo +nightly --version >/dev/null 2>&1; then
+    echo "SKIP: no nightly Rust toolchain here (rustup toolchain install nightly): cargo-fuzz needs it"
     return 77
+  fi
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    echo "cargo install cargo-fuzz (crates.io)"
+    cargo install --locked -q cargo-fuzz || { echo "FAIL: cargo install cargo-fuzz"; return 1; }
   fi
   (cd "$ROOT/rust/pcsc" && cargo +nightly fuzz run apdu -- -max_total_time="${KEEPASSXC_TPM_FUZZ_SECONDS:-60}")
 }

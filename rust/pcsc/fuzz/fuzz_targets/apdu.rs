@@ -2,7 +2,10 @@
 //! gets a status word, an error carries no data, and nothing panics.
 #![no_main]
 
-use keepassxc_tpm_pcsc::apdu::{self, Applet, OTP_AID};
+#[path = "../../src/apdu.rs"]
+mod apdu;
+
+use apdu::{Applet, OTP_AID};
 use libfuzzer_sys::fuzz_target;
 use zeroize::Zeroizing;
 
