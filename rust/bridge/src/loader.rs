@@ -136,6 +136,14 @@ fn open(path: &Path, file: &File) -> Result<Backend, String> {
         .map_err(|_| format!("{shown} lacks its entry point"))?;
     // SAFETY: the pointer is null or points to the backend's static table.
     let table = unsafe { table.as_ref() }.ok_or_else(|| format!("{shown} returned no function table"))?;
+    // The table says its version too: a library whose two answers differ is not one we built.
+    if table.abi_version != ABI_VERSION {
+        return Err(format!(
+            "{shown} returned a function table of interface version {}, not {ABI_VERSION}: it is not a keepassxc-tpm \
+             backend this KeePassXC can use",
+            table.abi_version
+        ));
+    }
     Ok(Backend { table, _library: library })
 }
 
