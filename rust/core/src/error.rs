@@ -304,7 +304,8 @@ impl fmt::Display for Error {
             Error::NotHmacKey { handle, what } => write!(f, "the TPM object at {handle} is {what}, not an HMAC key"),
             Error::HandleOccupied { handle, what } => write!(f, "{handle} already holds {what}"),
             Error::NoFreeHandle { detail } => {
-                write!(f, "no free persistent slot ({detail}); delete a key you no longer need")
+                // Which key to delete, and how, each front end says in its own words.
+                write!(f, "no free persistent slot ({detail})")
             }
             Error::Lockout { rc, interval_seconds } => {
                 write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X}); ")?;
