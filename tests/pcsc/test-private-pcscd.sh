@@ -112,6 +112,15 @@ echo "=== disabled"; card
 "$TPM_HMAC" --tcti "$TCTI" pcsc enable --handle "$HANDLE" --config "$CONFIG" 2>/dev/null
 sleep 2
 echo "=== enabled again"; card
+# pcscd restarted (as after an upgrade or a crash): a new pcscd loads the driver again.
+kill "$pcscd_pid"; wait "$pcscd_pid" 2>/dev/null || true
+for _ in $(seq 100); do [ ! -S /run/pcscd/pcscd.comm ] && break; sleep 0.05; done
+pcscd --foreground -c "$WORK/reader.conf.d" >>"$WORK/pcscd.log" 2>&1 &
+pcscd_pid=$!
+echo "$pcscd_pid" >"$WORK/pcscd.pid"
+for _ in $(seq 100); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.05; done
+sleep 1
+echo "=== restarted"; card
 EOF
 unshare -m --propagation private bash "$WORK/inside.sh" "$WORK" "$CONFIG" "$TPM_HMAC" "$HANDLE" "$READER" \
   "$SWTPM_TCTI" >"$WORK/out" 2>&1 || fail "the private pcscd run failed: $(cat "$WORK/out")"
@@ -144,6 +153,11 @@ if [ "$(answers "enabled again")" = "$expected_answers" ]; then
   pass "pcsc enable puts it back without restarting pcscd"
 else
   fail "after enabling again: $(section "enabled again" | tr '\n' '|')"
+fi
+if [ "$(answers restarted)" = "$expected_answers" ]; then
+  pass "after pcscd restarted, the driver answers the same"
+else
+  fail "after pcscd restarted: $(section restarted | tr '\n' '|')"
 fi
 if grep -q "keepassxc-tpm-pcsc: .*$(printf '%s' "$EXPECTED" | cut -c1-8)" "$WORK/pcscd.log"; then
   fail "a response reached pcscd's log"
