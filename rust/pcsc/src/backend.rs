@@ -6,10 +6,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keepassxc_tpm::{
-    ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker, DEFAULT_TIMEOUT,
-};
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use zeroize::Zeroizing;
+
+/// How long a challenge waits for the TPM: below KeePassXC's and pcscd's patience, so that an APDU
+/// is answered (with an error) within 10 s even when the TPM hangs. A TPM answers an HMAC in
+/// milliseconds.
+const TIMEOUT: Duration = Duration::from_secs(8);
 
 /// After a TPM that did not answer in time, how long challenges fail at once instead of each
 /// waiting for the timeout again (KeePassXC sends several APDUs per unlock).
@@ -61,7 +64,7 @@ impl Backend {
         }
         let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::at(&self.config));
         // After a timeout the worker starts a new thread and connection itself.
-        let worker = self.worker.get_or_insert_with(|| TpmWorker::start(options, DEFAULT_TIMEOUT));
+        let worker = self.worker.get_or_insert_with(|| TpmWorker::start(options, TIMEOUT));
         let block = Zeroizing::new(block.to_vec());
         let result = worker.run(move |tpm| {
             // The block is the slot's whole input: the key's record says what the slot hashes of it.
