@@ -209,27 +209,10 @@ pc_private_pcscd() {
 }
 
 # ---- Python: PC_PY, a venv in build/pcsc/venv with kdbxtool's provider branch (Python >= 3.12) --
-# A Python >= 3.12: on PATH, or one of pyenv's versions (as tests/python/run.sh finds it).
-pc_python_312() {
-  local candidate version
-  for candidate in python3.13 python3.12 python3; do
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
-      command -v "$candidate"
-      return 0
-    fi
-  done
-  if command -v pyenv >/dev/null 2>&1; then
-    for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -rV); do
-      candidate=$(PYENV_VERSION=$version pyenv which python3 2>/dev/null) || continue
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$candidate"; return 0; }
-    done
-  fi
-  return 1
-}
 # pc_venv [PIP_PACKAGE...]: the venv with the kdbxtool wheel and the packages given (installed once).
 pc_venv() {
   local python wheel venv=$PC_BUILD/pcsc/venv
-  python=$(pc_python_312) || skip "no Python >= 3.12 here (kdbxtool needs it; pyenv install 3.12)"
+  python=$("$PC_ROOT/tests/python/find-python.sh") || skip "no Python >= 3.12 here (kdbxtool needs it; pyenv install 3.12)"
   wheel=${KDBXTOOL_WHEEL:-$(ls "$PC_ROOT"/../shared/vendor/kdbxtool/kdbxtool-*.whl 2>/dev/null | head -1 || true)}
   [ -f "$wheel" ] || skip "the kdbxtool wheel of its provider branch is not there (../shared/vendor/kdbxtool, or set KDBXTOOL_WHEEL)"
   if [ ! -x "$venv/bin/python" ] || ! cmp -s <("$venv/bin/python" -c 'import sys; print(sys.version)') <("$python" -c 'import sys; print(sys.version)'); then

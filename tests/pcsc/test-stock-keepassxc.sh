@@ -73,35 +73,9 @@ chroot_remove_driver() {
 # ---- the release's KeePassXC: the machine's, or a chroot ----
 CHROOT=""
 if [ "$PC_RELEASE" = bookworm ]; then
-  . /etc/os-release
-  [ "${VERSION_CODENAME:-}" = bookworm ] || skip "this machine is ${PRETTY_NAME:-not Debian 12}, not Debian 12 (bookworm)"
   # Debian's own keepassxc, pcscd and pcsc-tools; those missing are installed for this test and
-  # purged again at its end (with whatever apt pulled in for them), so the machine's packages stay as
-  # they were (tests/packaging/test-keepassxc-deb.sh needs a machine without a keepassxc package).
-  need=()
-  for p in keepassxc pcscd pcsc-tools; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
-  done
-  if [ ${#need[@]} -gt 0 ]; then
-    packages_before=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort)
-    # shellcheck disable=SC2317 # run by the EXIT trap
-    purge_added() {
-      local added
-      added=$(comm -13 <(echo "$packages_before") <(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' | awk '$1 == "ii" { print $2 }' | sort))
-      [ -z "$added" ] && return 0
-      # shellcheck disable=SC2086 # a list of package names
-      DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq $added >/dev/null 2>&1 || say "could not purge $added"
-    }
-    pc_on_exit purge_added
-    say "installing Debian's ${need[*]} for this test (apt-get; purged again at the end)"
-    pc_timed "apt-get install" sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null' \
-      _ "${need[@]}" || die "apt-get install ${need[*]} failed"
-  fi
-  # Stock means Debian's own build: this project's package (2.7.4+dfsg.1-2+tpm1) has the TPM driver.
-  installed=$(dpkg-query -W -f='${Version}' keepassxc)
-  if [[ "$installed" == *tpm* ]] || [ -e /usr/lib/x86_64-linux-gnu/keepassxc/libkeepassxc_tpm_backend.so ]; then
-    skip "the machine's keepassxc is this project's fork package ($installed), not Debian's stock one: apt install keepassxc=<Debian's version> to run this test"
-  fi
+  # purged again at its end (tests/packaging/test-keepassxc-deb.sh needs a machine without keepassxc).
+  pc_stock_keepassxc
 else
   mkdir -p "$PC_BUILD/chroots"
   make_log=$PC_BUILD/chroots/$PC_RELEASE.make.log

@@ -9,26 +9,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 VENV=${KEEPASSXC_TPM_PYTHON_VENV:-$ROOT/build/python-venv}
 
-# A Python >= 3.12: on PATH, or one of pyenv's versions.
-python_for_kdbxtool() {
-  local candidate version
-  for candidate in python3.13 python3.12 python3; do
-    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
-      command -v "$candidate"
-      return 0
-    fi
-  done
-  if command -v pyenv >/dev/null 2>&1; then
-    for version in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[2-9])' | sort -rV); do
-      candidate=$(PYENV_VERSION=$version pyenv which python3 2>/dev/null) || continue
-      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo "$candidate"; return 0; }
-    done
-  fi
-  return 1
-}
-
 skip=""
-if PYTHON=$(python_for_kdbxtool); then
+if PYTHON=$("$ROOT/tests/python/find-python.sh"); then
   :
 else
   PYTHON=$(command -v python3)

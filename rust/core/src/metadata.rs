@@ -291,6 +291,13 @@ fn kind_of(file_type: &std::fs::FileType) -> &'static str {
 /// a regular file; the temporary file is removed on every error.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     check_replaceable(path)?;
+    let tmp = write_temporary(path, bytes)?;
+    install(&tmp, path)
+}
+
+/// Writes `bytes` to a new file beside `path` (random name, `O_EXCL`, `O_NOFOLLOW`, mode 0600) and
+/// fsyncs it; [`install`] puts it in place. The file is removed again when writing fails.
+pub fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()?));
@@ -300,12 +307,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&tmp)?;
-    let written = out.write_all(bytes).and_then(|()| out.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
-    if written.is_err() {
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.sync_all()) {
         let _ = std::fs::remove_file(&tmp);
-        return written;
+        return Err(e);
+    }
+    Ok(tmp)
+}
+
+/// Renames `tmp` (made by [`write_temporary`]) over `path`, a regular file or nothing, and fsyncs
+/// the directory; `tmp` is removed when that fails.
+pub fn install(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    let renamed = check_replaceable(path).and_then(|()| std::fs::rename(tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(tmp);
+        return renamed;
     }
     // The new file is in place; a directory that cannot be synced only weakens durability.
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let _ = File::open(dir).and_then(|d| d.sync_all());
     Ok(())
 }

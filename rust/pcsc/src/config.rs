@@ -12,7 +12,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::{KeyRecord, PersistentHandle};
+use keepassxc_tpm::{metadata, KeyRecord, PersistentHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -245,44 +245,21 @@ impl RecordedKey {
     }
 }
 
-/// Writes `content` to a new file beside `path` (mode 0600, as the core keeps its metadata files;
-/// the directory is made 0755 when missing) and fsyncs it; [`install`] puts it in place. Only root
-/// may write where the driver reads, so the temporary name need not be secret.
+/// Writes `content` to a new file beside `path` (the core's [`metadata::write_temporary`]: mode
+/// 0600, as the core keeps its metadata files; the directory is made 0755 when missing) and fsyncs
+/// it; [`install`] puts it in place.
 pub fn write_temporary(path: &Path, content: &FileContent) -> std::io::Result<PathBuf> {
-    use std::io::Write;
     use std::os::unix::fs::DirBuilderExt;
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
-    let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     let text = serde_json::to_string_pretty(content).map_err(std::io::Error::other)?;
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
-    let written = out.write_all(text.as_bytes()).and_then(|()| out.sync_all());
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    Ok(tmp)
+    metadata::write_temporary(path, text.as_bytes())
 }
 
-/// Renames the file [`write_temporary`] made over `path` and fsyncs the directory.
+/// Renames the file [`write_temporary`] made over `path` (a regular file or nothing) and fsyncs the
+/// directory.
 pub fn install(tmp: &Path, path: &Path) -> std::io::Result<()> {
-    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.file_type().is_file()) {
-        let _ = std::fs::remove_file(tmp);
-        return Err(std::io::Error::other("it is not a regular file; move it away"));
-    }
-    std::fs::rename(tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(tmp);
-    })?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-    Ok(())
+    metadata::install(tmp, path).map_err(|e| std::io::Error::other(format!("{e}; move it away")))
 }
 
 /// The path the reader.conf.d entry's DEVICENAME gives, else the default.
