@@ -25,7 +25,9 @@
 //! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
 //!   kept session; a ReadPublic before a connection's first challenge of a key checks its name),
 //!   the salted session computed in Rust from the key's pinned record; any doubt falls back to the
-//!   ESYS path above.
+//!   ESYS path above. Its transport and parser also list the keys (`tpm/store.rs`: GetCapability,
+//!   then one ReadPublic per handle, the names kept for the challenges' check); behind a resource
+//!   manager, listing also starts the kept session, so the challenge after it is the HMAC alone.
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use keepassxc_tpm::{Algorithm, Metadata, Tpm, TpmOptions};
+use swtpm_fixture::commands::{CONTEXT_LOAD, CONTEXT_SAVE};
 use swtpm_fixture::{tpm2, Abrmd, CommandLog, Swtpm};
 
 const CHILD: &str = "KEEPASSXC_TPM_TEST_CHILD";
@@ -56,8 +57,20 @@ fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address());
     std::env::set_var("TSS2_LOG", "all+none");
 
-    let mut tpm = through_abrmd(&abrmd, &metadata);
     let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[3u8; 32]));
+    // KeePassXC lists the keys when its unlock dialog opens: the session is started and the key
+    // checked then, so the challenge after the click is the HMAC alone (the resource manager's own
+    // saving and loading of the session's context around it aside).
+    let mut tpm = through_abrmd(&abrmd, &metadata);
+    assert_eq!(tpm.list_keys().unwrap().len(), 1);
+    proxy.clear();
+    assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
+    let sent: Vec<u32> = proxy.commands();
+    let by_client: Vec<u32> = sent.iter().copied().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c)).collect();
+    assert_eq!(by_client, [HMAC], "the click after listing: {sent:x?}");
+    drop(tpm);
+
+    let mut tpm = through_abrmd(&abrmd, &metadata);
     assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
     proxy.clear();
     assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);

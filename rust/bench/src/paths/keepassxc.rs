@@ -91,10 +91,16 @@ impl crate::Bench {
             return;
         };
         self.notes.push(format!("keepassxc-cli: {}", cli.display()));
-        // Run from its build tree, the fork is told where its backend is (it never searches there).
-        if std::env::var_os("KEEPASSXC_TPM_BACKEND").is_none() {
-            std::env::set_var("KEEPASSXC_TPM_BACKEND", tree.join("cargo/release/libkeepassxc_tpm_backend.so"));
-        }
+        // Run from its build tree, the fork is told where its backend is (it never searches there):
+        // the one just built beside this benchmark (the code measured everywhere else; the interface
+        // is versioned), else the fork's own copy. Only its processes are told: the bridge rows
+        // measured after these keep loading the backend beside this benchmark.
+        let backend = std::env::var_os("KEEPASSXC_TPM_BACKEND").map(PathBuf::from).unwrap_or_else(|| {
+            let beside =
+                std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join("libkeepassxc_tpm_backend.so")));
+            beside.filter(|p| p.is_file()).unwrap_or_else(|| tree.join("cargo/release/libkeepassxc_tpm_backend.so"))
+        });
+        self.notes.push(format!("keepassxc-cli's TPM backend: {}", backend.display()));
         let dir = self.out.join("unlock");
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::create_dir_all(&dir);
@@ -105,7 +111,12 @@ impl crate::Bench {
             let input = format!("{DB_PASSWORD}\n");
             for (db, key) in [(&tpm_db, serial.as_str()), (&plain_db, "none")] {
                 run_process(
-                    Command::new(&make_db).arg(db).arg(key).arg("Bench").env("TPM2TOOLS_TCTI", &self.direct),
+                    Command::new(&make_db)
+                        .arg(db)
+                        .arg(key)
+                        .arg("Bench")
+                        .env("TPM2TOOLS_TCTI", &self.direct)
+                        .env("KEEPASSXC_TPM_BACKEND", &backend),
                     Some(input.as_bytes()),
                 )?;
                 self.flush_after("");
@@ -128,7 +139,7 @@ impl crate::Bench {
             if with_key {
                 c.args(["--yubikey", &serial]);
             }
-            c.arg(db).env("TPM2TOOLS_TCTI", tcti);
+            c.arg(db).env("TPM2TOOLS_TCTI", tcti).env("KEEPASSXC_TPM_BACKEND", &backend);
             c
         };
         let result = (|| {

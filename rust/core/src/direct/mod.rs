@@ -82,15 +82,65 @@ impl Direct {
     /// connection, its name checked against the hash of its public area, as ESYS checks it.
     pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Failure> {
         if !self.names.contains_key(&handle) {
-            let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Failure::Io)?;
-            let answer = wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
-            let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(answer.public)].concat();
-            if answer.public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || answer.name != computed {
-                return Err(Failure::Refused(0));
-            }
-            self.names.insert(handle, computed);
+            let (_, name) = self.public_at(handle)?;
+            self.names.insert(handle, name);
         }
         Ok(&self.names[&handle])
+    }
+
+    /// The public area (TPMT_PUBLIC) and TPM name of the object at `handle`: one ReadPublic,
+    /// the name checked against the hash of the public area (SHA-256 names only). Not cached:
+    /// see [`Direct::remember`].
+    pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+        let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Failure::Io)?;
+        let answer = wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+        let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(answer.public)].concat();
+        if answer.public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || answer.name != computed {
+            return Err(Failure::Refused(0));
+        }
+        Ok((answer.public.to_vec(), computed))
+    }
+
+    /// The name this connection knows for `handle`, if it read one (no command).
+    pub(crate) fn known_name(&self, handle: u32) -> Option<&[u8]> {
+        self.names.get(&handle).map(Vec::as_slice)
+    }
+
+    /// Keeps `name`, read by [`Direct::public_at`], as the name of the object at `handle` for
+    /// this connection's name checks.
+    pub(crate) fn remember(&mut self, handle: u32, name: Vec<u8>) {
+        self.names.insert(handle, name);
+    }
+
+    /// One page of the handles in use from `first` on (TPM_CAP_HANDLES), and whether there are more.
+    pub(crate) fn handles(&mut self, first: u32, count: u32) -> Result<(bool, Vec<u32>), Failure> {
+        let command = wire::get_capability(wire::CAP_HANDLES, first, count);
+        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
+        wire::handles_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)
+    }
+
+    /// The value of the TPM property `property` (TPM_CAP_TPM_PROPERTIES), if the TPM says it.
+    pub(crate) fn property(&mut self, property: u32) -> Result<Option<u32>, Failure> {
+        let command = wire::get_capability(wire::CAP_TPM_PROPERTIES, property, 1);
+        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
+        let properties =
+            wire::properties_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+        Ok(properties.into_iter().find(|&(p, _)| p == property).map(|(_, value)| value))
+    }
+
+    /// Starts the session the next challenge of a key salted by `salt_key` will use, when the
+    /// session is kept and a resource manager flushes it with the connection (so a session
+    /// started ahead is never left loaded): the challenge itself is then the HMAC alone.
+    pub(crate) fn prepare(&mut self, salt_key: &SaltKey) -> Result<(), Failure> {
+        if !(self.keep && self.transport.flushes_on_close()) {
+            return Ok(());
+        }
+        if self.session.as_ref().is_some_and(|s| s.salted_by == salt_key.x) {
+            return Ok(());
+        }
+        self.end_session();
+        self.session = Some(self.start_session(salt_key)?);
+        Ok(())
     }
 
     /// Forgets what this connection read about `handle` (the object there may have changed).

@@ -1,4 +1,4 @@
-//! The bytes of the four commands the direct path sends (TPM 2.0 Part 3: ReadPublic,
+//! The bytes of the commands the direct path sends (TPM 2.0 Part 3: GetCapability, ReadPublic,
 //! StartAuthSession, HMAC, FlushContext) and a reader for their responses that checks every length against what is
 //! left, so a short, long or garbled answer is an error and never a panic or an over-read.
 
@@ -7,6 +7,11 @@ pub const CC_START_AUTH_SESSION: u32 = 0x176;
 pub const CC_HMAC: u32 = 0x155;
 pub const CC_FLUSH_CONTEXT: u32 = 0x165;
 pub const CC_READ_PUBLIC: u32 = 0x173;
+pub const CC_GET_CAPABILITY: u32 = 0x17A;
+
+/// Capabilities (Part 2, 6.12): handles in use, and the TPM's properties.
+pub const CAP_HANDLES: u32 = 0x0000_0001;
+pub const CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
 const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
@@ -111,6 +116,13 @@ pub fn flush_context(handle: u32) -> Vec<u8> {
 pub fn read_public(handle: u32) -> Vec<u8> {
     let mut c = Command::new(ST_NO_SESSIONS, CC_READ_PUBLIC);
     c.u32(handle);
+    c.finish()
+}
+
+/// TPM2_GetCapability of up to `count` entries of `capability`, from `property` on.
+pub fn get_capability(capability: u32, property: u32, count: u32) -> Vec<u8> {
+    let mut c = Command::new(ST_NO_SESSIONS, CC_GET_CAPABILITY);
+    c.u32(capability).u32(property).u32(count);
     c.finish()
 }
 
@@ -225,6 +237,52 @@ pub fn public_answer(response: &[u8]) -> Result<Result<PublicAnswer<'_>, u32>, M
     Ok(Ok(PublicAnswer { public, name }))
 }
 
+/// What TPM2_GetCapability answers for `capability`: whether there is more, and the list's
+/// entries of `entry_size` bytes (a handle: 4; a tagged property: 8). The count must be exactly
+/// what follows, and moreData a TPMI_YES_NO.
+fn capability_answer(
+    response: &[u8],
+    capability: u32,
+    entry_size: usize,
+) -> Result<Result<(bool, &[u8]), u32>, Malformed> {
+    let (tag, code, mut r) = header(response)?;
+    if code != 0 {
+        return Ok(Err(code));
+    }
+    if tag != ST_NO_SESSIONS {
+        return Err(Malformed("a session in the answer"));
+    }
+    let more = match r.u8("moreData")? {
+        0 => false,
+        1 => true,
+        _ => return Err(Malformed("moreData is not yes or no")),
+    };
+    if r.u32("the capability")? != capability {
+        return Err(Malformed("another capability than asked for"));
+    }
+    let count = r.u32("the count")? as usize;
+    let entries = r.bytes(count.checked_mul(entry_size).ok_or(Malformed("the count"))?, "the list")?;
+    r.done()?;
+    Ok(Ok((more, entries)))
+}
+
+/// The handles a TPM_CAP_HANDLES answer lists, and whether there are more.
+pub fn handles_answer(response: &[u8]) -> Result<Result<(bool, Vec<u32>), u32>, Malformed> {
+    Ok(capability_answer(response, CAP_HANDLES, 4)?.map(|(more, entries)| {
+        (more, entries.chunks_exact(4).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]])).collect())
+    }))
+}
+
+/// The (property, value) pairs a TPM_CAP_TPM_PROPERTIES answer lists.
+pub fn properties_answer(response: &[u8]) -> Result<Result<Vec<(u32, u32)>, u32>, Malformed> {
+    Ok(capability_answer(response, CAP_TPM_PROPERTIES, 8)?.map(|(_, entries)| {
+        entries
+            .chunks_exact(8)
+            .map(|p| (u32::from_be_bytes([p[0], p[1], p[2], p[3]]), u32::from_be_bytes([p[4], p[5], p[6], p[7]])))
+            .collect()
+    }))
+}
+
 /// What TPM2_HMAC answers with one session: the parameter bytes (the encrypted digest, as
 /// TPM2B) and the session's nonce, attributes and HMAC.
 pub struct HmacAnswer<'a> {
@@ -277,6 +335,12 @@ mod tests {
                 prop_assert!(answer.parameters.len() >= 2);
             }
             let _ = session_handle_in(&bytes);
+            if let Ok(Ok((_, handles))) = handles_answer(&bytes) {
+                prop_assert!(handles.len() * 4 + 19 == bytes.len());
+            }
+            if let Ok(Ok(properties)) = properties_answer(&bytes) {
+                prop_assert!(properties.len() * 8 + 19 == bytes.len());
+            }
             if let Ok(Ok(answer)) = public_answer(&bytes) {
                 prop_assert!(answer.public.len() + answer.name.len() + 16 <= bytes.len());
             }
@@ -309,5 +373,33 @@ mod tests {
         assert!(session_started(&long).is_err());
         let error = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x8E];
         assert_eq!(session_started(&error).unwrap(), Err(0x98E));
+    }
+
+    #[test]
+    fn a_handle_list_must_be_as_long_as_its_count() {
+        let mut ok = vec![0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2];
+        ok.extend([0x81, 0, 0, 1, 0x81, 0, 1, 0]);
+        let size = (ok.len() as u32).to_be_bytes();
+        ok[2..6].copy_from_slice(&size);
+        assert_eq!(handles_answer(&ok).unwrap().unwrap(), (false, vec![0x8100_0001, 0x8100_0100]));
+        for cut in 0..ok.len() {
+            // Cut as an interposer would, with the size field made to match.
+            let mut cut_answer = ok[..cut].to_vec();
+            if cut >= 6 {
+                let size = (cut as u32).to_be_bytes();
+                cut_answer[2..6].copy_from_slice(&size);
+            }
+            assert!(handles_answer(&cut_answer).is_err(), "cut at {cut}");
+        }
+        let mut more = ok.clone();
+        more[10] = 2;
+        assert!(handles_answer(&more).is_err(), "moreData must be yes or no");
+        let mut other = ok.clone();
+        other[14] = 6;
+        assert!(handles_answer(&other).is_err(), "another capability");
+        assert!(properties_answer(&ok).is_err());
+        let c = get_capability(CAP_HANDLES, 0x8100_0000, 64);
+        assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
+        assert_eq!(u32::from_be_bytes([c[6], c[7], c[8], c[9]]), CC_GET_CAPABILITY);
     }
 }

@@ -4,7 +4,7 @@ use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::challenge::{ChallengeRule, SlotMode};
 use crate::direct::{Direct, Failure, SaltKey};
 use crate::error::{Error, Result};
-use crate::key::{describe, Object};
+use crate::key::{describe, KeyInfo, Object};
 use crate::pinned::{recorded_public, PinnedKey};
 use crate::rc::{self, codes};
 use crate::secret::Pin;
@@ -141,6 +141,46 @@ impl Tpm {
         }
     }
 
+    /// Behind a resource manager (which flushes a connection's sessions when it closes, so
+    /// nothing started ahead can be left loaded), after listing `keys`: the salted session their
+    /// challenges will use is started now and kept, and each key is checked against its record
+    /// with the name the listing read (no command), so that the challenge after the user's click
+    /// is the HMAC alone. Best effort, and never an authorisation: a key that cannot be prepared
+    /// (no complete record, a record naming another key, a PCR policy) is checked when challenged.
+    pub(super) fn prepare_challenges(&mut self, keys: &[KeyInfo]) {
+        if !(self.tcti.flushes_on_close() && self.bus_encryption) {
+            return;
+        }
+        let (mut direct_ready, mut esys_ready) = (false, false);
+        for key in keys {
+            let handle = key.handle;
+            let plan = if self.direct_path && self.direct.is_some() { self.direct_plan(handle) } else { None };
+            if let Some((key_name, salt_key, _, _)) = plan {
+                // The direct path will serve it, if the TPM's name is the record's.
+                if !direct_ready && self.tpm_name(handle).as_deref() == Some(&key_name[..]) {
+                    match self.direct.as_mut().map(|direct| direct.prepare(&salt_key)) {
+                        Some(Ok(())) => direct_ready = true,
+                        Some(Err(Failure::Io)) => self.direct = None,
+                        _ => {}
+                    }
+                }
+                continue;
+            }
+            // The ESYS path: only keys ESYS already resolved, with a record that needs nothing
+            // more from the TPM (no ReadPublic, no storage key to pin now).
+            let Some(&object) = self.known.get(&handle) else { continue };
+            let complete = matches!(self.metadata.get(handle), Ok(Some(record))
+                if record.key_public.is_some() && record.storage_key_name.is_some());
+            if key.policy_bound || !complete {
+                continue;
+            }
+            let Ok(pinned) = self.pinned_key(handle, object) else { continue };
+            if !esys_ready && self.session_reuse && self.encrypting_session(&pinned).is_ok() {
+                esys_ready = true;
+            }
+        }
+    }
+
     /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
     /// command), each checked against its pinned name; `None` when the direct path may not serve
     /// it. The caller checks the key's name against the TPM's.
@@ -165,7 +205,7 @@ impl Tpm {
     /// The TPM's name of the object at `handle`, as this connection knows it: from ESYS when it
     /// resolved the handle (no command), else read by the direct path (one ReadPublic per
     /// handle and connection). `None` when it cannot be read: the ESYS path then says why.
-    fn tpm_name(&mut self, handle: PersistentHandle) -> Option<Vec<u8>> {
+    pub(super) fn tpm_name(&mut self, handle: PersistentHandle) -> Option<Vec<u8>> {
         if let Some(&object) = self.known.get(&handle) {
             return hex::decode(self.name_of(object).ok()?).ok();
         }

@@ -82,11 +82,22 @@ impl Tpm {
     /// label).
     pub(crate) fn labelled(&mut self, mut info: KeyInfo) -> KeyInfo {
         let Ok(Some(record)) = self.metadata.get(info.handle) else { return info };
-        let name = self.resolve(info.handle).and_then(|object| self.name_of(object)).ok();
+        let name = self.listed_name(info.handle);
         if name.is_some() && record.key_name == name {
             info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));
         }
         info
+    }
+
+    /// The TPM name (hex) of the object at `handle` as this connection read it: from ESYS, or
+    /// from the direct path's listing (no command); else resolved through ESYS (one ReadPublic).
+    fn listed_name(&mut self, handle: PersistentHandle) -> Option<String> {
+        if !self.known.contains_key(&handle) {
+            if let Some(name) = self.direct.as_ref().and_then(|d| d.known_name(handle.value())) {
+                return Some(hex::encode(name));
+            }
+        }
+        self.resolve(handle).and_then(|object| self.name_of(object)).ok()
     }
 
     /// Gives the key at `handle` the label `label` (or, with `None`, none), in its record.

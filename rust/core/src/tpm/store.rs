@@ -1,11 +1,19 @@
-//! Listing keys (the `impl Tpm` of [`crate::store`]).
+//! Listing keys (the `impl Tpm` of [`crate::store`]). Where the direct path speaks the TCTI
+//! (`/dev/tpmrm0`, swtpm), the list, the count and each public area are read and parsed here
+//! (one GetCapability for the handles, one for the count, one ReadPublic per handle), and the
+//! names they give are the ones the direct path checks before a connection's first HMAC on a
+//! handle; anything the direct path cannot read or parse is read again through ESYS.
 
 use crate::address::{PersistentHandle, OWNER_PERSISTENT};
+use crate::direct::{Direct, Failure};
 use crate::error::{Error, Result};
-use crate::key::{KeyInfo, Object};
+use crate::key::{describe, KeyInfo, Object};
+use crate::rc::{self, codes};
+use tss_esapi::constants::tss::TPM2_PT_HR_PERSISTENT;
 use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::TpmHandle;
-use tss_esapi::structures::CapabilityData;
+use tss_esapi::structures::{CapabilityData, Public};
+use tss_esapi::traits::{Marshall, UnMarshall};
 
 use super::Tpm;
 
@@ -24,9 +32,14 @@ impl Tpm {
     /// questions: a mismatch is asked again before it counts.)
     pub fn persistent_handles(&mut self) -> Result<Vec<u32>> {
         let mut mismatch = None;
+        let mut direct = self.listing_direct();
         for _ in 0..LIST_ATTEMPTS {
-            let mut all = self.all_persistent_handles()?;
-            let counted = self.persistent_count()?;
+            let read = if direct { self.direct_persistent_handles() } else { None };
+            direct = read.is_some();
+            let (mut all, counted) = match read {
+                Some(read) => read,
+                None => (self.all_persistent_handles()?, self.persistent_count()?),
+            };
             if counted == Some(all.len() as u32) {
                 all.retain(|h| OWNER_PERSISTENT.contains(h));
                 return Ok(all);
@@ -38,6 +51,42 @@ impl Tpm {
             "the TPM listed {listed} persistent objects but counts {}: its answer was malformed or altered",
             counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
         )))
+    }
+
+    /// The direct path for listing, opened if need be; `false` where it does not speak the TCTI
+    /// (or is switched off): ESYS lists.
+    fn listing_direct(&mut self) -> bool {
+        if self.direct_path && self.direct.is_none() {
+            self.direct = Direct::open(&self.tcti, self.session_reuse);
+        }
+        self.direct_path && self.direct.is_some()
+    }
+
+    /// Every persistent handle and the TPM's count of them, read and parsed by the direct path;
+    /// `None` when it could not (a malformed answer, a TPM error, a busy TPM): ESYS asks again.
+    fn direct_persistent_handles(&mut self) -> Option<(Vec<u32>, Option<u32>)> {
+        let direct = self.direct.as_mut()?;
+        let read = (|| {
+            let mut all = Vec::new();
+            let mut next = PERSISTENT_FIRST;
+            loop {
+                let (more, values) = direct.handles(next, HANDLES_PER_CALL)?;
+                all.extend(values.iter().copied().filter(|h| (PERSISTENT_FIRST..=PERSISTENT_LAST).contains(h)));
+                match values.last() {
+                    Some(&last) if more && last < PERSISTENT_LAST => next = last + 1,
+                    _ => break,
+                }
+            }
+            Ok((all, direct.property(TPM2_PT_HR_PERSISTENT)?))
+        })();
+        match read {
+            Ok(read) => Some(read),
+            Err(Failure::Io) => {
+                self.direct = None;
+                None
+            }
+            Err(Failure::Refused(_)) => None,
+        }
     }
 
     fn all_persistent_handles(&mut self) -> Result<Vec<u32>> {
@@ -66,18 +115,29 @@ impl Tpm {
 
     /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed
     /// data) are skipped.
+    ///
+    /// Behind a resource manager, the keys' first challenges are prepared too (their names
+    /// were just read; the salted session is started now and kept), so that a challenge after
+    /// listing, when KeePassXC's user clicks Unlock, is the HMAC alone.
     pub fn list_keys(&mut self) -> Result<Vec<KeyInfo>> {
         let handles = self.persistent_handles()?;
-        self.keys_among(&handles)
+        let keys = self.keys_among(&handles)?;
+        self.prepare_challenges(&keys);
+        Ok(keys)
     }
 
     /// The HMAC keys among `handles` (as [`Tpm::persistent_handles`] lists them), for a caller
     /// that needs both without asking the TPM for the list twice.
     pub fn keys_among(&mut self, handles: &[u32]) -> Result<Vec<KeyInfo>> {
         let mut keys = Vec::new();
+        let direct = self.listing_direct();
         for &value in handles {
             let handle = PersistentHandle::new(value)?;
-            match self.object_at(handle) {
+            let object = match direct.then(|| self.direct_object_at(handle)).flatten() {
+                Some(object) => object,
+                None => self.object_at(handle),
+            };
+            match object {
                 Ok(Object::Hmac(info)) => keys.push(self.labelled(info)),
                 // Kept resolved: the SRK is needed again to salt the session.
                 Ok(Object::Other { .. }) => {}
@@ -87,6 +147,41 @@ impl Tpm {
             }
         }
         Ok(keys)
+    }
+}
+
+impl Tpm {
+    /// What is stored at `handle`, read by the direct path (one ReadPublic, the name checked
+    /// against the public area's hash and kept as the name the direct path checks), the public
+    /// area parsed by tss-esapi as ESYS's would be. `None` when the direct path cannot tell
+    /// (no answer, a name algorithm other than SHA-256, an answer that does not parse): ESYS
+    /// reads it instead.
+    fn direct_object_at(&mut self, handle: PersistentHandle) -> Option<Result<Object>> {
+        let direct = self.direct.as_mut()?;
+        let (public, name) = match direct.public_at(handle.value()) {
+            Ok(read) => read,
+            Err(Failure::Refused(code)) if rc::tpm_code(code) == Some(codes::HANDLE) => {
+                self.forget(handle);
+                return Some(Err(Error::EmptyHandle { handle }));
+            }
+            Err(Failure::Io) => {
+                self.direct = None;
+                return None;
+            }
+            Err(Failure::Refused(_)) => return None,
+        };
+        // Read exactly as ESYS reads it: the name is the hash of these bytes and nothing else.
+        let parsed = Public::unmarshall(&public).ok().filter(|p| p.marshall().ok().as_ref() == Some(&public))?;
+        // Another object than this connection knew at the handle: forget what it knew.
+        let known = match self.known.get(&handle).copied() {
+            Some(object) => self.name_of(object).ok().and_then(|n| hex::decode(n).ok()),
+            None => self.direct.as_ref()?.known_name(handle.value()).map(<[u8]>::to_vec),
+        };
+        if known.is_some_and(|known| known != name) {
+            self.forget(handle);
+        }
+        self.direct.as_mut()?.remember(handle.value(), name);
+        Some(Ok(describe(handle, &parsed)))
     }
 }
 
