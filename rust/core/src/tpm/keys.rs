@@ -159,27 +159,24 @@ impl Tpm {
             .transpose()
             .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
 
-        let parent = self.storage_parent(true)?;
-        // Pinned so that challenges can tell this storage key from a stand-in.
-        let parent_name = self.name_of(parent.handle.into());
-        let parent_public = if parent.is_transient() {
-            None
-        } else {
-            self.public_at(PersistentHandle::new(crate::address::SRK_HANDLE)?).ok()
-        };
-        // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
-        // in a session salted with the parent, with parameter decryption on.
-        let created = self.create_encrypted(parent.handle, &template, auth, sensitive);
-        let loaded = created.and_then(|key| {
-            self.with_password(|tpm| {
+        let (loaded, public, parent_name, parent_public) = self.with_parent(true, |tpm, parent| {
+            // Pinned so that challenges can tell this storage key from a stand-in.
+            let parent_name = tpm.name_of(parent.handle.into());
+            let parent_public = if parent.is_transient() {
+                None
+            } else {
+                tpm.public_at(PersistentHandle::new(crate::address::SRK_HANDLE)?).ok()
+            };
+            // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
+            // in a session salted with the parent, with parameter decryption on.
+            let key = tpm.create_encrypted(parent.handle, &template, auth, sensitive)?;
+            let loaded = tpm.with_password(|tpm| {
                 tpm.run("loading the key", |ctx| {
                     ctx.load(parent.handle, key.out_private.clone(), key.out_public.clone())
                 })
-            })
-            .map(|loaded| (loaded, key.out_public))
-        });
-        self.release_parent(parent);
-        let (loaded, public) = loaded?;
+            })?;
+            Ok((loaded, key.out_public, parent_name, parent_public))
+        })?;
         let loaded: ObjectHandle = loaded.into();
 
         let (handle, persisted) = self.persist(loaded, handle, spec.handle.is_none());

@@ -17,7 +17,7 @@ impl Tpm {
     /// 0x81000001 when that handle is empty (as systemd does), so later sessions need no
     /// CreatePrimary. On the challenge path nothing is checked or changed: a wrong object
     /// fails StartAuthSession, and the pinned name catches a different one.
-    pub(crate) fn storage_parent(&mut self, provisioning: bool) -> Result<Parent> {
+    fn storage_parent(&mut self, provisioning: bool) -> Result<Parent> {
         let srk = PersistentHandle::new(SRK_HANDLE)?;
         let found = if provisioning {
             match self.object_at(srk) {
@@ -80,7 +80,20 @@ impl Tpm {
         }
     }
 
-    pub(crate) fn release_parent(&mut self, parent: Parent) {
+    /// Runs `f` with the storage parent ([`Tpm::storage_parent`]); a transient one is flushed when
+    /// `f` returns, on every path: the parent lives as long as this call.
+    pub(crate) fn with_parent<T>(
+        &mut self,
+        provisioning: bool,
+        f: impl FnOnce(&mut Tpm, &Parent) -> Result<T>,
+    ) -> Result<T> {
+        let parent = self.storage_parent(provisioning)?;
+        let result = f(self, &parent);
+        self.release_parent(parent);
+        result
+    }
+
+    fn release_parent(&mut self, parent: Parent) {
         if parent.transient {
             let _ = self.ctx.flush_context(ObjectHandle::from(parent.handle));
         }

@@ -29,11 +29,9 @@ impl Tpm {
     pub(crate) fn policy_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
         let selection = selection(&key.record.pcrs)?;
         let session = if self.bus_encryption {
-            let salt = self.pinned_salt_key(key)?;
-            let started =
-                self.salted_session(Some(salt.handle), SessionType::Policy, SessionUse::Challenge { keep: false });
-            self.release_parent(salt);
-            started?
+            self.with_salt_key(key, |tpm, salt| {
+                tpm.salted_session(Some(salt.handle), SessionType::Policy, SessionUse::Challenge { keep: false })
+            })?
         } else {
             self.salted_session(None, SessionType::Policy, SessionUse::Plain)?
         };

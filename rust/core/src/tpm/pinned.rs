@@ -92,11 +92,8 @@ impl Tpm {
     /// The name of the storage key that salts sessions now and, when it is the persistent SRK,
     /// its public area (hex), as a record pins them.
     pub(crate) fn storage_key_pin(&mut self) -> Result<(Option<String>, Option<String>)> {
-        let parent = self.storage_parent(false)?;
-        let name = self.name_of(parent.handle.into());
-        let persistent = !parent.is_transient();
-        self.release_parent(parent);
-        let name = name?;
+        let (name, persistent) =
+            self.with_parent(false, |tpm, parent| Ok((tpm.name_of(parent.handle.into())?, !parent.is_transient())))?;
         let public = if persistent {
             let public = self.public_at(PersistentHandle::new(SRK_HANDLE)?)?;
             public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes))
@@ -106,21 +103,19 @@ impl Tpm {
         Ok((Some(name), public))
     }
 
-    /// The storage key to salt a session with, refused before anything is encrypted to it
-    /// unless it has the pinned name.
-    pub(crate) fn pinned_salt_key(&mut self, key: &PinnedKey) -> Result<Parent> {
-        let parent = self.storage_parent(false)?;
-        match self.name_of(parent.handle.into()) {
-            Ok(name) if name == key.storage_key_name() => Ok(parent),
-            Ok(_) => {
-                self.release_parent(parent);
-                Err(Error::StorageKeyChanged { handle: key.info.handle })
+    /// Runs `f` with the storage key to salt a session for `key` with, refused before anything is
+    /// encrypted to it unless it has the pinned name; flushed afterwards when transient.
+    pub(crate) fn with_salt_key<T>(
+        &mut self,
+        key: &PinnedKey,
+        f: impl FnOnce(&mut Tpm, &Parent) -> Result<T>,
+    ) -> Result<T> {
+        self.with_parent(false, |tpm, parent| {
+            if tpm.name_of(parent.handle.into())? != key.storage_key_name() {
+                return Err(Error::StorageKeyChanged { handle: key.info.handle });
             }
-            Err(e) => {
-                self.release_parent(parent);
-                Err(e)
-            }
-        }
+            f(tpm, parent)
+        })
     }
 
     pub(crate) fn metadata_path(&self) -> String {

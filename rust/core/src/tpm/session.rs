@@ -22,12 +22,11 @@ impl Tpm {
             }
             self.end_session();
         }
-        let salt = self.pinned_salt_key(key)?;
         let keep = self.session_reuse;
-        let started = self.salted_session(Some(salt.handle), SessionType::Hmac, SessionUse::Challenge { keep });
         // A session stays salted after its salt key is flushed.
-        self.release_parent(salt);
-        let handle = started?;
+        let handle = self.with_salt_key(key, |tpm, salt| {
+            tpm.salted_session(Some(salt.handle), SessionType::Hmac, SessionUse::Challenge { keep })
+        })?;
         self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned() });
         Ok(handle)
     }
