@@ -13,6 +13,7 @@ use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::Public;
 use tss_esapi::structures::{Auth, MaxBuffer};
+use tss_esapi::Context;
 use zeroize::Zeroizing;
 
 use super::Tpm;
@@ -240,18 +241,18 @@ impl Tpm {
         } else {
             AuthSession::Password
         };
-        self.ctx.set_sessions((Some(session), None, None));
-        let result = self.call(|ctx| ctx.hmac(object, message.clone(), HashingAlgorithm::Null));
-        self.ctx.clear_sessions();
-        match &result {
-            Ok(_) if policy => self.forget_ended_session(session),
-            Ok(_) if self.bus_encryption => self.session_used(),
-            // A policy session ends by itself only when its command succeeds.
-            Err(_) if policy => {
-                self.flush_session(session);
+        let hmac = |ctx: &mut Context| ctx.hmac(object, message.clone(), HashingAlgorithm::Null);
+        let result = if policy {
+            // A policy session is used up by the command it authorises.
+            self.call_in_one_shot_session(session, hmac)
+        } else {
+            // The encrypting session: kept, or ended by the HMAC (a failure ends it in the caller).
+            let result = self.call_in_session(session, hmac);
+            if result.is_ok() && self.bus_encryption {
+                self.session_used();
             }
-            _ => {}
-        }
+            result
+        };
         result
             .map(|digest| Zeroizing::new(digest.value().to_vec()))
             .map_err(|(code, e)| (code, rc::classify("computing the HMAC", e, self.tcti.as_str())))

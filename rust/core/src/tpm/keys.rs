@@ -275,15 +275,9 @@ impl Tpm {
         sensitive: Option<SensitiveData>,
     ) -> Result<tss_esapi::structures::CreateKeyResult> {
         let session = self.salted_session(Some(parent), SessionType::Hmac, SessionUse::Provisioning)?;
-        self.ctx.set_sessions((Some(session), None, None));
-        let created =
-            self.call(|ctx| ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None));
-        self.ctx.clear_sessions();
-        // Not continued: the session ends with a successful command.
-        match &created {
-            Ok(_) => self.forget_ended_session(session),
-            Err(_) => self.flush_session(session),
-        }
+        let created = self.call_in_one_shot_session(session, |ctx| {
+            ctx.create(parent, template.clone(), auth.clone(), sensitive.clone(), None, None)
+        });
         created.map_err(|(_, e)| rc::classify("creating the key", e, self.tcti.as_str()))
     }
 

@@ -9,6 +9,7 @@ use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle};
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::SymmetricDefinition;
+use tss_esapi::Context;
 
 use super::Tpm;
 
@@ -66,6 +67,34 @@ impl Tpm {
             return Err(e);
         }
         Ok(handle)
+    }
+
+    /// Runs one command (`f`, with [`Tpm::call`]'s retries) authorised by `session`, a session that
+    /// the command ends (it is not continued): forgotten when the command succeeded, flushed when
+    /// it failed, so that it never stays loaded whatever happens.
+    pub(crate) fn call_in_one_shot_session<T>(
+        &mut self,
+        session: AuthSession,
+        f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
+        let result = self.call_in_session(session, f);
+        match &result {
+            Ok(_) => self.forget_ended_session(session),
+            Err(_) => self.flush_session(session),
+        }
+        result
+    }
+
+    /// Runs one command (`f`, with [`Tpm::call`]'s retries) authorised by `session`.
+    pub(crate) fn call_in_session<T>(
+        &mut self,
+        session: AuthSession,
+        f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
+    ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
+        self.ctx.set_sessions((Some(session), None, None));
+        let result = self.call(f);
+        self.ctx.clear_sessions();
+        result
     }
 
     /// After a challenge: the session ended with it unless it is kept.
