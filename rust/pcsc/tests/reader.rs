@@ -120,7 +120,12 @@ fn status(answer: &[u8]) -> u16 {
 
 /// One APDU through IFDHTransmitToICC.
 fn transmit(lun: Dword, apdu: &[u8]) -> (ResponseCode, Vec<u8>) {
-    let mut rx = vec![0u8; 261];
+    transmit_into(lun, apdu, 261)
+}
+
+/// One APDU through IFDHTransmitToICC with a receive buffer of `capacity` bytes.
+fn transmit_into(lun: Dword, apdu: &[u8], capacity: usize) -> (ResponseCode, Vec<u8>) {
+    let mut rx = vec![0u8; capacity];
     let mut rx_length = rx.len() as Dword;
     let pci = ScardIoHeader { protocol: 2, length: 8 };
     // SAFETY: the buffers are ours and their lengths are given as they are.
@@ -202,23 +207,8 @@ fn keepassxc_and_yubikit_get_the_tpm_hmac_through_the_entry_points() {
     assert_eq!(transmit(lun, &hmac_apdu(&yubikit_block(&seed_0x20))).1[..20], hmac_sha1(&seed_0x20)[..]);
 
     // The answer fits only a buffer big enough; a reset deselects the applet.
-    let mut small = [0u8; 4];
-    let mut small_length = small.len() as Dword;
-    let pci = ScardIoHeader { protocol: 2, length: 8 };
     let apdu = hmac_apdu(&test_block);
-    // SAFETY: our buffers, their lengths given as they are.
-    let rv = unsafe {
-        IFDHTransmitToICC(
-            lun,
-            pci,
-            apdu.as_ptr(),
-            apdu.len() as Dword,
-            small.as_mut_ptr(),
-            &mut small_length,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(rv, IFD_ERROR_INSUFFICIENT_BUFFER);
+    assert_eq!(transmit_into(lun, &apdu, 4).0, IFD_ERROR_INSUFFICIENT_BUFFER);
     // SAFETY: as above.
     assert_eq!(unsafe { IFDHPowerICC(lun, IFD_RESET, atr.as_mut_ptr(), &mut atr_length) }, IFD_SUCCESS);
     assert_eq!(transmit(lun, &apdu).1, [0x6A, 0x82], "nothing selected after a reset");
