@@ -319,12 +319,16 @@ fn which_keys_stock_keepassxc_sees_through_the_pcsc_driver_and_why_not() {
     };
     run(&["create", "--handle", "0x81000100"]);
     run(&["create", "--handle", "0x81000101"]);
+    let pin_file = swtpm.dir().join("pin");
+    std::fs::write(&pin_file, "2468\n").unwrap();
+    run(&["create", "--handle", "0x81000102", "--pin-file", pin_file.to_str().unwrap()]);
     run(&["pcsc", "enable", "--handle", "0x81000100", "--config", config_arg]);
     let json = |out: &Output| serde_json::from_str::<Value>(&stdout(out)).unwrap();
     let report = json(&doctor(&swtpm, &["--json", "--pcsc-config", config_arg]));
     let keys = findings_of(&report, "pcsc-keys");
     assert!(keys.iter().any(|(v, d)| v == "ok" && d.contains("0x81000100 (--yubikey 1:2164261120)")), "{keys:?}");
     assert!(keys.iter().any(|(v, d)| v == "note" && d.contains("0x81000101: not enabled")), "{keys:?}");
+    assert!(keys.iter().any(|(v, d)| v == "note" && d.contains("0x81000102: it has a PIN")), "{keys:?}");
 
     // The enabled key is evicted around the project and another made at its handle: the driver
     // would not serve it (its pinned name differs), and doctor says so as a problem.

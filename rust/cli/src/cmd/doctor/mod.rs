@@ -80,7 +80,7 @@ pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
     let facts = tpm::check(worker, &mut findings);
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
     findings.push(host::backend(args.backend.as_deref()));
-    findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref().map(|f| f.hmac_keys.as_slice())));
+    findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref()));
 
     let problems = findings.iter().filter(|f| f.verdict == Verdict::Problem).count();
     if args.json {

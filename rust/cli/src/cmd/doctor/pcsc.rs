@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 use keepassxc_tpm::{Error, Metadata, PersistentHandle, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 use keepassxc_tpm_pcsc::config;
 
+use super::tpm::Facts;
 use super::Finding;
 use crate::cmd::pcsc::READER_CONF;
 
 /// The file name of the driver, as pcscd's memory map shows it once loaded.
 const DRIVER_FILE: &str = "libkeepassxc_tpm_pcsc.so";
 
-/// The driver's findings. `hmac_keys`: the HMAC keys in the TPM (`None` when it did not answer).
-pub fn check(config_path: &Path, hmac_keys: Option<&[String]>) -> Vec<Finding> {
+/// The driver's findings. `tpm`: what the TPM said (`None` when it did not answer).
+pub fn check(config_path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
     let mut findings = match registered_library() {
         Some(library) => vec![driver(&library), pcscd()],
         None => vec![Finding::note(
@@ -24,7 +25,7 @@ pub fn check(config_path: &Path, hmac_keys: Option<&[String]>) -> Vec<Finding> {
             ),
         )],
     };
-    findings.extend(keys(config_path, hmac_keys));
+    findings.extend(keys(config_path, tpm));
     findings
 }
 
@@ -90,7 +91,7 @@ fn process_named(name: &str) -> Option<u32> {
 
 /// Which keys the driver serves; each enabled key checked against the TPM as the driver will (its
 /// name against the pinned one, no authorisation sent); each HMAC key not served, and why.
-fn keys(path: &Path, hmac_keys: Option<&[String]>) -> Vec<Finding> {
+fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
     let shown = path.display();
     if std::fs::File::open(path).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) {
         return vec![Finding::note("pcsc-keys", format!("only root may read {shown}: sudo tpm-hmac doctor"))];
@@ -163,8 +164,12 @@ fn keys(path: &Path, hmac_keys: Option<&[String]>) -> Vec<Finding> {
     let enabled = |h: &String| {
         config.served.iter().any(|k| k.handle.to_string() == *h) || config.refused.iter().any(|(r, _)| r == h)
     };
-    for handle in hmac_keys.unwrap_or_default().iter().filter(|h| !enabled(h)) {
-        hidden.push(format!("{handle}: not enabled (sudo tpm-hmac pcsc enable --handle {handle})"));
+    for handle in tpm.map(|t| t.hmac_keys.as_slice()).unwrap_or_default().iter().filter(|h| !enabled(h)) {
+        if tpm.is_some_and(|t| t.pin_keys.contains(handle)) {
+            hidden.push(format!("{handle}: it has a PIN, which a card cannot ask for (use it in the KeePassXC fork)"));
+        } else {
+            hidden.push(format!("{handle}: not enabled (sudo tpm-hmac pcsc enable --handle {handle})"));
+        }
     }
     if !hidden.is_empty() {
         findings.push(Finding::note("pcsc-keys", format!("the PC/SC driver does not serve {}", hidden.join("; "))));

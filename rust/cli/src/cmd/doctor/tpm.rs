@@ -21,6 +21,8 @@ pub struct Facts {
     pub handles: Vec<String>,
     /// The HMAC keys among them.
     pub hmac_keys: Vec<String>,
+    /// Those of them that need a PIN.
+    pub pin_keys: Vec<String>,
     srk: String,
     lockout_failures: u32,
     lockout_max_failures: u32,
@@ -37,18 +39,21 @@ struct Answers {
     da: DaStatus,
     handles: Vec<u32>,
     hmac_keys: Vec<PersistentHandle>,
+    pin_keys: Vec<PersistentHandle>,
 }
 
 /// Asks the TPM (one connection, a few read-only commands) and adds what it found to `findings`.
 pub fn check(worker: &CliWorker, findings: &mut Vec<Finding>) -> Option<Facts> {
     let answers = worker.run(|tpm| {
         let handles = tpm.persistent_handles()?;
+        let keys = tpm.keys_among(&handles)?;
         Ok(Answers {
             tcti: tpm.tcti().clone(),
             facts: tpm.facts()?,
             srk: tpm.srk_state()?,
             da: tpm.da_status()?,
-            hmac_keys: tpm.keys_among(&handles)?.into_iter().map(|k| k.handle).collect(),
+            pin_keys: keys.iter().filter(|k| k.needs_pin()).map(|k| k.handle).collect(),
+            hmac_keys: keys.into_iter().map(|k| k.handle).collect(),
             handles,
         })
     });
@@ -70,7 +75,7 @@ pub fn check(worker: &CliWorker, findings: &mut Vec<Finding>) -> Option<Facts> {
     findings.push(room(&answers));
     findings.push(lockout(&answers.da));
     findings.push(pcr_banks(&answers.facts.pcr_banks));
-    let Answers { tcti, facts, srk, da, handles, hmac_keys } = answers;
+    let Answers { tcti, facts, srk, da, handles, hmac_keys, pin_keys } = answers;
     Some(Facts {
         tcti: tcti.to_string(),
         firmware: facts.firmware_version(),
@@ -80,6 +85,7 @@ pub fn check(worker: &CliWorker, findings: &mut Vec<Finding>) -> Option<Facts> {
         persistent_free: facts.persistent_free,
         handles: handles.iter().map(|h| format!("0x{h:08x}")).collect(),
         hmac_keys: hmac_keys.iter().map(ToString::to_string).collect(),
+        pin_keys: pin_keys.iter().map(ToString::to_string).collect(),
         srk: format!("{srk:?}"),
         lockout_failures: da.failures,
         lockout_max_failures: da.max_failures,
