@@ -44,7 +44,7 @@ fn status_of(kind: ErrorKind) -> u32 {
 
 /// The keys as JSON, or (status, message).
 pub fn list_keys() -> Result<String, (u32, String)> {
-    let keys = with_tpm(|tpm| tpm.list_keys()).map_err(|e| (status_of(e.kind()), e.to_string()))?;
+    let keys = with_tpm(|tpm| tpm.list_keys()).map_err(|e| (status_of(e.kind()), e.explained()))?;
     let summaries: Vec<KeySummary> = keys.iter().map(KeySummary::from).collect();
     serde_json::to_string(&summaries).map_err(|e| (status::TPM_ERROR, e.to_string()))
 }
@@ -57,7 +57,7 @@ pub fn challenge(
     pin: Option<&[u8]>,
     response: &mut [u8],
 ) -> Result<usize, (u32, String)> {
-    let fail = |e: keepassxc_tpm::Error| (status_of(e.kind()), e.to_string());
+    let fail = |e: keepassxc_tpm::Error| (status_of(e.kind()), e.explained());
     let handle = PersistentHandle::from_address(serial, slot).map_err(|bad| fail(bad.into()))?;
     let pin = pin.map(Pin::new).transpose().map_err(fail)?;
     let challenge = challenge.to_vec();

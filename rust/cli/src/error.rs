@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use keepassxc_tpm::Error;
+use keepassxc_tpm::{Error, Hint};
 
 pub enum CliError {
     /// What the core reported.
@@ -25,6 +25,12 @@ impl fmt::Display for CliError {
             CliError::Tpm(e) => e,
         };
         write!(f, "{e}")?;
+        // The core's remedy, in this front end's words where it has its own.
+        match (e.hint(), own_words(e)) {
+            (_, Some(words)) => write!(f, "; {words}")?,
+            (Some(hint), None) => write!(f, "; {hint}")?,
+            (None, None) => {}
+        }
         match remedy(e) {
             Some(remedy) => write!(f, "; {remedy}"),
             None => Ok(()),
@@ -32,7 +38,15 @@ impl fmt::Display for CliError {
     }
 }
 
-/// What this front end tells a user to do about `e`, when it can tell more than the error does.
+/// The core's remedy for `e` as this front end says it (with its commands), where it says it so.
+fn own_words(e: &Error) -> Option<&'static str> {
+    match e.hint()? {
+        Hint::FreeSlot => Some("delete a key you no longer need with `tpm-hmac delete --handle HANDLE`"),
+        _ => None,
+    }
+}
+
+/// What this front end adds about `e` (its flags and commands), beyond the core's remedy.
 pub fn remedy(e: &Error) -> Option<&'static str> {
     Some(match e {
         Error::NoTpm { .. } | Error::UnknownTcti { .. } => "pick another TPM with --tcti or TPM2TOOLS_TCTI",
@@ -41,7 +55,6 @@ pub fn remedy(e: &Error) -> Option<&'static str> {
         }
         Error::PinRequired { .. } => "type it when asked, or give --pin-file",
         Error::PinNeedsEncryption { .. } => "leave out --no-bus-encryption",
-        Error::NoFreeHandle { .. } => "delete a key you no longer need with `tpm-hmac delete --handle HANDLE`",
         Error::EmptyHandle { .. } | Error::NotHmacKey { .. } => "run `tpm-hmac list` to see the HMAC keys in this TPM",
         _ => return None,
     })

@@ -272,33 +272,15 @@ impl From<BadHandle> for Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NoTpm { tcti, detail } => write!(
-                f,
-                "no TPM reachable through {tcti} ({detail}); check that the TPM is enabled in the firmware \
-                 or that the simulator runs"
-            ),
-            Error::Timeout { seconds } => write!(
-                f,
-                "the TPM did not answer within {seconds} s; it may be hung or busy: try again, and if it persists \
-                 restart the TPM resource manager (tpm2-abrmd) or the computer"
-            ),
-            Error::UnknownTcti { tcti } => write!(
-                f,
-                "unknown TCTI \"{tcti}\"; use e.g. device:/dev/tpmrm0, tabrmd:, swtpm:host=127.0.0.1,port=2321"
-            ),
-            Error::TctiOption { tcti, option, understood } => write!(
-                f,
-                "the TCTI \"{tcti}\" has the option \"{option}\", which cannot be passed on to tpm2-tss; \
-                 name the TPM with {understood} only"
-            ),
-            Error::PermissionDenied { device, group: Some(group) } => write!(
-                f,
-                "permission denied opening {device}; add yourself to the \"{group}\" group \
-                 (sudo usermod -aG {group} $USER) and log in again"
-            ),
-            Error::PermissionDenied { device, group: None } => {
-                write!(f, "permission denied opening {device}; ask your administrator for access to it")
+            Error::NoTpm { tcti, detail } => write!(f, "no TPM reachable through {tcti} ({detail})"),
+            Error::Timeout { seconds } => {
+                write!(f, "the TPM did not answer within {seconds} s; it may be hung or busy")
             }
+            Error::UnknownTcti { tcti } => write!(f, "unknown TCTI \"{tcti}\""),
+            Error::TctiOption { tcti, option, .. } => {
+                write!(f, "the TCTI \"{tcti}\" has the option \"{option}\", which cannot be passed on to tpm2-tss")
+            }
+            Error::PermissionDenied { device, .. } => write!(f, "permission denied opening {device}"),
             Error::BadHandle(bad) => write!(f, "{bad}"),
             Error::EmptyHandle { handle } => write!(f, "no key at {handle} (was it deleted, or the TPM cleared?)"),
             Error::NotHmacKey { handle, what } => write!(f, "the TPM object at {handle} is {what}, not an HMAC key"),
@@ -308,11 +290,11 @@ impl fmt::Display for Error {
                 write!(f, "no free persistent slot ({detail})")
             }
             Error::Lockout { rc, interval_seconds } => {
-                write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X}); ")?;
-                if let Some(s) = interval_seconds.filter(|s| *s > 0) {
-                    write!(f, "it allows another try after {s} s (one failure is forgotten every {s} s), ")?;
+                write!(f, "the TPM is locked after too many wrong PINs (TPM_RC_LOCKOUT, 0x{rc:08X})")?;
+                match interval_seconds.filter(|s| *s > 0) {
+                    Some(s) => write!(f, "; it allows another try after {s} s (one failure is forgotten every {s} s)"),
+                    None => Ok(()),
                 }
-                write!(f, "or the TPM owner can reset it with: tpm2_dictionarylockout --clear-lockout")
             }
             Error::AuthFailed { rc, tries_left } => {
                 write!(f, "wrong PIN (0x{rc:08X})")?;
@@ -330,8 +312,7 @@ impl fmt::Display for Error {
             Error::NoPinEntered => write!(f, "no PIN was entered (an empty PIN is never sent to the TPM)"),
             Error::PolicyFailed { rc } => write!(
                 f,
-                "the boot state (PCR values) changed since the key was created, so the TPM refuses it (0x{rc:08X}); \
-                 boot as before (e.g. the same Secure Boot settings), or re-import the key from its recovery code"
+                "the boot state (PCR values) changed since the key was created, so the TPM refuses it (0x{rc:08X})"
             ),
             Error::PolicyUnknown { rc } => {
                 write!(
@@ -341,30 +322,27 @@ impl fmt::Display for Error {
                 if *rc != 0 {
                     write!(f, " (0x{rc:08X})")?;
                 }
-                write!(f, "; restore that file, or re-import the key from its recovery code")
+                Ok(())
             }
             Error::BadAnswer { operation, rc } => write!(
                 f,
                 "{operation}: the TPM's answer is malformed or failed its integrity check (0x{rc:08X}); it may \
-                 have been altered on the way between TPM and CPU: try again, and do not unlock here if it persists"
+                 have been altered on the way between TPM and CPU"
             ),
             Error::SessionRejected { rc } => write!(
                 f,
                 "the TPM rejected the session that authorises the key (0x{rc:08X}): its answers may have been \
-                 altered on the way between TPM and CPU; try again, and do not unlock here if it persists"
+                 altered on the way between TPM and CPU"
             ),
             Error::BadSecret { reason } => write!(f, "bad secret: {reason}"),
             Error::BadLabel { reason } => write!(f, "bad label: {reason}"),
-            Error::Metadata { path, reason } => write!(
-                f,
-                "the keepassxc-tpm metadata file {path} cannot be used: {reason}; fix it or move it away \
-                 (keys are then pinned again on their next use)"
-            ),
+            Error::Metadata { path, reason } => {
+                write!(f, "the keepassxc-tpm metadata file {path} cannot be used: {reason}")
+            }
             Error::RecordMismatch { handle, path } => write!(
                 f,
                 "the key at {handle} is not the key recorded for it in {path}: this is another TPM, the key was \
-                 replaced, or something between TPM and CPU answers for it; if you replaced it yourself, remove \
-                 the entry for {handle} from that file"
+                 replaced, or something between TPM and CPU answers for it"
             ),
             Error::PinNeedsEncryption { handle } => write!(
                 f,
@@ -377,25 +355,19 @@ impl fmt::Display for Error {
             Error::NotRecorded { handle, removed: false, cause } => write!(
                 f,
                 "the key at {handle} was made but its record could not be saved ({cause}), and removing it \
-                 failed too: delete the key at {handle} and try again"
+                 failed too"
             ),
             Error::StorageKeyChanged { handle } => write!(
                 f,
                 "the TPM's storage key is not the one {handle} was created under: this is a different TPM, or \
-                 something between TPM and CPU is answering for it; if you replaced the SRK at 0x81000001 \
-                 yourself, remove the entry for {handle} from the keepassxc-tpm metadata file (it is pinned \
-                 again on the next use)"
+                 something between TPM and CPU is answering for it"
             ),
             Error::ChallengeTooLong { len } => {
                 write!(f, "the challenge has {len} bytes; a YubiKey-compatible slot accepts at most 64")
             }
-            Error::OutOfMemory { operation, rc } => write!(
-                f,
-                "{operation}: the TPM has no room for another loaded object (0x{rc:08X}); \
-                 a program that was killed may have left objects or sessions loaded: free them with \
-                 `tpm2_flushcontext -t -l -s` (or restart the simulator), and use a resource manager \
-                 (/dev/tpmrm0, or tpm2-abrmd) so that this cannot happen"
-            ),
+            Error::OutOfMemory { operation, rc } => {
+                write!(f, "{operation}: the TPM has no room for another loaded object (0x{rc:08X})")
+            }
             Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
             Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),
             Error::NoRandomness { detail } => {
@@ -406,3 +378,138 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// What a person can do about an [`Error`]: the kind of remedy, which each front end says in its
+/// own words (the CLI with its flags, Python with its arguments, KeePassXC's driver in its
+/// dialog); its `Display` is the wording for a front end with none of its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Hint {
+    /// Enable the TPM in the firmware, or start the simulator.
+    EnableTpm,
+    /// Try again; restart the resource manager or the computer if it persists.
+    RetryOrRestart,
+    /// Name the TPM with a TCTI string of a known kind.
+    KnownTcti,
+    /// Name the TPM with these options only.
+    TctiOptions {
+        /// The options the TCTI module takes.
+        understood: String,
+    },
+    /// Join the group that owns the TPM device, and log in again.
+    JoinGroup {
+        /// The group.
+        group: String,
+    },
+    /// Ask the administrator for access to the TPM device.
+    AskForAccess,
+    /// Free a persistent slot by deleting a key.
+    FreeSlot,
+    /// Have the TPM owner reset the dictionary-attack lockout (or wait until it lets a try through).
+    ResetLockout,
+    /// Boot as before, or re-import the key from its recovery code.
+    BootAsBefore,
+    /// Restore the metadata file, or re-import the key from its recovery code.
+    RestoreRecord,
+    /// Try again, and do not unlock here if it persists: something may alter the TPM's answers.
+    DistrustTheBus,
+    /// Fix the metadata file or move it away.
+    FixMetadataFile,
+    /// The key at `handle` was replaced on purpose: remove its record.
+    RemoveRecord {
+        /// The key's handle.
+        handle: PersistentHandle,
+    },
+    /// The SRK was replaced on purpose: remove the record of the key at `handle`.
+    StorageKeyReplaced {
+        /// The key's handle.
+        handle: PersistentHandle,
+    },
+    /// Delete the half-made key at `handle` and try again.
+    DeleteAndRetry {
+        /// The key's handle.
+        handle: PersistentHandle,
+    },
+    /// Free the TPM's transient objects, and use a resource manager.
+    FlushTransients,
+}
+
+impl Error {
+    /// What a person can do about this error, if anything (see [`Hint`]).
+    pub fn hint(&self) -> Option<Hint> {
+        Some(match self {
+            Error::NoTpm { .. } => Hint::EnableTpm,
+            Error::Timeout { .. } => Hint::RetryOrRestart,
+            Error::UnknownTcti { .. } => Hint::KnownTcti,
+            Error::TctiOption { understood, .. } => Hint::TctiOptions { understood: understood.clone() },
+            Error::PermissionDenied { group: Some(group), .. } => Hint::JoinGroup { group: group.clone() },
+            Error::PermissionDenied { group: None, .. } => Hint::AskForAccess,
+            Error::NoFreeHandle { .. } => Hint::FreeSlot,
+            Error::Lockout { .. } => Hint::ResetLockout,
+            Error::PolicyFailed { .. } => Hint::BootAsBefore,
+            Error::PolicyUnknown { .. } => Hint::RestoreRecord,
+            Error::BadAnswer { .. } | Error::SessionRejected { .. } => Hint::DistrustTheBus,
+            Error::Metadata { .. } => Hint::FixMetadataFile,
+            Error::RecordMismatch { handle, .. } => Hint::RemoveRecord { handle: *handle },
+            Error::StorageKeyChanged { handle } => Hint::StorageKeyReplaced { handle: *handle },
+            Error::NotRecorded { handle, removed: false, .. } => Hint::DeleteAndRetry { handle: *handle },
+            Error::NotRecorded { removed: true, cause, .. } => return cause.hint(),
+            Error::OutOfMemory { .. } => Hint::FlushTransients,
+            _ => return None,
+        })
+    }
+
+    /// What happened and, in the general wording, what to do about it: for front ends with no
+    /// words of their own.
+    pub fn explained(&self) -> String {
+        match self.hint() {
+            Some(hint) => format!("{self}; {hint}"),
+            None => self.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for Hint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hint::EnableTpm => write!(f, "check that the TPM is enabled in the firmware or that the simulator runs"),
+            Hint::RetryOrRestart => {
+                write!(f, "try again, and if it persists restart the TPM resource manager (tpm2-abrmd) or the computer")
+            }
+            Hint::KnownTcti => write!(f, "use e.g. device:/dev/tpmrm0, tabrmd:, swtpm:host=127.0.0.1,port=2321"),
+            Hint::TctiOptions { understood } => write!(f, "name the TPM with {understood} only"),
+            Hint::JoinGroup { group } => {
+                write!(f, "add yourself to the \"{group}\" group (sudo usermod -aG {group} $USER) and log in again")
+            }
+            Hint::AskForAccess => write!(f, "ask your administrator for access to it"),
+            Hint::FreeSlot => write!(f, "delete a key you no longer need"),
+            Hint::ResetLockout => {
+                write!(f, "or the TPM owner can reset it with: tpm2_dictionarylockout --clear-lockout")
+            }
+            Hint::BootAsBefore => write!(
+                f,
+                "boot as before (e.g. the same Secure Boot settings), or re-import the key from its recovery code"
+            ),
+            Hint::RestoreRecord => write!(f, "restore that file, or re-import the key from its recovery code"),
+            Hint::DistrustTheBus => write!(f, "try again, and do not unlock here if it persists"),
+            Hint::FixMetadataFile => {
+                write!(f, "fix it or move it away (keys are then pinned again on their next use)")
+            }
+            Hint::RemoveRecord { handle } => {
+                write!(f, "if you replaced it yourself, remove the entry for {handle} from that file")
+            }
+            Hint::StorageKeyReplaced { handle } => write!(
+                f,
+                "if you replaced the SRK at 0x81000001 yourself, remove the entry for {handle} from the \
+                 keepassxc-tpm metadata file (it is pinned again on the next use)"
+            ),
+            Hint::DeleteAndRetry { handle } => write!(f, "delete the key at {handle} and try again"),
+            Hint::FlushTransients => write!(
+                f,
+                "a program that was killed may have left objects or sessions loaded: free them with \
+                 `tpm2_flushcontext -t -l -s` (or restart the simulator), and use a resource manager \
+                 (/dev/tpmrm0, or tpm2-abrmd) so that this cannot happen"
+            ),
+        }
+    }
+}

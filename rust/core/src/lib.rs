@@ -37,7 +37,8 @@
 //! - `worker`: a connection on its own thread, with a timeout (tpm2-tss has none).
 //! - `da`: the dictionary-attack counters, for "2 tries left" and lockout times.
 //! - `inventory`: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
-//! - `error`: one error type; TSS return codes kept as 0x%08X; messages with remedies.
+//! - `error`: one error type; TSS return codes kept as 0x%08X; `Display` says what happened, and
+//!   [`Error::hint`] the kind of remedy ([`Hint`]), which each front end says in its own words.
 //!
 //! # Notes on code safety
 //! This crate has no `unsafe` code (`#![forbid(unsafe_code)]`); all FFI is inside tss-esapi.
@@ -72,7 +73,7 @@ mod worker;
 pub use address::{BadHandle, PersistentHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
 pub use da::DaStatus;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Hint, Result};
 pub use inventory::{SrkState, TpmFacts};
 pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};

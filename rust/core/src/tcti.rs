@@ -204,7 +204,7 @@ mod tests {
         assert_eq!(refused("swtpm:path=/run/swtpm/tpm.sock"), "path=/run/swtpm/tpm.sock");
         assert_eq!(refused("mssim:host=127.0.0.1,prot=2321"), "prot=2321");
         assert_eq!(refused("tabrmd:bus_type=session,bus=x"), "bus=x");
-        let message = Tcti::parse("swtpm:path=/s").unwrap_err().to_string();
+        let message = Tcti::parse("swtpm:path=/s").unwrap_err().explained();
         assert!(message.contains("\"path=/s\"") && message.contains("with host, port only"), "{message}");
         for unknown in ["cmd:tpm2_tool", "nonsense", "swtpm:port=notanumber", ""] {
             assert!(matches!(Tcti::parse(unknown), Err(Error::UnknownTcti { .. })), "{unknown:?}");

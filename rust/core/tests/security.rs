@@ -151,7 +151,7 @@ fn a_record_naming_another_key_fails_closed_before_any_session() {
     edit_record(&swtpm, key, |r| r["key_name"] = Value::from(format!("000b{}", "00".repeat(32))));
     let proxy = CommandLog::start(swtpm.port());
     match open_at(&swtpm, &proxy.tcti()).challenge(key, b"x") {
-        Err(e @ Error::RecordMismatch { .. }) => assert!(e.to_string().contains("remove the entry"), "{e}"),
+        Err(e @ Error::RecordMismatch { .. }) => assert!(e.explained().contains("remove the entry"), "{e}"),
         other => panic!("{other:?}"),
     }
     assert!(!proxy.commands().contains(&START_AUTH_SESSION), "no session salted: {:x?}", proxy.commands());

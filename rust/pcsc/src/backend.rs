@@ -90,8 +90,8 @@ impl Backend {
             | ErrorKind::PinRequired
             | ErrorKind::PolicyFailed
             | ErrorKind::StorageKeyChanged
-            | ErrorKind::Metadata => Failure::Refused(e.to_string()),
-            _ => Failure::Unavailable(e.to_string()),
+            | ErrorKind::Metadata => Failure::Refused(e.explained()),
+            _ => Failure::Unavailable(e.explained()),
         }
     }
 }

@@ -56,7 +56,7 @@ fn to_py(e: Error) -> PyErr {
         Error::PinRequired { .. } => "; pass pin= (a str, bytes, or a callable that returns it)",
         _ => "",
     };
-    let message = format!("{e}{remedy}");
+    let message = format!("{}{remedy}", e.explained());
     match e.kind() {
         ErrorKind::NoTpm | ErrorKind::PermissionDenied => NoTpm::new_err(message),
         ErrorKind::NoSuchKey | ErrorKind::BadHandle => NoSuchKey::new_err(message),

@@ -17,7 +17,7 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let record_left = tpm.run(move |tpm| tpm.delete_key(handle))?;
     eprintln!("Deleted the key at {handle}. Databases protected only by it can no longer be opened with it.");
     if let Some(e) = record_left {
-        eprintln!("tpm-hmac: warning: the key's record could not be removed: {e}");
+        eprintln!("tpm-hmac: warning: the key's record could not be removed: {}", e.explained());
     }
     Ok(())
 }

@@ -29,7 +29,7 @@ pub fn check(tcti: Option<&Result<Tcti, keepassxc_tpm::Error>>) -> Vec<Finding> 
             Some(device) => findings.push(device_access(device)),
             None => findings.push(Finding::note("device", format!("not used: the TCTI is {tcti}"))),
         },
-        Some(Err(e)) => findings.push(Finding::note("device", format!("not used: {e}"))),
+        Some(Err(e)) => findings.push(Finding::note("device", format!("not used: {}", e.explained()))),
         None => match DEVICES.iter().map(Path::new).find(|d| d.exists()) {
             Some(device) => findings.push(device_access(device)),
             None => findings.push(Finding::problem(

@@ -133,15 +133,16 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
                         Err(e @ (Error::RecordMismatch { .. } | Error::EmptyHandle { .. })) => {
                             broken.push(format!("{handle}: {}", not_the_enabled_key(&e)))
                         }
-                        Err(e) => broken.push(format!("{handle}: {e}")),
+                        Err(e) => broken.push(format!("{handle}: {}", e.explained())),
                     }
                 }
             }
             Err(e) => findings.push(Finding::problem(
                 "pcsc-keys",
                 format!(
-                    "the TPM the driver uses ({}) does not answer: {e}",
-                    config.tcti.as_deref().unwrap_or("default")
+                    "the TPM the driver uses ({}) does not answer: {}",
+                    config.tcti.as_deref().unwrap_or("default"),
+                    e.explained()
                 ),
                 "see the connection lines above",
             )),

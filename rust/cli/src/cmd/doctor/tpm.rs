@@ -61,7 +61,7 @@ pub fn check(worker: &CliWorker, findings: &mut Vec<Finding>) -> Option<Facts> {
         Ok(answers) => answers,
         Err(crate::error::CliError::Tpm(e)) => {
             let fix = remedy(&e).unwrap_or("see the lines above").to_owned();
-            findings.push(Finding::problem("connection", e.to_string(), fix));
+            findings.push(Finding::problem("connection", e.explained(), fix));
             return None;
         }
         Err(e) => {
