@@ -52,7 +52,7 @@ mod ffi {
     /// One TPM HMAC key as KeePassXC addresses it: read from the backend's JSON, the key summary
     /// `tpm-hmac list --json` prints too (its other fields are not needed here).
     #[derive(Deserialize)]
-    struct KeyInfo {
+    struct ListedKey {
         /// The persistent handle as an unsigned 32-bit number (always >= 0x81000000).
         serial: u32,
         /// Always 1: a TPM key has one "slot".
@@ -65,7 +65,7 @@ mod ffi {
         status: Status,
         /// Detail for the log (English, no secrets); empty on success.
         message: String,
-        keys: Vec<KeyInfo>,
+        keys: Vec<ListedKey>,
     }
 
     struct ChallengeResult {
@@ -98,7 +98,7 @@ mod ffi {
     }
 }
 
-use ffi::{ChallengeResult, KeyInfo, KeyList, Status};
+use ffi::{ChallengeResult, KeyList, ListedKey, Status};
 
 // Each status is the ABI's code for it.
 const _: () = {
@@ -137,7 +137,7 @@ pub fn list_keys() -> KeyList {
         || {
             let listed = loader::backend().and_then(|backend| backend.list_keys());
             match listed.and_then(|json| {
-                serde_json::from_str::<Vec<KeyInfo>>(&json)
+                serde_json::from_str::<Vec<ListedKey>>(&json)
                     .map_err(|e| (status::TPM_ERROR, format!("bad key list: {e}")))
             }) {
                 Ok(keys) => KeyList { status: Status::Ok, message: String::new(), keys },

@@ -66,7 +66,7 @@ namespace
         return QString::fromUcs4(kept.constData(), kept.size()).simplified();
     }
 
-    QString displayName(const keepassxc_tpm::KeyInfo& info)
+    QString displayName(const keepassxc_tpm::ListedKey& info)
     {
         auto name = visibleName(toQString(info.display_name));
         if (!name.startsWith(QStringLiteral("TPM"))) {
