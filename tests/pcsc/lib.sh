@@ -265,7 +265,7 @@ pc_stock_keepassxc() {
   fi
   # Stock means Debian's own build: this project's package (2.7.4+dfsg.1-2+tpm1) has the TPM driver.
   installed=$(dpkg-query -W -f='${Version}' keepassxc)
-  if [[ "$installed" == *tpm* ]] || [ -e /usr/lib/x86_64-linux-gnu/keepassxc/libkeepassxc_tpm_backend.so ]; then
+  if [[ "$installed" == *tpm* ]] || [ -e "/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/keepassxc/libkeepassxc_tpm_backend.so" ]; then
     skip "the machine's keepassxc is this project's fork package ($installed), not Debian's stock one: apt install keepassxc=<Debian's version> to run this test"
   fi
   PC_STOCK_VERSION=$installed

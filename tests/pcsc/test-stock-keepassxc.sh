@@ -34,7 +34,7 @@ pc_need_root
 pc_need_tools unshare python3
 
 # Where the chroot's copy of the driver lives: the package's own paths (packaging/pcsc/keepassxc-tpm).
-CHROOT_DRIVER=/usr/lib/x86_64-linux-gnu/keepassxc-tpm/libkeepassxc_tpm_pcsc.so
+CHROOT_DRIVER=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH)/keepassxc-tpm/libkeepassxc_tpm_pcsc.so
 CHROOT_READER_CONF=/etc/reader.conf.d/keepassxc-tpm
 CHROOT_CONFIG=/etc/keepassxc-tpm/pcsc.json
 

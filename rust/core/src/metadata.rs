@@ -290,7 +290,6 @@ fn kind_of(file_type: &std::fs::FileType) -> &'static str {
 /// fsyncs it, renames it over `path` and fsyncs the directory. Refuses to replace anything but
 /// a regular file; the temporary file is removed on every error.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    check_replaceable(path)?;
     let tmp = write_temporary(path, bytes)?;
     install(&tmp, path)
 }
