@@ -2,7 +2,7 @@
 //! challenge (ours and the peers'), the TPM commands sent (counted by a logging proxy) and the
 //! median and p95 wall time (measured on a direct connection, without the proxy's extra hop).
 //! Prints a Markdown table with ratios to the raw TPM2_HMAC floor and to tpm2-tools and
-//! tpm2-pytss, the targets of issue 5, and writes it to build/bench/results.md.
+//! tpm2-pytss, the targets of issue 24, and writes it to build/bench/results.md.
 //!
 //! `tests/bench/run.sh` is the one command: it builds this and the `tpm-hmac` CLI in release
 //! mode, makes the tpm2-pytss venv, and runs this. No number here is asserted anywhere.
@@ -391,6 +391,11 @@ impl Bench {
             eprintln!("\n*** tpm2-pytss peer SKIPPED: {why} ***\n");
         }
     }
+}
+
+/// Whether `program` is on PATH.
+fn installed(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 fn key_handle() -> PersistentHandle {

@@ -14,18 +14,18 @@
 //! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a [`Tcti`] with [`TpmOptions`] (settings
 //!   given at open, for the connection's life); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
 //!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
-//!   `store.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
+//!   `listing.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
 //! - `address`: persistent handles and KeePassXC's (serial, slot) address.
 //! - `parent`: the storage parent keys are created under (SRK, else an ECC primary).
 //! - `key`: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
-//!   deleting keys: `tpm/keys.rs`; listing them: [`Tpm::list_keys`], `tpm/store.rs`).
+//!   deleting keys: `tpm/keys.rs`; listing them: [`Tpm::list_keys`], `tpm/listing.rs`).
 //!   `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
 //! - `challenge`: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
 //! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
 //!   kept session; a ReadPublic before a connection's first challenge of a key checks its name),
 //!   the salted session computed in Rust from the key's pinned record; any doubt falls back to the
-//!   ESYS path above. Its transport and parser also list the keys (`tpm/store.rs`: GetCapability,
+//!   ESYS path above. Its transport and parser also list the keys (`tpm/listing.rs`: GetCapability,
 //!   then one ReadPublic per handle, the names kept for the challenges' check); behind a resource
 //!   manager, listing also starts the kept session, so the challenge after it is the HMAC alone.
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).

@@ -27,6 +27,9 @@ pub(crate) mod codes {
 
 const LAYER_MASK: u32 = 0xFFFF_0000;
 const TCTI_LAYER: u32 = 10 << 16;
+/// TSS2_TCTI_RC_IO_ERROR: the connection failed. Also what the direct path's own transport
+/// reports when it cannot reach the TPM, as tpm2-tss's TCTI would.
+pub(crate) const TCTI_IO_ERROR: u32 = TCTI_LAYER | 0x0A;
 const RESMGR_TPM_LAYER: u32 = 11 << 16;
 const RESMGR_LAYER: u32 = 12 << 16;
 const ESYS_BAD_SEQUENCE: u32 = (7 << 16) | 7;

@@ -20,6 +20,7 @@ impl crate::Bench {
         self.warm_challenge_rows(runs);
         self.cli_challenge_rows();
         self.bridge_challenge_rows(runs);
+        self.click_behind_resource_manager_row();
         self.tools_challenge_row();
         self.pytss_rows(Group::Challenge, "challenge")?;
         // Breakdown of our paths.

@@ -2,8 +2,11 @@
 //! operation through the `tpm-hmac` CLI.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use keepassxc_tpm::{Tpm, TpmOptions};
+use swtpm_fixture::commands::{CONTEXT_LOAD, CONTEXT_SAVE};
+use swtpm_fixture::Abrmd;
 
 use crate::measure::time_loop;
 use crate::report::{Group, Kind, RowId};
@@ -65,6 +68,48 @@ impl crate::Bench {
             Ok(())
         })?;
         Ok((samples, Some(commands)))
+    }
+
+    /// (c) The unlock click behind a resource manager: tpm2-abrmd in front of the counting proxy
+    /// (so its times include the proxy's hop). The unlock dialog lists the keys (not timed), then
+    /// the click's challenge is timed and counted, a new connection per sample. The resource
+    /// manager's own ContextSave and ContextLoad around each command are its, not ours: they are
+    /// left out of the count.
+    pub(crate) fn click_behind_resource_manager_row(&mut self) {
+        let click = self.click_behind_resource_manager(self.opts.process_runs);
+        self.push(Group::Challenge, Kind::Ours, RowId::ClickBehindResourceManager, click);
+    }
+
+    fn click_behind_resource_manager(&self, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
+        for tool in ["tpm2-abrmd", "dbus-daemon"] {
+            if !crate::installed(tool) {
+                return Err(format!("{tool} is not installed").into());
+            }
+        }
+        let abrmd = Abrmd::start_at(&self.swtpm, &self.counted);
+        std::env::set_var("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address());
+        let options = TpmOptions::tcti(Some(abrmd.tcti()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (mut samples, mut commands) = (Samples::default(), None);
+        while samples.len() < runs {
+            let mut tpm = match Tpm::open(&options) {
+                Ok(tpm) => tpm,
+                Err(_) if samples.len() == 0 && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                Err(e) => return Err(format!("through tpm2-abrmd: {e}").into()),
+            };
+            tpm.list_keys()?;
+            self.log.clear();
+            let started = Instant::now();
+            let response = tpm.challenge(key_handle(), &self.seed)?;
+            samples.push(started.elapsed());
+            let sent = self.log.commands().into_iter().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c));
+            commands.get_or_insert(sent.collect());
+            self.check("the click behind tpm2-abrmd", &hex::encode(&response[..]))?;
+        }
+        Ok((samples, commands))
     }
 
     /// (b) cold, new process: the CLI.

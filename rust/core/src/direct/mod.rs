@@ -78,6 +78,11 @@ impl Direct {
         Some(Direct { transport, session: None, keep, names: HashMap::new() })
     }
 
+    /// Whether the TPM can be reached on this connection (no command is sent).
+    pub(crate) fn check_reachable(&self) -> std::io::Result<()> {
+        self.transport.check_reachable()
+    }
+
     /// The TPM name of the object at `handle`: one ReadPublic the first time on this
     /// connection, its name checked against the hash of its public area, as ESYS checks it.
     pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Failure> {
@@ -117,15 +122,6 @@ impl Direct {
         let command = wire::get_capability(wire::CAP_HANDLES, first, count);
         let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
         wire::handles_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)
-    }
-
-    /// The value of the TPM property `property` (TPM_CAP_TPM_PROPERTIES), if the TPM says it.
-    pub(crate) fn property(&mut self, property: u32) -> Result<Option<u32>, Failure> {
-        let command = wire::get_capability(wire::CAP_TPM_PROPERTIES, property, 1);
-        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
-        let properties =
-            wire::properties_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
-        Ok(properties.into_iter().find(|&(p, _)| p == property).map(|(_, value)| value))
     }
 
     /// Starts the session the next challenge of a key salted by `salt_key` will use, when the

@@ -39,6 +39,15 @@ impl Transport {
         matches!(self, Transport::ResourceManager(_))
     }
 
+    /// Whether the TPM can be reached: the device is open already; swtpm's command port
+    /// takes a connection (closed again at once, as tpm2-tss's swtpm TCTI checks it).
+    pub fn check_reachable(&self) -> std::io::Result<()> {
+        match self {
+            Transport::ResourceManager(_) => Ok(()),
+            Transport::Swtpm(address) => connect(address).map(drop),
+        }
+    }
+
     /// Sends `command` and returns the response.
     pub fn send(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
         match self {
@@ -50,8 +59,7 @@ impl Transport {
                 Ok(response)
             }
             Transport::Swtpm(address) => {
-                let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-                let mut stream = TcpStream::connect_timeout(&target, IO_TIMEOUT)?;
+                let mut stream = connect(address)?;
                 stream.set_read_timeout(Some(IO_TIMEOUT))?;
                 stream.set_write_timeout(Some(IO_TIMEOUT))?;
                 stream.write_all(command)?;
@@ -59,6 +67,12 @@ impl Transport {
             }
         }
     }
+}
+
+/// A new connection to swtpm's command port at `address` (`host:port`).
+fn connect(address: &str) -> std::io::Result<TcpStream> {
+    let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+    TcpStream::connect_timeout(&target, IO_TIMEOUT)
 }
 
 /// A response from a byte stream: the 10-byte header, then as many bytes as its size says.

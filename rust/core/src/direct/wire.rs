@@ -9,9 +9,8 @@ pub const CC_FLUSH_CONTEXT: u32 = 0x165;
 pub const CC_READ_PUBLIC: u32 = 0x173;
 pub const CC_GET_CAPABILITY: u32 = 0x17A;
 
-/// Capabilities (Part 2, 6.12): handles in use, and the TPM's properties.
+/// The capability of handles in use (Part 2, 6.12).
 pub const CAP_HANDLES: u32 = 0x0000_0001;
-pub const CAP_TPM_PROPERTIES: u32 = 0x0000_0006;
 
 const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
@@ -237,14 +236,9 @@ pub fn public_answer(response: &[u8]) -> Result<Result<PublicAnswer<'_>, u32>, M
     Ok(Ok(PublicAnswer { public, name }))
 }
 
-/// What TPM2_GetCapability answers for `capability`: whether there is more, and the list's
-/// entries of `entry_size` bytes (a handle: 4; a tagged property: 8). The count must be exactly
-/// what follows, and moreData a TPMI_YES_NO.
-fn capability_answer(
-    response: &[u8],
-    capability: u32,
-    entry_size: usize,
-) -> Result<Result<(bool, &[u8]), u32>, Malformed> {
+/// The handles a TPM_CAP_HANDLES answer lists, and whether there are more. The count must be
+/// exactly what follows, and moreData a TPMI_YES_NO: a cut or padded list is malformed.
+pub fn handles_answer(response: &[u8]) -> Result<Result<(bool, Vec<u32>), u32>, Malformed> {
     let (tag, code, mut r) = header(response)?;
     if code != 0 {
         return Ok(Err(code));
@@ -257,30 +251,13 @@ fn capability_answer(
         1 => true,
         _ => return Err(Malformed("moreData is not yes or no")),
     };
-    if r.u32("the capability")? != capability {
+    if r.u32("the capability")? != CAP_HANDLES {
         return Err(Malformed("another capability than asked for"));
     }
     let count = r.u32("the count")? as usize;
-    let entries = r.bytes(count.checked_mul(entry_size).ok_or(Malformed("the count"))?, "the list")?;
+    let entries = r.bytes(count.checked_mul(4).ok_or(Malformed("the count"))?, "the list")?;
     r.done()?;
-    Ok(Ok((more, entries)))
-}
-
-/// The handles a TPM_CAP_HANDLES answer lists, and whether there are more.
-pub fn handles_answer(response: &[u8]) -> Result<Result<(bool, Vec<u32>), u32>, Malformed> {
-    Ok(capability_answer(response, CAP_HANDLES, 4)?.map(|(more, entries)| {
-        (more, entries.chunks_exact(4).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]])).collect())
-    }))
-}
-
-/// The (property, value) pairs a TPM_CAP_TPM_PROPERTIES answer lists.
-pub fn properties_answer(response: &[u8]) -> Result<Result<Vec<(u32, u32)>, u32>, Malformed> {
-    Ok(capability_answer(response, CAP_TPM_PROPERTIES, 8)?.map(|(_, entries)| {
-        entries
-            .chunks_exact(8)
-            .map(|p| (u32::from_be_bytes([p[0], p[1], p[2], p[3]]), u32::from_be_bytes([p[4], p[5], p[6], p[7]])))
-            .collect()
-    }))
+    Ok(Ok((more, entries.chunks_exact(4).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]])).collect())))
 }
 
 /// What TPM2_HMAC answers with one session: the parameter bytes (the encrypted digest, as
@@ -338,9 +315,6 @@ mod tests {
             if let Ok(Ok((_, handles))) = handles_answer(&bytes) {
                 prop_assert!(handles.len() * 4 + 19 == bytes.len());
             }
-            if let Ok(Ok(properties)) = properties_answer(&bytes) {
-                prop_assert!(properties.len() * 8 + 19 == bytes.len());
-            }
             if let Ok(Ok(answer)) = public_answer(&bytes) {
                 prop_assert!(answer.public.len() + answer.name.len() + 16 <= bytes.len());
             }
@@ -397,7 +371,6 @@ mod tests {
         let mut other = ok.clone();
         other[14] = 6;
         assert!(handles_answer(&other).is_err(), "another capability");
-        assert!(properties_answer(&ok).is_err());
         let c = get_capability(CAP_HANDLES, 0x8100_0000, 64);
         assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
         assert_eq!(u32::from_be_bytes([c[6], c[7], c[8], c[9]]), CC_GET_CAPABILITY);

@@ -88,7 +88,9 @@ impl Tpm {
         }
         if pin.is_some() {
             // ESYS would keep the authValue with the key's handle for as long as the process lives.
-            let _ = self.ctx.tr_set_auth(object, Auth::default());
+            if let Some(ctx) = self.opened() {
+                let _ = ctx.tr_set_auth(object, Auth::default());
+            }
         }
         answer.map_err(|(code, error)| {
             self.end_session();
@@ -169,7 +171,7 @@ impl Tpm {
             }
             // The ESYS path: only keys ESYS already resolved, with a record that needs nothing
             // more from the TPM (no ReadPublic, no storage key to pin now).
-            let Some(&object) = self.known.get(&handle) else { continue };
+            let Some(object) = self.keys.object(handle) else { continue };
             let complete = matches!(self.metadata.get(handle), Ok(Some(record))
                 if record.key_public.is_some() && record.storage_key_name.is_some());
             if key.policy_bound || !complete {
@@ -186,7 +188,7 @@ impl Tpm {
     /// command), each checked against its pinned name; `None` when the direct path may not serve
     /// it. The caller checks the key's name against the TPM's.
     fn direct_plan(&mut self, handle: PersistentHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
-        let record = match self.records.get(&handle) {
+        let record = match self.keys.checked(handle) {
             Some(key) => key.record.clone(),
             None => self.metadata.get(handle).ok()??,
         };
@@ -207,7 +209,7 @@ impl Tpm {
     /// resolved the handle (no command), else read by the direct path (one ReadPublic per
     /// handle and connection). `None` when it cannot be read: the ESYS path then says why.
     pub(super) fn tpm_name(&mut self, handle: PersistentHandle) -> Option<Vec<u8>> {
-        if let Some(&object) = self.known.get(&handle) {
+        if let Some(object) = self.keys.object(handle) {
             return hex::decode(self.name_of(object).ok()?).ok();
         }
         match self.direct.as_mut()?.name_at(handle.value()) {

@@ -22,10 +22,11 @@ const PERSIST_ATTEMPTS: usize = 5;
 impl Tpm {
     /// The ESYS handle of the persistent object at `handle` (one ReadPublic the first time).
     pub(crate) fn resolve(&mut self, handle: PersistentHandle) -> Result<ObjectHandle> {
-        if let Some(object) = self.known.get(&handle) {
-            return Ok(*object);
+        if let Some(object) = self.keys.object(handle) {
+            return Ok(object);
         }
         let tpm_handle = persistent_tpm_handle(handle)?;
+        self.esys()?;
         let object = self.call(|ctx| ctx.tr_from_tpm_public(tpm_handle)).map_err(|(code, e)| {
             if rc::tpm_code(code) == Some(codes::HANDLE) {
                 Error::EmptyHandle { handle }
@@ -33,18 +34,19 @@ impl Tpm {
                 rc::classify("reading the object at the handle", e, self.tcti.as_str())
             }
         })?;
-        self.known.insert(handle, object);
+        self.keys.resolved(handle, object);
         Ok(object)
     }
 
     /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
     pub(crate) fn forget(&mut self, handle: PersistentHandle) {
-        self.records.remove(&handle);
         if let Some(direct) = &mut self.direct {
             direct.forget(handle.value());
         }
-        if let Some(mut object) = self.known.remove(&handle) {
-            let _ = self.ctx.tr_close(&mut object);
+        if let Some(mut object) = self.keys.forget(handle) {
+            if let Some(ctx) = self.opened() {
+                let _ = ctx.tr_close(&mut object);
+            }
         }
     }
 
@@ -92,7 +94,7 @@ impl Tpm {
     /// The TPM name (hex) of the object at `handle` as this connection read it: from ESYS, or
     /// from the direct path's listing (no command); else resolved through ESYS (one ReadPublic).
     fn listed_name(&mut self, handle: PersistentHandle) -> Option<String> {
-        if !self.known.contains_key(&handle) {
+        if self.keys.object(handle).is_none() {
             if let Some(name) = self.direct.as_ref().and_then(|d| d.known_name(handle.value())) {
                 return Some(hex::encode(name));
             }
@@ -110,7 +112,7 @@ impl Tpm {
         let mut record = metadata.get(handle)?.unwrap_or_else(|| key.record.clone());
         record.label = label;
         lock.set(handle, Some(&record))?;
-        self.records.remove(&handle);
+        self.keys.record_changed(handle);
         self.key_info(handle)
     }
 
@@ -181,7 +183,7 @@ impl Tpm {
 
         let (handle, persisted) = self.persist(loaded, handle, spec.handle.is_none());
         let object = persisted?;
-        self.known.insert(handle, object);
+        self.keys.resolved(handle, object);
         let recorded = (|| {
             let key_name = self.name_of(object)?;
             let key_public = crate::pinned::public_and_name(&public)
@@ -245,7 +247,9 @@ impl Tpm {
                 }
             }
             // The transient copy is not needed any more, whatever happened.
-            let _ = self.ctx.flush_context(loaded);
+            if let Some(ctx) = self.opened() {
+                let _ = ctx.flush_context(loaded);
+            }
             return match persisted {
                 Err(e @ (Error::NoTpm { .. } | Error::BadAnswer { .. })) => {
                     let found = key_name.as_ref().ok().and_then(|name| self.persisted_as(handle, name));
@@ -254,7 +258,9 @@ impl Tpm {
                 other => (handle, other),
             };
         }
-        let _ = self.ctx.flush_context(loaded);
+        if let Some(ctx) = self.opened() {
+            let _ = ctx.flush_context(loaded);
+        }
         (handle, Err(Error::HandleOccupied { handle, what: "an object another program put there just now".to_owned() }))
     }
 
@@ -301,8 +307,7 @@ impl Tpm {
             .map_err(|(_, e)| rc::classify("deleting the key", e, tcti.as_str()))
         })?;
         // EvictControl closed the ESYS handle itself.
-        self.known.remove(&handle);
-        self.records.remove(&handle);
+        self.keys.forget(handle);
         Ok(())
     }
 
@@ -337,9 +342,15 @@ impl Tpm {
         &mut self,
         f: impl FnOnce(&mut Tpm) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        self.ctx.set_sessions((Some(AuthSession::Password), None, None));
+        // Opened here so that the session is set where `f` runs; a context that cannot be
+        // opened is reported by `f`'s own command.
+        if let Ok(ctx) = self.esys() {
+            ctx.set_sessions((Some(AuthSession::Password), None, None));
+        }
         let result = f(self);
-        self.ctx.clear_sessions();
+        if let Some(ctx) = self.opened() {
+            ctx.clear_sessions();
+        }
         result
     }
 }

@@ -1,7 +1,9 @@
 //! Opening a TPM: the TCTI comes from the caller, else from `TPM2TOOLS_TCTI` / `TCTI` /
-//! `TEST_TCTI`, else from a short default search ([`Tcti`]). Also the retry of transient TPM answers.
+//! `TEST_TCTI`, else from a short default search ([`Tcti`]). Where the direct path speaks the
+//! TCTI, tpm2-tss's ESYS context opens only when a command needs it (a key with a PIN or a
+//! policy, creating keys, any doubt), not for listing and challenging. Also the retry of
+//! transient TPM answers.
 
-use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::ErrorKind as IoErrorKind;
 use std::os::unix::fs::MetadataExt;
@@ -9,45 +11,44 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
-use tss_esapi::handles::ObjectHandle;
 use tss_esapi::Context;
 
-use crate::address::PersistentHandle;
 use crate::direct::Direct;
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::options::TpmOptions;
-use crate::pinned::PinnedKey;
 use crate::rc;
 use crate::session::Session;
 use crate::tcti::Tcti;
+use known::KnownKeys;
 
 mod challenge;
 mod da;
 mod inventory;
 mod keys;
+mod known;
+mod listing;
 mod parent;
 mod pcr;
 mod pinned;
 mod session;
-mod store;
 
 /// How often a command that got TPM_RC_RETRY / YIELDED / TESTING is sent again.
 const TRANSIENT_RETRIES: u32 = 20;
 
 /// An open connection to a TPM.
 pub struct Tpm {
-    ctx: Context,
+    /// tpm2-tss's ESYS context, opened at its first use ([`Tpm::esys`]): the direct path and
+    /// listing speak the TCTI themselves and need none.
+    ctx: Option<Context>,
     /// The TCTI in use.
     tcti: Tcti,
-    /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
-    known: HashMap<PersistentHandle, ObjectHandle>,
+    /// Keys this connection resolved and checked against their records.
+    keys: KnownKeys,
     /// The encrypted session for the next challenge, when one is kept.
     session: Option<Session>,
     /// Keep the session from one challenge to the next (see `session`).
     session_reuse: bool,
-    /// Keys checked against their metadata records (once per connection and key).
-    records: HashMap<PersistentHandle, PinnedKey>,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
     bus_encryption: bool,
     /// Challenges to keys without PIN or policy in sessions computed in Rust (`direct`), when
@@ -89,15 +90,28 @@ impl Tpm {
         if let Some(device) = tcti.device() {
             check_device_access(device)?;
         }
+        // Where the direct path speaks the TCTI, a reachable TPM is all that opening needs;
+        // elsewhere ESYS opens now, so that an unreachable TPM is reported here either way.
+        let session_reuse = options.session_reuse.unwrap_or_else(|| tcti.flushes_on_close());
+        let direct = if options.direct_path { Direct::open(&tcti, session_reuse) } else { None };
+        let ctx = match &direct {
+            Some(direct) => {
+                direct.check_reachable().map_err(|e| Error::NoTpm {
+                    tcti: tcti.to_string(),
+                    detail: format!("connection failed ({e}), 0x{:08X}", rc::TCTI_IO_ERROR),
+                })?;
+                None
+            }
+            None => Some(context(&tcti)?),
+        };
         Ok(Tpm {
-            ctx: context(&tcti)?,
-            known: HashMap::new(),
+            ctx,
+            keys: KnownKeys::default(),
             session: None,
-            session_reuse: options.session_reuse.unwrap_or_else(|| tcti.flushes_on_close()),
+            session_reuse,
             tcti,
-            records: HashMap::new(),
             bus_encryption: options.bus_encryption,
-            direct: None,
+            direct,
             direct_path: options.direct_path,
             metadata: options.metadata.clone().unwrap_or_else(Metadata::default_location),
         })
@@ -105,9 +119,8 @@ impl Tpm {
 
     /// A new connection to the same TPM, after the old one broke (tpm2-tss cannot reuse it).
     fn reconnect(&mut self) -> Result<()> {
-        self.ctx = context(&self.tcti)?;
-        self.known.clear();
-        self.records.clear();
+        self.ctx = Some(context(&self.tcti)?);
+        self.keys.clear();
         self.session = None;
         self.direct = None;
         Ok(())
@@ -123,14 +136,30 @@ impl Tpm {
         &self.tcti
     }
 
-    /// Runs one TPM operation, sending it again while the TPM answers that it is busy.
+    /// The ESYS context, opened now if it was not yet.
+    fn esys(&mut self) -> Result<&mut Context> {
+        match &mut self.ctx {
+            Some(ctx) => Ok(ctx),
+            empty => Ok(empty.insert(context(&self.tcti)?)),
+        }
+    }
+
+    /// The ESYS context if it is open: what cleans up after a command needs no new one.
+    fn opened(&mut self) -> Option<&mut Context> {
+        self.ctx.as_mut()
+    }
+
+    /// Runs one TPM operation, sending it again while the TPM answers that it is busy. The
+    /// context must be open ([`Tpm::esys`]): every caller resolved a key or ran a command first.
     fn call<T>(
         &mut self,
         mut f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
     ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
+        let not_open = || (0, tss_esapi::Error::WrapperError(tss_esapi::WrapperErrorKind::InternalError));
         let mut attempt = 0;
         loop {
-            match f(&mut self.ctx) {
+            let ctx = self.ctx.as_mut().ok_or_else(not_open)?;
+            match f(ctx) {
                 Ok(value) => return Ok(value),
                 Err(e) => {
                     let code = rc_of(&e);
@@ -147,6 +176,7 @@ impl Tpm {
 
     /// [`Tpm::call`] with the failure turned into our error.
     fn run<T>(&mut self, operation: &'static str, f: impl FnMut(&mut Context) -> tss_esapi::Result<T>) -> Result<T> {
+        self.esys()?;
         self.call(f).map_err(|(_, e)| rc::classify(operation, e, self.tcti.as_str()))
     }
 }

@@ -65,7 +65,7 @@ impl Tpm {
         self.release_parent(primary);
         match persisted {
             Ok(object) => {
-                self.known.insert(srk, object);
+                self.keys.resolved(srk, object);
                 Ok(Parent { handle: object.into(), transient: false })
             }
             // Another program persisted one at the same moment: use it if it is a storage key.
@@ -95,7 +95,9 @@ impl Tpm {
 
     fn release_parent(&mut self, parent: Parent) {
         if parent.transient {
-            let _ = self.ctx.flush_context(ObjectHandle::from(parent.handle));
+            if let Some(ctx) = self.opened() {
+                let _ = ctx.flush_context(ObjectHandle::from(parent.handle));
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ impl Tpm {
 
     /// The key at `handle` checked against its record; a key without a record is recorded now.
     pub(crate) fn pinned_key(&mut self, handle: PersistentHandle, object: ObjectHandle) -> Result<PinnedKey> {
-        if let Some(key) = self.records.get(&handle) {
+        if let Some(key) = self.keys.checked(handle) {
             return Ok(key.clone());
         }
         let name = self.name_of(object)?;
@@ -33,7 +33,7 @@ impl Tpm {
             Some(record) => self.check_record(handle, &name, record)?,
             None => self.first_use(handle, name)?,
         };
-        self.records.insert(handle, key.clone());
+        self.keys.check_passed(handle, key.clone());
         Ok(key)
     }
 

@@ -91,9 +91,13 @@ impl Tpm {
         session: AuthSession,
         f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
     ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
-        self.ctx.set_sessions((Some(session), None, None));
+        if let Some(ctx) = self.opened() {
+            ctx.set_sessions((Some(session), None, None));
+        }
         let result = self.call(f);
-        self.ctx.clear_sessions();
+        if let Some(ctx) = self.opened() {
+            ctx.clear_sessions();
+        }
         result
     }
 
@@ -108,13 +112,17 @@ impl Tpm {
 
     /// Flushes a session that is still loaded (after a failure, or one not meant to continue).
     pub(crate) fn flush_session(&mut self, session: AuthSession) {
-        let _ = self.ctx.flush_context(object_of(session));
+        if let Some(ctx) = self.opened() {
+            let _ = ctx.flush_context(object_of(session));
+        }
     }
 
     /// Drops ESYS's record of a session the TPM has ended, so nothing tries to flush it later.
     pub(crate) fn forget_ended_session(&mut self, session: AuthSession) {
         let mut object = object_of(session);
-        let _ = self.ctx.tr_close(&mut object);
+        if let Some(ctx) = self.opened() {
+            let _ = ctx.tr_close(&mut object);
+        }
     }
 
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).

@@ -1,15 +1,14 @@
-//! Listing keys (the `impl Tpm` of [`crate::store`]). Where the direct path speaks the TCTI
-//! (`/dev/tpmrm0`, swtpm), the list, the count and each public area are read and parsed here
-//! (one GetCapability for the handles, one for the count, one ReadPublic per handle), and the
-//! names they give are the ones the direct path checks before a connection's first HMAC on a
-//! handle; anything the direct path cannot read or parse is read again through ESYS.
+//! Listing keys. Where the direct path speaks the TCTI (`/dev/tpmrm0`, swtpm), the list and
+//! each public area are read and parsed here (one GetCapability for the handles, one ReadPublic
+//! per handle), and the names they give are the ones the direct path checks before a
+//! connection's first HMAC on a handle; anything the direct path cannot read or parse is read
+//! again through ESYS.
 
 use crate::address::{PersistentHandle, OWNER_PERSISTENT};
 use crate::direct::{Direct, Failure};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::rc::{self, codes};
-use tss_esapi::constants::tss::TPM2_PT_HR_PERSISTENT;
 use tss_esapi::constants::{CapabilityType, PropertyTag};
 use tss_esapi::handles::TpmHandle;
 use tss_esapi::structures::{CapabilityData, Public};
@@ -26,31 +25,18 @@ const PERSISTENT_LAST: u32 = 0x81FF_FFFF;
 const HANDLES_PER_CALL: u32 = 64;
 
 impl Tpm {
-    /// Every persistent handle in use in the owner range, in ascending order. The list is
-    /// checked against the TPM's count of persistent objects, so a malformed or cut answer is an
-    /// error, never a shorter list. (Another program may add or remove a key between the two
-    /// questions: a mismatch is asked again before it counts.)
+    /// Every persistent handle in use in the owner range, in ascending order. A malformed or
+    /// cut answer is an error, never a shorter list: the direct path's parser refuses any list
+    /// whose bytes do not hold the number of handles it states; through ESYS the list is checked
+    /// against the TPM's count of persistent objects (one more command).
     pub fn persistent_handles(&mut self) -> Result<Vec<u32>> {
-        let mut mismatch = None;
-        let mut direct = self.listing_direct();
-        for _ in 0..LIST_ATTEMPTS {
-            let read = if direct { self.direct_persistent_handles() } else { None };
-            direct = read.is_some();
-            let (mut all, counted) = match read {
-                Some(read) => read,
-                None => (self.all_persistent_handles()?, self.persistent_count()?),
-            };
-            if counted == Some(all.len() as u32) {
-                all.retain(|h| OWNER_PERSISTENT.contains(h));
-                return Ok(all);
-            }
-            mismatch = Some((all.len(), counted));
-        }
-        let (listed, counted) = mismatch.unwrap_or_default();
-        Err(malformed(format!(
-            "the TPM listed {listed} persistent objects but counts {}: its answer was malformed or altered",
-            counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
-        )))
+        let read = if self.listing_direct() { self.direct_persistent_handles() } else { None };
+        let mut all = match read {
+            Some(all) => all,
+            None => self.counted_persistent_handles()?,
+        };
+        all.retain(|h| OWNER_PERSISTENT.contains(h));
+        Ok(all)
     }
 
     /// The direct path for listing, opened if need be; `false` where it does not speak the TCTI
@@ -62,9 +48,9 @@ impl Tpm {
         self.direct_path && self.direct.is_some()
     }
 
-    /// Every persistent handle and the TPM's count of them, read and parsed by the direct path;
-    /// `None` when it could not (a malformed answer, a TPM error, a busy TPM): ESYS asks again.
-    fn direct_persistent_handles(&mut self) -> Option<(Vec<u32>, Option<u32>)> {
+    /// Every persistent handle, read and parsed by the direct path; `None` when it could not (a
+    /// malformed answer, a TPM error, a busy TPM): ESYS asks again.
+    fn direct_persistent_handles(&mut self) -> Option<Vec<u32>> {
         let direct = self.direct.as_mut()?;
         let read = (|| {
             let mut all = Vec::new();
@@ -74,19 +60,38 @@ impl Tpm {
                 all.extend(values.iter().copied().filter(|h| (PERSISTENT_FIRST..=PERSISTENT_LAST).contains(h)));
                 match values.last() {
                     Some(&last) if more && last < PERSISTENT_LAST => next = last + 1,
-                    _ => break,
+                    _ => return Ok(all),
                 }
             }
-            Ok((all, direct.property(TPM2_PT_HR_PERSISTENT)?))
         })();
         match read {
-            Ok(read) => Some(read),
+            Ok(all) => Some(all),
             Err(Failure::Io) => {
                 self.direct = None;
                 None
             }
             Err(Failure::Refused(_)) => None,
         }
+    }
+
+    /// Every persistent handle through ESYS, checked against the TPM's count of persistent
+    /// objects. (Another program may add or remove a key between the two questions: a mismatch
+    /// is asked again before it counts.)
+    fn counted_persistent_handles(&mut self) -> Result<Vec<u32>> {
+        let mut mismatch = (0, None);
+        for _ in 0..LIST_ATTEMPTS {
+            let all = self.all_persistent_handles()?;
+            let counted = self.persistent_count()?;
+            if counted == Some(all.len() as u32) {
+                return Ok(all);
+            }
+            mismatch = (all.len(), counted);
+        }
+        let (listed, counted) = mismatch;
+        Err(malformed(format!(
+            "the TPM listed {listed} persistent objects but counts {}: its answer was malformed or altered",
+            counted.map_or_else(|| "none".to_owned(), |c| c.to_string())
+        )))
     }
 
     fn all_persistent_handles(&mut self) -> Result<Vec<u32>> {
@@ -173,7 +178,7 @@ impl Tpm {
         // Read exactly as ESYS reads it: the name is the hash of these bytes and nothing else.
         let parsed = Public::unmarshall(&public).ok().filter(|p| p.marshall().ok().as_ref() == Some(&public))?;
         // Another object than this connection knew at the handle: forget what it knew.
-        let known = match self.known.get(&handle).copied() {
+        let known = match self.keys.object(handle) {
             Some(object) => self.name_of(object).ok().and_then(|n| hex::decode(n).ok()),
             None => self.direct.as_ref()?.known_name(handle.value()).map(<[u8]>::to_vec),
         };
