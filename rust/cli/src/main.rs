@@ -68,7 +68,6 @@ fn main() -> ExitCode {
     if std::env::var_os("TSS2_LOG").is_none() {
         std::env::set_var("TSS2_LOG", "all+none");
     }
-    pin::install_interrupt_handler();
     // For packagers: the man page and shell completions, generated from the definitions below.
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {

@@ -8,7 +8,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 
 use keepassxc_tpm::Pin;
 use rustix::termios::{self, LocalModes, OptionalActions, Termios};
@@ -23,14 +23,18 @@ const MAX_PIN: usize = 1024;
 /// The terminal and its settings while echo is off, for the signal handler.
 static ECHO_OFF: Mutex<Option<(File, Termios)>> = Mutex::new(None);
 
-/// Restores the terminal when the process is interrupted while a PIN is being typed.
-pub fn install_interrupt_handler() {
-    let _ = ctrlc::set_handler(|| {
-        let was_asking = restore_echo();
-        if was_asking {
-            eprintln!();
-        }
-        std::process::exit(130);
+/// Restores the terminal when the process is interrupted while a PIN is being typed. Installed
+/// with the first prompt: its thread is not started by commands that ask nothing.
+fn install_interrupt_handler() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            let was_asking = restore_echo();
+            if was_asking {
+                eprintln!();
+            }
+            std::process::exit(130);
+        });
     });
 }
 
@@ -74,6 +78,7 @@ fn ask(prompt: &str) -> Result<Zeroizing<Vec<u8>>, CliError> {
         CliError::Input(format!("cannot ask for the PIN: no terminal ({e}); give it with --pin-file"))
     };
     let mut tty = OpenOptions::new().read(true).write(true).open("/dev/tty").map_err(no_terminal)?;
+    install_interrupt_handler();
     let saved = termios::tcgetattr(&tty).map_err(|e| no_terminal(e.into()))?;
     let mut quiet = saved.clone();
     quiet.local_modes.remove(LocalModes::ECHO);
