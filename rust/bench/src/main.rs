@@ -84,7 +84,7 @@ struct Opts {
     #[arg(long, default_value_t = 30)]
     python_runs: usize,
     /// Samples of each keepassxc-cli unlock (with and without the TPM key, interleaved)
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 150)]
     unlock_runs: usize,
     /// Python with tpm2-pytss (default: build/bench/venv/bin/python)
     #[arg(long)]

@@ -112,6 +112,7 @@ impl crate::Bench {
             for (db, key) in [(&tpm_db, serial.as_str()), (&plain_db, "none")] {
                 run_process(
                     Command::new(&make_db)
+                        .arg("--light-kdf")
                         .arg(db)
                         .arg(key)
                         .arg("Bench")
