@@ -1,5 +1,5 @@
-//! TSS return codes: getting the raw 32-bit value out of tss-esapi 7.7's error type and sorting
-//! it into the [`Error`] variants a person can act on.
+//! TSS return codes: the raw 32-bit value of tss-esapi's error type, sorted into the [`Error`]
+//! variants a person can act on.
 
 use tss_esapi::constants::response_code::Tss2ResponseCode;
 
@@ -40,14 +40,13 @@ const SYS_MALFORMED_RESPONSE: u32 = (8 << 16) | 17;
 /// Any unmarshalling failure (the MU layer): an answer that does not parse.
 const MU_LAYER: u32 = 9 << 16;
 
-/// The raw TSS2_RC. tss-esapi 7.7 keeps it private; its `Display` shows it as `{:#x}`.
+/// The raw TSS2_RC (the public field of tss-esapi's bitfield newtypes).
 pub(crate) fn raw(code: &Tss2ResponseCode) -> u32 {
-    let text = match code {
-        Tss2ResponseCode::Success => return 0,
-        Tss2ResponseCode::FormatZero(c) => c.to_string(),
-        Tss2ResponseCode::FormatOne(c) => c.to_string(),
-    };
-    text.rsplit("0x").next().and_then(|hex| u32::from_str_radix(hex.trim(), 16).ok()).unwrap_or(u32::MAX)
+    match code {
+        Tss2ResponseCode::Success => 0,
+        Tss2ResponseCode::FormatZero(c) => c.0,
+        Tss2ResponseCode::FormatOne(c) => c.0,
+    }
 }
 
 /// The TPM's own code inside `rc` with the handle/parameter/session number removed, or `None`
