@@ -150,17 +150,11 @@ print(commands.getsockname()[1], flush=True)
 serve(commands, upstream, True)
 PY
 PROXY_PID=""
-# shellcheck disable=SC2317 # run by the EXIT trap
-stop_proxy() {
-  [ -n "$PROXY_PID" ] || return 0
-  kill "$PROXY_PID" 2>/dev/null || true
-  wait "$PROXY_PID" 2>/dev/null || true
-  PROXY_PID=""
-}
-pc_on_exit stop_proxy
+pc_on_exit pc_stop PROXY_PID
 : >"$WORK/pcscd.log"
 : >"$WORK/tpm-commands.log"
 python3 "$WORK/count-proxy.py" "${DIRECT_TCTI##*port=}" "$WORK/tpm-commands.log" "$WORK/pcscd.log" >"$WORK/proxy.port" 2>"$WORK/proxy.err" &
+# shellcheck disable=SC2034 # read by pc_stop, through its name
 PROXY_PID=$!
 for _ in $(seq 50); do [ -s "$WORK/proxy.port" ] && break; sleep 0.1; done
 [ -s "$WORK/proxy.port" ] || die "the counting proxy did not start: $(cat "$WORK/proxy.err")"
@@ -181,7 +175,7 @@ rc=0
 pc_private_pcscd --apdu --log "$WORK/pcscd.log" "$WORK/reader.conf.d" \
   "$HERE/pcsc.sh" --client "$WORK" "$PC_SERIAL" count 3 >"$WORK/count.out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] || die "the counting run ended with $rc: $(tail -5 "$WORK/count.out" | tr '\n' '|')"
-stop_proxy
+pc_stop PROXY_PID
 
 # ---- run 2: times (driver -> swtpm directly, no APDU log) ----
 enable_with "$DIRECT_TCTI"

@@ -85,15 +85,19 @@ pc_times() {
 # ---- cleanup: pc_on_exit COMMAND... registers a step of the EXIT trap (run last-registered first)
 PC_CLEANUPS=()
 pc_on_exit() { PC_CLEANUPS+=("$(printf '%q ' "$@")"); }
+# Stops the process (one we started) whose PID is in the variable named $1, if any, and clears it.
+pc_stop() {
+  local pid=${!1:-}
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  printf -v "$1" '%s' ""
+}
 # shellcheck disable=SC2317 # run by the EXIT trap
 pc_cleanup() {
   local i
   # A private pcscd run still going (the trap came during it): its own trap stops pcscd and unmounts.
-  if [ -n "${PC_CHILD:-}" ]; then
-    kill "$PC_CHILD" 2>/dev/null || true
-    wait "$PC_CHILD" 2>/dev/null || true
-    PC_CHILD=""
-  fi
+  pc_stop PC_CHILD
   for ((i = ${#PC_CLEANUPS[@]} - 1; i >= 0; i--)); do
     eval "${PC_CLEANUPS[$i]}" || true
   done

@@ -136,16 +136,10 @@ pc_timed "make-db (kdbxtool, software HMAC)" pc_make_db "$WORK/held-out.kdbx"
 
 # A private X server (outside the namespace; its socket is in /tmp, which the namespace shares).
 XVFB_PID=""
-# shellcheck disable=SC2317 # run by the EXIT trap
-stop_xvfb() {
-  [ -n "$XVFB_PID" ] || return 0
-  kill "$XVFB_PID" 2>/dev/null || true
-  wait "$XVFB_PID" 2>/dev/null || true
-  XVFB_PID=""
-}
-pc_on_exit stop_xvfb
+pc_on_exit pc_stop XVFB_PID
 exec 3>"$WORK/display"
 Xvfb -displayfd 3 -screen 0 1024x768x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
+# shellcheck disable=SC2034 # read by pc_stop, through its name
 XVFB_PID=$!
 exec 3>&-
 for _ in $(seq 50); do [ -s "$WORK/display" ] && break; sleep 0.1; done
