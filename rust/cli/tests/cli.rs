@@ -111,6 +111,37 @@ fn tpm_commands_of_one_challenge_process() {
     assert_eq!(encrypted, clear);
 }
 
+/// A host name whose first address is ::1 while the simulator listens on 127.0.0.1 only (as
+/// `localhost` may be): each address is tried in turn, as tpm2-tss does, and the challenge still
+/// takes the direct path. (/etc/hosts is replaced in a mount namespace of the command's own.)
+#[test]
+fn each_address_of_a_tpm_host_name_is_tried() {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs root and unshare for a private mount namespace");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let proxy = CommandLog::start(swtpm.port());
+    let tcti = proxy.tcti();
+    ok(&tcti, &["import", "--secret-file", &secret_file(&swtpm, SECRET)]);
+    let expected = ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
+    let hosts = swtpm.dir().join("hosts");
+    std::fs::write(&hosts, "::1 tpm-host\n127.0.0.1 tpm-host\n").unwrap();
+    proxy.clear();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\""])
+        .arg(&hosts)
+        .arg(env!("CARGO_BIN_EXE_tpm-hmac"))
+        .args(["--tcti", &tcti.replace("127.0.0.1", "tpm-host"), "challenge", "--handle", "0x81000100", "--hex", "00"])
+        .env("KEEPASSXC_TPM_METADATA", metadata_path(&tcti))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    assert_eq!(proxy.commands(), vec![READ_PUBLIC, START_AUTH_SESSION, HMAC], "the direct path reached it");
+}
+
 /// Every flag the README and `--help` document, run as a user would.
 #[test]
 fn every_documented_flag_works() {

@@ -69,10 +69,18 @@ impl Transport {
     }
 }
 
-/// A new connection to swtpm's command port at `address` (`host:port`).
+/// A new connection to swtpm's command port at `address` (`host:port`), trying each address the
+/// name has in turn, as tpm2-tss does (`localhost` may be ::1 first while swtpm listens on
+/// 127.0.0.1).
 fn connect(address: &str) -> std::io::Result<TcpStream> {
-    let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-    TcpStream::connect_timeout(&target, IO_TIMEOUT)
+    let mut failure = std::io::Error::other("the name has no address");
+    for target in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&target, IO_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => failure = e,
+        }
+    }
+    Err(failure)
 }
 
 /// A response from a byte stream: the 10-byte header, then as many bytes as its size says.
