@@ -43,10 +43,8 @@ impl Tpm {
         if let Some(direct) = &mut self.direct {
             direct.forget(handle.value());
         }
-        if let Some(mut object) = self.keys.forget(handle) {
-            if let Some(ctx) = self.opened() {
-                let _ = ctx.tr_close(&mut object);
-            }
+        if let Some(object) = self.keys.forget(handle) {
+            self.close(object);
         }
     }
 
@@ -247,9 +245,7 @@ impl Tpm {
                 }
             }
             // The transient copy is not needed any more, whatever happened.
-            if let Some(ctx) = self.opened() {
-                let _ = ctx.flush_context(loaded);
-            }
+            self.flush(loaded);
             return match persisted {
                 Err(e @ (Error::NoTpm { .. } | Error::BadAnswer { .. })) => {
                     let found = key_name.as_ref().ok().and_then(|name| self.persisted_as(handle, name));
@@ -258,9 +254,7 @@ impl Tpm {
                 other => (handle, other),
             };
         }
-        if let Some(ctx) = self.opened() {
-            let _ = ctx.flush_context(loaded);
-        }
+        self.flush(loaded);
         (handle, Err(Error::HandleOccupied { handle, what: "an object another program put there just now".to_owned() }))
     }
 

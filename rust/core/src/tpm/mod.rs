@@ -11,6 +11,7 @@ use std::path::Path;
 use std::thread::sleep;
 use std::time::Duration;
 
+use tss_esapi::handles::ObjectHandle;
 use tss_esapi::Context;
 
 use crate::direct::Direct;
@@ -147,6 +148,20 @@ impl Tpm {
     /// The ESYS context if it is open: what cleans up after a command needs no new one.
     fn opened(&mut self) -> Option<&mut Context> {
         self.ctx.as_mut()
+    }
+
+    /// Flushes a transient object or session ESYS loaded (none was, without a context).
+    fn flush(&mut self, object: ObjectHandle) {
+        if let Some(ctx) = self.opened() {
+            let _ = ctx.flush_context(object);
+        }
+    }
+
+    /// Drops ESYS's record of `object` without a TPM command.
+    fn close(&mut self, mut object: ObjectHandle) {
+        if let Some(ctx) = self.opened() {
+            let _ = ctx.tr_close(&mut object);
+        }
     }
 
     /// Runs one TPM operation, sending it again while the TPM answers that it is busy. The

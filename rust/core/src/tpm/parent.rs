@@ -95,9 +95,7 @@ impl Tpm {
 
     fn release_parent(&mut self, parent: Parent) {
         if parent.transient {
-            if let Some(ctx) = self.opened() {
-                let _ = ctx.flush_context(ObjectHandle::from(parent.handle));
-            }
+            self.flush(ObjectHandle::from(parent.handle));
         }
     }
 }

@@ -112,17 +112,12 @@ impl Tpm {
 
     /// Flushes a session that is still loaded (after a failure, or one not meant to continue).
     pub(crate) fn flush_session(&mut self, session: AuthSession) {
-        if let Some(ctx) = self.opened() {
-            let _ = ctx.flush_context(object_of(session));
-        }
+        self.flush(object_of(session));
     }
 
     /// Drops ESYS's record of a session the TPM has ended, so nothing tries to flush it later.
     pub(crate) fn forget_ended_session(&mut self, session: AuthSession) {
-        let mut object = object_of(session);
-        if let Some(ctx) = self.opened() {
-            let _ = ctx.tr_close(&mut object);
-        }
+        self.close(object_of(session));
     }
 
     /// Ends the cached session (after an error: the TPM may have restarted and lost it).
