@@ -31,6 +31,21 @@ fn metadata_path(tcti: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(name)
 }
 
+/// tpm-hmac (its arguments to be added) in a mount namespace of its own, after the shell line
+/// `setup` ran there; `None`, and a SKIP, without root or unshare.
+fn tpm_hmac_in_mount_namespace(setup: &str) -> Option<Command> {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !root || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs root and unshare for a private mount namespace");
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args(["-m", "--propagation", "private", "sh", "-c", &format!("{setup} && exec \"$@\""), "sh"])
+        .arg(env!("CARGO_BIN_EXE_tpm-hmac"));
+    Some(command)
+}
+
 fn ok(tcti: &str, args: &[&str]) -> String {
     let out = tpm_hmac(tcti, args);
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -116,11 +131,6 @@ fn tpm_commands_of_one_challenge_process() {
 /// takes the direct path. (/etc/hosts is replaced in a mount namespace of the command's own.)
 #[test]
 fn each_address_of_a_tpm_host_name_is_tried() {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root || Command::new("unshare").arg("--version").output().is_err() {
-        eprintln!("SKIP: needs root and unshare for a private mount namespace");
-        return;
-    }
     let swtpm = Swtpm::start();
     let proxy = CommandLog::start(swtpm.port());
     let tcti = proxy.tcti();
@@ -128,11 +138,12 @@ fn each_address_of_a_tpm_host_name_is_tried() {
     let expected = ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", "00"]);
     let hosts = swtpm.dir().join("hosts");
     std::fs::write(&hosts, "::1 tpm-host\n127.0.0.1 tpm-host\n").unwrap();
+    let Some(mut in_namespace) = tpm_hmac_in_mount_namespace(&format!("mount --bind '{}' /etc/hosts", hosts.display()))
+    else {
+        return;
+    };
     proxy.clear();
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", "mount --bind \"$0\" /etc/hosts && exec \"$@\""])
-        .arg(&hosts)
-        .arg(env!("CARGO_BIN_EXE_tpm-hmac"))
+    let out = in_namespace
         .args(["--tcti", &tcti.replace("127.0.0.1", "tpm-host"), "challenge", "--handle", "0x81000100", "--hex", "00"])
         .env("KEEPASSXC_TPM_METADATA", metadata_path(&tcti))
         .output()
@@ -491,17 +502,10 @@ fn pin_from_a_file_and_a_wrong_pin_says_how_many_tries_are_left() {
 fn secrets_come_from_the_kernels_generator_not_a_device_file() {
     // /dev/urandom replaced by /dev/null in a mount namespace of its own: a program that reads the
     // device gets no bytes; getrandom(2), the one source the core uses, still answers.
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !root || Command::new("unshare").arg("--version").output().is_err() {
-        eprintln!("SKIP: needs root and unshare for a private mount namespace");
-        return;
-    }
+    let Some(mut in_namespace) = tpm_hmac_in_mount_namespace("mount --bind /dev/null /dev/urandom") else { return };
     let swtpm = Swtpm::start();
     let tcti = swtpm.tcti();
-    let script = "mount --bind /dev/null /dev/urandom && exec \"$@\"";
-    let out = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-        .arg(env!("CARGO_BIN_EXE_tpm-hmac"))
+    let out = in_namespace
         .args(["--tcti", &tcti, "create", "--recovery", "--json"])
         .env("KEEPASSXC_TPM_METADATA", metadata_path(&tcti))
         .output()
