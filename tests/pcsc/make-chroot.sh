@@ -46,15 +46,8 @@ WANTED="$PACKAGES $TSS_SONAMES"
 
 # ---- inside the private mount namespace -------------------------------------------------------
 if [ "${KEEPASSXC_TPM_CHROOT_NS:-}" = "$DIR" ]; then
-  mounted=()
-  # shellcheck disable=SC2317 # run by the EXIT trap
-  unmount_all() {
-    local i
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-      umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || true
-    done
-    mounted=()
-  }
+  # shellcheck source=tests/pcsc/mounts.sh
+  . "$HERE/mounts.sh"
   trap unmount_all EXIT
   apt_opts=()
   [ "$RELEASE" = sid ] && apt_opts=(-o Acquire::Check-Valid-Until=false)
@@ -76,12 +69,7 @@ if [ "${KEEPASSXC_TPM_CHROOT_NS:-}" = "$DIR" ]; then
   fi
   printf '#!/bin/sh\n# keepassxc-tpm tests: installs start no services\nexit 101\n' >"$DIR/usr/sbin/policy-rc.d"
   chmod 0755 "$DIR/usr/sbin/policy-rc.d"
-  for fs in dev proc sys; do
-    mount --bind "/$fs" "$DIR/$fs"
-    mounted+=("$DIR/$fs")
-  done
-  mount -t tmpfs -o mode=0755 tmpfs "$DIR/run"
-  mounted+=("$DIR/run")
+  mount_chroot_system "$DIR"
 
   start=$SECONDS
   in_chroot apt-get "${apt_opts[@]}" -q update >"$BUILD/chroots/$RELEASE.apt.log" 2>&1 ||

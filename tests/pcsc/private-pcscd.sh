@@ -56,12 +56,12 @@ if [ "${KEEPASSXC_TPM_PRIVATE_PCSCD_NS:-}" != "$$" ]; then
 fi
 
 # ---- inside the namespace ---------------------------------------------------------------------
-mounted=()
+# shellcheck source=tests/pcsc/mounts.sh
+. "$(dirname "$0")/mounts.sh"
 pcscd_pid=""
 command_pid=""
 # shellcheck disable=SC2317 # run by the EXIT trap
 finish() {
-  local i
   if [ -n "${command_pid:-}" ]; then
     kill "$command_pid" 2>/dev/null || true
     wait "$command_pid" 2>/dev/null || true
@@ -73,21 +73,13 @@ finish() {
     wait "$pcscd_pid" 2>/dev/null || true
     pcscd_pid=""
   fi
-  for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-    umount "${mounted[$i]}" 2>/dev/null || umount -l "${mounted[$i]}" 2>/dev/null || say "cannot unmount ${mounted[$i]}"
-  done
-  mounted=()
+  unmount_all
 }
 trap finish EXIT
 trap 'exit 143' TERM INT HUP
 
 if [ -n "$ROOTDIR" ]; then
-  for fs in dev proc sys; do
-    mount --bind "/$fs" "$ROOTDIR/$fs"
-    mounted+=("$ROOTDIR/$fs")
-  done
-  mount -t tmpfs -o mode=0755 tmpfs "$ROOTDIR/run"
-  mounted+=("$ROOTDIR/run")
+  mount_chroot_system "$ROOTDIR"
   mkdir -p "$ROOTDIR/run/pcscd"
   RUN=(chroot "$ROOTDIR" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "${ENVS[@]}")
 else
