@@ -36,6 +36,11 @@ pub struct KeyInfo {
     pub no_da: bool,
     /// Bound to a policy (PCRs): usable only while the boot state matches.
     pub policy_bound: bool,
+    /// Usable only through a policy session with the empty policy (keys without PIN or PCRs made
+    /// since this form was introduced): a failed authorisation in such a session never counts
+    /// toward the dictionary-attack lockout, whatever object sits at the handle. Keys made
+    /// before use their (empty) authValue instead.
+    pub empty_policy: bool,
     /// The key cannot be duplicated to another TPM (fixedTPM).
     pub fixed_tpm: bool,
     /// The key cannot be duplicated to another parent (fixedParent).
@@ -48,6 +53,16 @@ impl KeyInfo {
     /// Needs a PIN: keys without one are noDA (exempt from the lockout), keys with one are not.
     pub fn needs_pin(&self) -> bool {
         !self.no_da
+    }
+
+    /// Whether an authorisation for this key is one the TPM could count as a dictionary-attack
+    /// failure if another object sat at the handle: its authValue goes into the session (a PIN,
+    /// or the empty authValue of a key made before the empty-policy form). Such keys have the
+    /// name at their handle read and checked before every authorisation; a policy session
+    /// without PolicyAuthValue is never counted (TPM 2.0 Part 4, SessionProcess.c
+    /// `IncrementLockout`), so the others need no such check.
+    pub fn authorisation_may_count(&self) -> bool {
+        self.needs_pin() || !(self.empty_policy || self.policy_bound)
     }
 
     /// KeePassXC's serial: the handle as an unsigned 32-bit number.
@@ -212,7 +227,20 @@ fn attributes(origin: Origin, policy: bool, pin: bool) -> Result<ObjectAttribute
         .map_err(|e| Error::Wrapper { operation: "building the key attributes", text: e.to_string() })
 }
 
+/// The empty policy's digest (SHA-256): what a policy session holds before any policy command.
+pub(crate) const EMPTY_POLICY: [u8; 32] = [0; 32];
+
+/// The template of an HMAC key. `policy` is a PCR policy's digest; a key with neither PIN nor PCR
+/// policy gets the empty policy (see [`KeyInfo::empty_policy`]), a key with a PIN and no PCRs
+/// its authValue.
 pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>, pin: bool) -> Result<Public> {
+    let policy = match policy {
+        None if !pin => Some(Digest::try_from(EMPTY_POLICY.to_vec()).map_err(|e| Error::Wrapper {
+            operation: "building the key template",
+            text: e.to_string(),
+        })?),
+        policy => policy,
+    };
     let builder = match &policy {
         Some(digest) => PublicBuilder::new().with_auth_policy(digest.clone()),
         None => PublicBuilder::new(),
@@ -230,6 +258,7 @@ pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option
 /// Sorts a public area into "one of our HMAC keys" or a description of what it is.
 pub(crate) fn describe(handle: PersistentHandle, public: &Public) -> Object {
     let attrs = public.object_attributes();
+    let policy = public.auth_policy().value();
     let storage = attrs.restricted() && attrs.decrypt() && !attrs.sign_encrypt();
     let what = match public {
         Public::KeyedHash { parameters, .. } => match Algorithm::of(parameters) {
@@ -239,7 +268,8 @@ pub(crate) fn describe(handle: PersistentHandle, public: &Public) -> Object {
                     algorithm,
                     origin: if attrs.sensitive_data_origin() { Origin::Generated } else { Origin::Imported },
                     no_da: attrs.no_da(),
-                    policy_bound: !attrs.user_with_auth() && !public.auth_policy().value().is_empty(),
+                    policy_bound: !attrs.user_with_auth() && !policy.is_empty() && policy != EMPTY_POLICY,
+                    empty_policy: !attrs.user_with_auth() && policy == EMPTY_POLICY,
                     fixed_tpm: attrs.fixed_tpm(),
                     fixed_parent: attrs.fixed_parent(),
                     label: None,

@@ -2,9 +2,12 @@
 //! a timeout instead of a hang: tpm2-tss has no client-side timeout. After a timeout the
 //! worker's thread is abandoned (it ends when the TPM answers or the process exits) and the next
 //! operation gets a new thread and connection, so one hang costs one timeout, not one per call.
+//! A TPM that hangs for good would leave one stuck thread (and connection) per timeout: at most
+//! [`MAX_STUCK`] are left waiting; beyond that operations fail at once, until one of them returns.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::Duration;
 
@@ -16,11 +19,17 @@ use crate::tpm::Tpm;
 /// milliseconds and create a key in well under a second.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Abandoned threads (each holding a connection) left waiting for a TPM that does not answer, at
+/// most; while that many are stuck no new thread is started and operations fail at once.
+pub const MAX_STUCK: usize = 2;
+
 type Job = Box<dyn FnOnce(&mut Option<Tpm>) + Send>;
 
 /// A TPM connection on its own thread, whose operations give up after a timeout.
 pub struct TpmWorker {
     thread: Mutex<WorkerThread>,
+    /// Threads running now, the current one included (each counts itself out when it ends).
+    running: Arc<AtomicUsize>,
     options: TpmOptions,
     timeout: Duration,
 }
@@ -32,10 +41,22 @@ struct WorkerThread {
     generation: u64,
 }
 
+/// Counts a worker thread out of `running` when it ends, however it ends.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl WorkerThread {
-    fn spawn(generation: u64) -> WorkerThread {
+    fn spawn(generation: u64, running: &Arc<AtomicUsize>) -> WorkerThread {
         let (jobs, queue) = mpsc::channel::<Job>();
+        running.fetch_add(1, Ordering::SeqCst);
+        let counted = Running(running.clone());
         let spawned = thread::Builder::new().name("tpm".to_owned()).spawn(move || {
+            let _counted = counted;
             let mut tpm = None;
             for job in queue {
                 job(&mut tpm);
@@ -44,13 +65,24 @@ impl WorkerThread {
         // Without a thread every job fails below with "not answering"; nothing panics.
         WorkerThread { jobs: Some(jobs), handle: spawned.ok(), generation }
     }
+
+    /// A worker without a thread (too many are stuck): its jobs fail at once.
+    fn none(generation: u64) -> WorkerThread {
+        WorkerThread { jobs: None, handle: None, generation }
+    }
 }
 
 impl TpmWorker {
     /// A worker for the connection `options` describe; it is opened by the first job, and again
     /// after it was lost.
     pub fn start(options: TpmOptions, timeout: Duration) -> TpmWorker {
-        TpmWorker { thread: Mutex::new(WorkerThread::spawn(0)), options, timeout }
+        let running = Arc::new(AtomicUsize::new(0));
+        TpmWorker { thread: Mutex::new(WorkerThread::spawn(0, &running)), running, options, timeout }
+    }
+
+    /// Threads still running, stuck ones included (for tests of the cap).
+    pub fn threads(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
     }
 
     fn thread(&self) -> MutexGuard<'_, WorkerThread> {
@@ -74,7 +106,11 @@ impl TpmWorker {
         });
         // The lock is not held while the job runs: callers queue on the thread, not on the lock.
         let (jobs, generation) = {
-            let thread = self.thread();
+            let mut thread = self.thread();
+            if thread.jobs.is_none() && self.running.load(Ordering::SeqCst) < MAX_STUCK {
+                // The thread was given up on, and a stuck one has returned since: a new one.
+                *thread = WorkerThread::spawn(thread.generation + 1, &self.running);
+            }
             (thread.jobs.clone(), thread.generation)
         };
         let sent = jobs.is_some_and(|jobs| jobs.send(job).is_ok());
@@ -88,12 +124,17 @@ impl TpmWorker {
     }
 
     /// Leaves the thread of `generation` to itself (it may never return) and starts a new one,
-    /// unless another caller has done so already.
+    /// unless another caller has done so already, or [`MAX_STUCK`] threads are stuck already (then
+    /// the next operation starts one once a stuck thread has returned).
     fn abandon(&self, generation: u64) {
         let mut thread = self.thread();
         if thread.generation == generation {
             // Dropping the JoinHandle detaches the stuck thread; its queue closes with the sender.
-            *thread = WorkerThread::spawn(generation + 1);
+            *thread = if self.running.load(Ordering::SeqCst) < MAX_STUCK {
+                WorkerThread::spawn(generation + 1, &self.running)
+            } else {
+                WorkerThread::none(generation + 1)
+            };
         }
     }
 }

@@ -196,6 +196,8 @@ fn the_key_not_the_file_decides_whether_a_pin_is_needed() {
     let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
     let key = tpm.import_key(&KeySpec { pin: Some(pin("2468")), ..KeySpec::default() }, &secret).unwrap().handle;
     let noda = import(&mut tpm, &"11".repeat(20), None, Algorithm::Sha1);
+    // Used correctly once, so that libtpms would count a wrong authorisation (not TPM_RC_RETRY).
+    assert_eq!(tpm.challenge_with_pin(key, &[1u8; 32], Some(&pin("2468"))).unwrap().len(), 20);
     drop(tpm);
     let noda_public = Metadata::at(metadata_file(&swtpm)).get(noda).unwrap().unwrap().key_public.unwrap();
     let name = key.to_string();
@@ -225,11 +227,8 @@ fn the_key_not_the_file_decides_whether_a_pin_is_needed() {
     }
 }
 
-/// TPM2_PT_LOCKOUT_COUNTER as tpm2-tools reads it, around the project.
 fn lockout_counter(swtpm: &Swtpm) -> u32 {
-    let properties = tpm2(&swtpm.tcti(), &["tpm2_getcap", "properties-variable"]);
-    let value = properties.lines().find_map(|l| l.strip_prefix("TPM2_PT_LOCKOUT_COUNTER: 0x"));
-    u32::from_str_radix(value.unwrap_or_else(|| panic!("{properties}")), 16).unwrap()
+    swtpm_fixture::lockout_counter(&swtpm.tcti())
 }
 
 #[test]
@@ -247,6 +246,8 @@ fn a_stale_record_never_costs_a_dictionary_attack_try() {
             .unwrap();
     let spec = KeySpec { handle: Some(key), pin: Some(pin("2468")), ..KeySpec::default() };
     b.import_key(&spec, &Secret::from_hex(&"22".repeat(20)).unwrap()).unwrap();
+    // Used correctly once, so that libtpms counts the next wrong authorisation (not TPM_RC_RETRY).
+    assert_eq!(b.challenge_with_pin(key, &[1u8; 32], Some(&pin("2468"))).unwrap().len(), 20);
     drop(b);
     assert_eq!(lockout_counter(&swtpm), 0);
 

@@ -78,11 +78,33 @@ fn generated_keys_have_the_promised_attributes() {
     // Read back independently with tpm2-tools.
     let public = tpm2(&swtpm.tcti(), &["tpm2_readpublic", "-c", "0x81000100"]);
     let attrs = public.lines().find(|l| l.trim_start().starts_with("value:") || l.contains("fixedtpm")).unwrap_or("");
-    for flag in ["fixedtpm", "fixedparent", "sensitivedataorigin", "userwithauth", "noda", "sign"] {
+    for flag in ["fixedtpm", "fixedparent", "sensitivedataorigin", "noda", "sign"] {
         assert!(public.contains(flag), "{flag} missing in {attrs}\n{public}");
     }
+    // Without a PIN: the empty policy, never its authValue (a failed policy session is never counted).
+    assert!(!public.contains("userwithauth"), "{attrs}\n{public}");
+    assert!(public.contains(&format!("authorization policy: {}", "0".repeat(64))), "{public}");
     assert!(public.contains("keyedhash") && public.contains("hmac") && public.contains("sha1"), "{public}");
     assert_eq!(tpm.challenge(key.handle, b"abc").unwrap().len(), 20);
+    // Around the project: tpm2-tools' password authorisation is refused (TPM_RC_AUTH_UNAVAILABLE),
+    // a policy session that sets nothing is accepted.
+    let dir = swtpm.dir();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    std::fs::write(path("in.bin"), b"abc").unwrap();
+    let hmac = |auth: &str| {
+        std::process::Command::new("tpm2_hmac")
+            .args(["-c", "0x81000100", "-p", auth, "-o", &path("out.bin"), &path("in.bin")])
+            .env("TPM2TOOLS_TCTI", swtpm.tcti())
+            .output()
+            .unwrap()
+    };
+    let password = hmac("");
+    assert!(!password.status.success(), "a password session must be refused");
+    assert!(String::from_utf8_lossy(&password.stderr).contains("0x12F"), "{password:?}");
+    tpm2(&swtpm.tcti(), &["tpm2_startauthsession", "--policy-session", "-S", &path("session.ctx")]);
+    let policy = hmac(&format!("session:{}", path("session.ctx")));
+    assert!(policy.status.success(), "{policy:?}");
+    assert_eq!(std::fs::read(path("out.bin")).unwrap(), &tpm.challenge(key.handle, b"abc").unwrap()[..]);
 
     let imported = import(&mut tpm, YUBIKEY_SECRET, None, Algorithm::Sha1);
     assert_eq!(imported, handle(0x8100_0101));
@@ -168,7 +190,11 @@ fn tpm_commands_per_challenge_cold_and_warm() {
     let mut clear = Tpm::open(&options_at(&swtpm, &proxy.tcti()).with_bus_encryption(false)).unwrap();
     proxy.clear();
     clear.challenge(key, &[3u8; 32]).unwrap();
-    assert_eq!(proxy.commands(), vec![READ_PUBLIC, HMAC], "without encryption: ReadPublic, then HMAC");
+    assert_eq!(
+        proxy.commands(),
+        vec![READ_PUBLIC, START_AUTH_SESSION, HMAC],
+        "without encryption: ReadPublic, an unsalted policy session (the key's empty policy), the HMAC"
+    );
 }
 
 #[test]

@@ -84,6 +84,14 @@ const MAX_READERS: u8 = 4;
 
 /// The readers, by the high 16 bits of `Lun`. pcscd serialises every call into this driver
 /// (TAG_IFD_THREAD_SAFE and TAG_IFD_SLOT_THREAD_SAFE are 0), so this lock is never contended there.
+///
+/// It is held across a TPM call, up to the backend's timeout (8 s), and so blocks this driver's
+/// other slots for that long. That is accepted: pcscd itself holds its lock for this driver
+/// around each call into it, so a second lock of our own would gain nothing; other drivers'
+/// readers (a YubiKey's CCID reader) have their own lock in pcscd and are not held up; the
+/// backend fails at once for a while after a timeout (its cool-down), and caps the threads a TPM
+/// that hangs for good can hold (the core's `TpmWorker`), so one stuck TPM costs one timeout
+/// per cool-down, never a growing pile of threads and connections.
 static READERS: Mutex<BTreeMap<Dword, OpenReader>> = Mutex::new(BTreeMap::new());
 
 struct OpenReader {
@@ -165,6 +173,19 @@ pub extern "C" fn IFDHCloseChannel(lun: Dword) -> ResponseCode {
     })
 }
 
+/// pcsc-lite's contract on the lengths an entry point returns (ifdhandler.h: "This should be ZERO
+/// on all errors"): `*length` is set to 0 unless `result` is IFD_SUCCESS.
+///
+/// # Safety
+/// `length` is NULL or points to a DWORD, as pcscd passes it.
+unsafe fn zero_on_error(result: ResponseCode, length: *mut Dword) -> ResponseCode {
+    if result != IFD_SUCCESS && !length.is_null() {
+        // SAFETY: not NULL; points to a DWORD by the caller's contract.
+        unsafe { *length = 0 };
+    }
+    result
+}
+
 /// Copies `value` to pcscd's buffer of `*length` bytes and sets `*length`.
 ///
 /// # Safety
@@ -197,7 +218,7 @@ pub unsafe extern "C" fn IFDHGetCapabilities(
     length: *mut Dword,
     value: *mut c_uchar,
 ) -> ResponseCode {
-    guard("IFDHGetCapabilities", || {
+    let result = guard("IFDHGetCapabilities", || {
         let byte = |b: u8| {
             // SAFETY: pcscd's pointers, passed on under the same contract.
             unsafe { give(&[b], length, value) }
@@ -213,7 +234,9 @@ pub unsafe extern "C" fn IFDHGetCapabilities(
             TAG_IFD_THREAD_SAFE | TAG_IFD_SLOT_THREAD_SAFE => byte(0),
             _ => IFD_ERROR_TAG,
         }
-    })
+    });
+    // SAFETY: pcscd's pointer, passed on under the same contract.
+    unsafe { zero_on_error(result, length) }
 }
 
 /// Nothing can be set.
@@ -249,7 +272,7 @@ pub unsafe extern "C" fn IFDHPowerICC(
     atr: *mut c_uchar,
     atr_length: *mut Dword,
 ) -> ResponseCode {
-    guard("IFDHPowerICC", || {
+    let result = guard("IFDHPowerICC", || {
         with_reader(lun, |reader, slot| match action {
             IFD_POWER_UP | IFD_RESET => match reader.power_up(slot) {
                 // SAFETY: pcscd's pointers, passed on under the same contract.
@@ -266,7 +289,9 @@ pub unsafe extern "C" fn IFDHPowerICC(
             }
             _ => IFD_NOT_SUPPORTED,
         })
-    })
+    });
+    // SAFETY: pcscd's pointer, passed on under the same contract.
+    unsafe { zero_on_error(result, atr_length) }
 }
 
 /// Sends one APDU to the card and copies its answer into `rx`.
@@ -283,7 +308,7 @@ pub unsafe extern "C" fn IFDHTransmitToICC(
     rx_length: *mut Dword,
     _recv_pci: *mut ScardIoHeader,
 ) -> ResponseCode {
-    guard("IFDHTransmitToICC", || {
+    let result = guard("IFDHTransmitToICC", || {
         let apdu: &[u8] = match (tx.is_null(), tx_length) {
             (_, 0) => &[],
             (true, _) => return IFD_COMMUNICATION_ERROR,
@@ -296,7 +321,9 @@ pub unsafe extern "C" fn IFDHTransmitToICC(
             Some(answer) => unsafe { give(&answer, rx_length, rx) },
             None => IFD_ICC_NOT_PRESENT,
         })
-    })
+    });
+    // SAFETY: pcscd's pointer, passed on under the same contract.
+    unsafe { zero_on_error(result, rx_length) }
 }
 
 /// No reader control codes (no PIN pad, no features).

@@ -41,18 +41,39 @@ const fn atr(historical: [u8; 13]) -> [u8; 18] {
     atr
 }
 
+/// What a slot holds, as pcscd is to see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// No key is served in this slot.
+    Empty,
+    /// The slot's key is served.
+    Card,
+    /// The key changed or went: "no card" until the next presence poll has reported it once, so
+    /// that pcscd and its clients see a new card (or none). Only [`Reader::present`] ends it.
+    Removing,
+    /// The TPM refused the key (see [`Failure::Refused`]): no card until the file changes.
+    Refused,
+}
+
 struct Slot {
+    /// The key this slot serves (once a removal has been reported).
     key: Option<ServedKey>,
     applet: Applet,
-    /// The key changed: report "no card" once so that pcscd and its clients see a new card.
-    removal_pending: bool,
-    /// The TPM refused the key (see [`Failure::Refused`]): no card until the file changes.
-    refused: bool,
+    state: State,
 }
 
 impl Slot {
     fn empty() -> Slot {
-        Slot { key: None, applet: Applet::new(0), removal_pending: false, refused: false }
+        Slot { key: None, applet: Applet::new(0), state: State::Empty }
+    }
+
+    /// The state the slot's key gives it once nothing is pending.
+    fn settled(&self) -> State {
+        if self.key.is_some() {
+            State::Card
+        } else {
+            State::Empty
+        }
     }
 }
 
@@ -92,7 +113,7 @@ impl Reader {
 
     /// The KeePassXC serial of the card in `slot`, if there is one.
     pub fn serial(&mut self, slot: usize) -> Option<u32> {
-        self.present(slot).then(|| self.slots[slot].key.as_ref().map(|k| k.handle.serial())).flatten()
+        self.has_card(slot).then(|| self.slots[slot].key.as_ref().map(|k| k.handle.serial())).flatten()
     }
 
     /// Reads the file again when it changed (owner, mode, content or the file itself).
@@ -130,33 +151,49 @@ impl Reader {
         let mut served = config.served.into_iter();
         for slot in &mut self.slots {
             let key = served.next();
-            slot.refused = false;
-            if slot.key != key {
-                slot.removal_pending = slot.key.is_some();
+            let changed = slot.key != key;
+            // A removal still to be reported stays pending; a new file clears a refusal.
+            slot.state = match slot.state {
+                State::Removing => State::Removing,
+                _ if changed && slot.key.is_some() => State::Removing,
+                _ if key.is_some() => State::Card,
+                _ => State::Empty,
+            };
+            if changed {
                 slot.applet = Applet::new(key.as_ref().map_or(0, |k| k.handle.serial()));
                 slot.key = key;
             }
         }
     }
 
-    /// Whether `slot` holds a card now (the file is checked for changes first).
+    /// Whether `slot` holds a card now, as pcscd's presence poll (IFDHICCPresence) asks: the file is
+    /// checked for changes first, and a pending removal is reported here, once. No other query ends
+    /// a removal, so a transmit cannot swallow the "card removed" that pcscd must see.
     pub fn present(&mut self, slot: usize) -> bool {
         self.refresh();
         let Some(slot) = self.slots.get_mut(slot) else { return false };
-        if std::mem::take(&mut slot.removal_pending) {
+        if slot.state == State::Removing {
+            slot.state = slot.settled();
             return false;
         }
-        slot.key.is_some() && !slot.refused
+        slot.state == State::Card
+    }
+
+    /// Whether `slot` holds a card for a query other than the presence poll (the file is checked
+    /// for changes first; nothing pending is ended).
+    fn has_card(&mut self, slot: usize) -> bool {
+        self.refresh();
+        self.slots.get(slot).is_some_and(|slot| slot.state == State::Card)
     }
 
     /// The ATR of the card in `slot`, or `None` without a card.
     pub fn atr(&mut self, slot: usize) -> Option<&'static [u8]> {
-        self.present(slot).then_some(&ATR[..])
+        self.has_card(slot).then_some(&ATR[..])
     }
 
     /// Powers the card in `slot` up (or resets it): its ATR, or `None` without a card.
     pub fn power_up(&mut self, slot: usize) -> Option<&'static [u8]> {
-        if !self.present(slot) {
+        if !self.has_card(slot) {
             return None;
         }
         self.slots[slot].applet.reset();
@@ -172,7 +209,7 @@ impl Reader {
 
     /// The card's answer to `apdu`, or `None` without a card in `slot`.
     pub fn transmit(&mut self, slot: usize, apdu: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-        if !self.present(slot) {
+        if !self.has_card(slot) {
             return None;
         }
         let path = &self.path;
@@ -193,7 +230,9 @@ impl Reader {
                 sw::NO_DIAGNOSIS
             })
         });
-        slot.refused |= refused;
+        if refused {
+            slot.state = State::Refused;
+        }
         Some(answer)
     }
 }

@@ -36,6 +36,34 @@ pub fn persist_srk(tcti: &str, dir: &std::path::Path) {
     tpm2(tcti, &["tpm2_flushcontext", "-t"]);
 }
 
+/// TPM2_PT_LOCKOUT_COUNTER (the dictionary-attack failures counted) as tpm2-tools reads it,
+/// around the project. libtpms answers the first DA-protected authorisation after its start with
+/// TPM_RC_RETRY and does not count it: a test that asserts "no try counted" first uses a key with a
+/// PIN correctly once ([`tpm2`] or the project), so that a wrong authorisation would be counted.
+pub fn lockout_counter(tcti: &str) -> u32 {
+    let properties = tpm2(tcti, &["tpm2_getcap", "properties-variable"]);
+    let value = properties.lines().find_map(|l| l.strip_prefix("TPM2_PT_LOCKOUT_COUNTER: 0x"));
+    u32::from_str_radix(value.unwrap_or_else(|| panic!("{properties}")), 16).expect("hex")
+}
+
+/// Persists at `handle` an HMAC-SHA256 key without a PIN in the form keys had before the empty
+/// policy (authorised with its empty authValue: userWithAuth set, no authPolicy; noDA), made with
+/// tpm2-tools under the SRK at 0x81000001 (persisted first with [`persist_srk`] when missing), as
+/// another tool or an older version of the project would have made it.
+pub fn persist_authvalue_key(tcti: &str, dir: &std::path::Path, handle: u32) {
+    let has_srk = tpm2(tcti, &["tpm2_getcap", "handles-persistent"]).contains("0x81000001");
+    if !has_srk {
+        persist_srk(tcti, dir);
+    }
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8 temp path").to_owned();
+    let (public, private, context) = (path("authvalue.pub"), path("authvalue.priv"), path("authvalue.ctx"));
+    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign|noda";
+    tpm2(tcti, &["tpm2_create", "-Q", "-C", "0x81000001", "-G", "hmac", "-a", attributes, "-u", &public, "-r", &private]);
+    tpm2(tcti, &["tpm2_load", "-Q", "-C", "0x81000001", "-u", &public, "-r", &private, "-c", &context]);
+    tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &context, &format!("0x{handle:08x}")]);
+    tpm2(tcti, &["tpm2_flushcontext", "-t"]);
+}
+
 /// Number of transient objects loaded in the TPM (swtpm without a resource manager has 3 slots).
 pub fn transient_objects(tcti: &str) -> usize {
     tpm2(tcti, &["tpm2_getcap", "handles-transient"]).lines().filter(|l| l.trim_start().starts_with("- 0x")).count()

@@ -35,6 +35,10 @@ pub enum Tamper {
 #[derive(Default)]
 struct Log {
     commands: Vec<u32>,
+    /// The first authorising session of each TPM2_HMAC sent (none for a command without sessions).
+    hmac_sessions: Vec<Option<u32>>,
+    /// (command code, response code) of each answer, in order.
+    answers: Vec<(u32, u32)>,
     faults: Vec<Fault>,
     /// Armed alterations: (command code, matching responses to let pass first, how).
     tampers: Vec<(u32, usize, Tamper)>,
@@ -79,6 +83,17 @@ impl CommandLog {
     /// Command codes seen so far (e.g. 0x0173 ReadPublic, 0x0155 HMAC).
     pub fn commands(&self) -> Vec<u32> {
         self.inner.lock().expect("log").commands.clone()
+    }
+
+    /// The session that authorised each TPM2_HMAC sent, as the command's authorisation area names
+    /// it: 0x02xxxxxx an HMAC session, 0x03xxxxxx a policy session, 0x40000009 a password.
+    pub fn hmac_sessions(&self) -> Vec<Option<u32>> {
+        self.inner.lock().expect("log").hmac_sessions.clone()
+    }
+
+    /// (command code, response code) of every answer the client got, in order.
+    pub fn answers(&self) -> Vec<(u32, u32)> {
+        self.inner.lock().expect("log").answers.clone()
     }
 
     /// Answers the next `times` commands with code `command` (e.g. 0x155, HMAC) with
@@ -176,6 +191,13 @@ fn command(log: &Mutex<Log>, message: &[u8]) -> Option<u32> {
     log.to_tpm.extend_from_slice(message);
     log.commands.push(code);
     log.unanswered.push_back(code);
+    if code == crate::commands::HMAC {
+        // TPM_ST_SESSIONS (0x8002): header (10), the key's handle (4), authorizationSize (4), then
+        // the first session's handle.
+        let with_sessions = message[..2] == [0x80, 0x02];
+        let session = message.get(18..22).filter(|_| with_sessions).map(|h| u32::from_be_bytes(h.try_into().expect("4 bytes")));
+        log.hmac_sessions.push(session);
+    }
     let fault = log.faults.iter_mut().find(|f| f.command == code && f.remaining > 0)?;
     fault.remaining -= 1;
     Some(fault.response_code)
@@ -187,6 +209,10 @@ fn response(log: &Mutex<Log>, message: &mut Vec<u8>) -> bool {
     let mut log = log.lock().expect("log");
     log.from_tpm.extend_from_slice(message);
     let Some(code) = log.unanswered.pop_front() else { return true };
+    if let Some(rc) = message.get(6..10) {
+        let rc = u32::from_be_bytes(rc.try_into().expect("4 bytes"));
+        log.answers.push((code, rc));
+    }
     let Some(i) = log.tampers.iter().position(|(c, _, _)| *c == code) else { return true };
     if log.tampers[i].1 > 0 {
         log.tampers[i].1 -= 1;

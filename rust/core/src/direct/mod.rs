@@ -49,6 +49,8 @@ pub(crate) enum Failure {
 
 struct Session {
     handle: u32,
+    /// A policy session (for keys with the empty policy), else an HMAC session.
+    policy: bool,
     key: Zeroizing<Vec<u8>>,
     nonce_tpm: Vec<u8>,
     /// The storage key that salted it (its x coordinate), to use it only for keys pinned to it.
@@ -127,15 +129,15 @@ impl Direct {
     /// Starts the session the next challenge of a key salted by `salt_key` will use, when the
     /// session is kept and a resource manager flushes it with the connection (so a session
     /// started ahead is never left loaded): the challenge itself is then the HMAC alone.
-    pub(crate) fn prepare(&mut self, salt_key: &SaltKey) -> Result<(), Failure> {
+    pub(crate) fn prepare(&mut self, salt_key: &SaltKey, policy: bool) -> Result<(), Failure> {
         if !(self.keep && self.transport.flushes_on_close()) {
             return Ok(());
         }
-        if self.session.as_ref().is_some_and(|s| s.salted_by == salt_key.x) {
+        if self.session.as_ref().is_some_and(|s| s.serves(salt_key, policy)) {
             return Ok(());
         }
         self.end_session();
-        self.session = Some(self.start_session(salt_key)?);
+        self.session = Some(self.start_session(salt_key, policy)?);
         Ok(())
     }
 
@@ -146,20 +148,23 @@ impl Direct {
 
     /// The response of the key at `key` (TPM name `key_name`, no authValue) to `message` (the
     /// bytes to hash, already padded and trimmed as a YubiKey slot would): `digest_len` bytes.
+    /// With `policy` the authorisation is a policy session with the empty policy (a key whose
+    /// authPolicy is that policy), else an HMAC session.
     pub(crate) fn hmac(
         &mut self,
         key: u32,
         key_name: &[u8],
         salt_key: &SaltKey,
+        policy: bool,
         message: &[u8],
         digest_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Failure> {
-        if self.session.as_ref().is_some_and(|s| s.salted_by != salt_key.x) {
+        if self.session.as_ref().is_some_and(|s| !s.serves(salt_key, policy)) {
             self.end_session();
         }
         let mut session = match self.session.take() {
             Some(session) => session,
-            None => self.start_session(salt_key)?,
+            None => self.start_session(salt_key, policy)?,
         };
         let result = self.hmac_in(&mut session, key, key_name, message, digest_len);
         match &result {
@@ -181,12 +186,13 @@ impl Direct {
         result
     }
 
-    fn start_session(&mut self, salt_key: &SaltKey) -> Result<Session, Failure> {
+    fn start_session(&mut self, salt_key: &SaltKey, policy: bool) -> Result<Session, Failure> {
         let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Failure::Refused(0))?;
         let nonce_caller = crypto::nonce(DIGEST).ok_or(Failure::Refused(0))?;
-        let command = wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y);
+        let command =
+            wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y, policy);
         let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
-        let started = wire::session_started(&response).map_err(|_| {
+        let started = wire::session_started(&response, policy).map_err(|_| {
             // The TPM may have started a session all the same: do not leave it loaded.
             if let Some(handle) = wire::session_handle_in(&response) {
                 let _ = self.transport.send(&wire::flush_context(handle));
@@ -195,7 +201,7 @@ impl Direct {
         })?;
         let (handle, nonce_tpm) = started.map_err(Failure::Refused)?;
         let key = crypto::session_key(&salt.value, &nonce_tpm, &nonce_caller);
-        Ok(Session { handle, key, nonce_tpm, salted_by: salt_key.x.clone() })
+        Ok(Session { handle, policy, key, nonce_tpm, salted_by: salt_key.x.clone() })
     }
 
     fn hmac_in(
@@ -236,6 +242,13 @@ impl Direct {
         if let Some(session) = self.session.take() {
             let _ = self.transport.send(&wire::flush_context(session.handle));
         }
+    }
+}
+
+impl Session {
+    /// Whether a challenge of a key salted by `salt_key` and authorised as `policy` says may use it.
+    fn serves(&self, salt_key: &SaltKey, policy: bool) -> bool {
+        self.salted_by == salt_key.x && self.policy == policy
     }
 }
 

@@ -16,6 +16,7 @@ const ST_NO_SESSIONS: u16 = 0x8001;
 const ST_SESSIONS: u16 = 0x8002;
 const RH_NULL: u32 = 0x4000_0007;
 const SE_HMAC: u8 = 0x00;
+const SE_POLICY: u8 = 0x01;
 const ALG_AES: u16 = 0x0006;
 const ALG_CFB: u16 = 0x0043;
 const ALG_SHA256: u16 = 0x000B;
@@ -69,13 +70,20 @@ impl Command {
     }
 }
 
-/// TPM2_StartAuthSession: an HMAC session salted with the ECC key at `salt_key` (the salt sent as
-/// the ephemeral point), unbound, AES-128-CFB parameter encryption, SHA-256.
-pub fn start_auth_session(salt_key: u32, nonce_caller: &[u8], ephemeral_x: &[u8], ephemeral_y: &[u8]) -> Vec<u8> {
+/// TPM2_StartAuthSession: an HMAC session, or with `policy` a policy session, salted with the ECC
+/// key at `salt_key` (the salt sent as the ephemeral point), unbound, AES-128-CFB parameter
+/// encryption, SHA-256.
+pub fn start_auth_session(
+    salt_key: u32,
+    nonce_caller: &[u8],
+    ephemeral_x: &[u8],
+    ephemeral_y: &[u8],
+    policy: bool,
+) -> Vec<u8> {
     let mut point = Command(Vec::with_capacity(4 + ephemeral_x.len() + ephemeral_y.len()));
     point.sized(ephemeral_x).sized(ephemeral_y);
     let mut c = Command::new(ST_NO_SESSIONS, CC_START_AUTH_SESSION);
-    c.u32(salt_key).u32(RH_NULL).sized(nonce_caller).sized(&point.0).u8(SE_HMAC);
+    c.u32(salt_key).u32(RH_NULL).sized(nonce_caller).sized(&point.0).u8(if policy { SE_POLICY } else { SE_HMAC });
     c.u16(ALG_AES).u16(128).u16(ALG_CFB).u16(ALG_SHA256);
     c.finish()
 }
@@ -196,8 +204,9 @@ pub fn header(response: &[u8]) -> Result<(u16, u32, Reader<'_>), Malformed> {
     Ok((tag, code, r))
 }
 
-/// What StartAuthSession answers: the session's handle and the TPM's first nonce.
-pub fn session_started(response: &[u8]) -> Result<Result<(u32, Vec<u8>), u32>, Malformed> {
+/// What StartAuthSession answers: the session's handle (of a policy session with `policy`, else of
+/// an HMAC session) and the TPM's first nonce.
+pub fn session_started(response: &[u8], policy: bool) -> Result<Result<(u32, Vec<u8>), u32>, Malformed> {
     let (_, code, mut r) = header(response)?;
     if code != 0 {
         return Ok(Err(code));
@@ -205,8 +214,8 @@ pub fn session_started(response: &[u8]) -> Result<Result<(u32, Vec<u8>), u32>, M
     let handle = r.u32("the session handle")?;
     let nonce = r.sized("the TPM's nonce")?.to_vec();
     r.done()?;
-    if handle >> 24 != 0x02 || nonce.len() < 16 {
-        return Err(Malformed("not an HMAC session"));
+    if handle >> 24 != session_handle_type(policy) || nonce.len() < 16 {
+        return Err(Malformed("not a session of the kind asked for"));
     }
     Ok(Ok((handle, nonce)))
 }
@@ -215,7 +224,16 @@ pub fn session_started(response: &[u8]) -> Result<Result<(u32, Vec<u8>), u32>, M
 pub fn session_handle_in(response: &[u8]) -> Option<u32> {
     let code = u32::from_be_bytes(response.get(6..10)?.try_into().ok()?);
     let handle = u32::from_be_bytes(response.get(10..14)?.try_into().ok()?);
-    (code == 0 && handle >> 24 == 0x02).then_some(handle)
+    (code == 0 && matches!(handle >> 24, 0x02 | 0x03)).then_some(handle)
+}
+
+/// The handle type (the handle's top byte, Part 2, 7.2) of a policy or an HMAC session.
+fn session_handle_type(policy: bool) -> u32 {
+    if policy {
+        0x03
+    } else {
+        0x02
+    }
 }
 
 /// What TPM2_ReadPublic answers: the object's public area (TPMT_PUBLIC) and its name.
@@ -307,7 +325,8 @@ mod tests {
                 bytes[2..6].copy_from_slice(&size);
                 bytes[6..10].copy_from_slice(&[0; 4]);
             }
-            let _ = session_started(&bytes);
+            let _ = session_started(&bytes, false);
+            let _ = session_started(&bytes, true);
             if let Ok(Ok(answer)) = hmac_answer(&bytes) {
                 prop_assert!(answer.parameters.len() >= 2);
             }
@@ -323,8 +342,12 @@ mod tests {
 
     #[test]
     fn commands_carry_their_size_and_code() {
-        let c = start_auth_session(0x8100_0001, &[7; 32], &[1; 32], &[2; 32]);
+        let c = start_auth_session(0x8100_0001, &[7; 32], &[1; 32], &[2; 32], false);
         assert_eq!(&c[..2], &[0x80, 0x01]);
+        let p = start_auth_session(0x8100_0001, &[7; 32], &[1; 32], &[2; 32], true);
+        // The session type sits before the symmetric definition (4 x u16) and differs alone.
+        assert_eq!((c[c.len() - 9], p[p.len() - 9]), (0x00, 0x01));
+        assert_eq!((&c[..c.len() - 9], &c[c.len() - 8..]), (&p[..p.len() - 9], &p[p.len() - 8..]));
         assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
         assert_eq!(u32::from_be_bytes([c[6], c[7], c[8], c[9]]), CC_START_AUTH_SESSION);
         let h = hmac(0x8100_0100, 0x0200_0000, &[3; 32], ENCRYPT, &[4; 32], &hmac_parameters(b"abc"));
@@ -338,15 +361,20 @@ mod tests {
         ok.extend([9u8; 16]);
         let size = (ok.len() as u32).to_be_bytes();
         ok[2..6].copy_from_slice(&size);
-        assert_eq!(session_started(&ok).unwrap().unwrap(), (0x0200_0000, vec![9u8; 16]));
+        assert_eq!(session_started(&ok, false).unwrap().unwrap(), (0x0200_0000, vec![9u8; 16]));
+        assert!(session_started(&ok, true).is_err(), "an HMAC session where a policy session was asked for");
+        let mut policy = ok.clone();
+        policy[10] = 0x03;
+        assert_eq!(session_started(&policy, true).unwrap().unwrap(), (0x0300_0000, vec![9u8; 16]));
+        assert!(session_started(&policy, false).is_err(), "a policy session where an HMAC session was asked for");
         for cut in 0..ok.len() {
-            assert!(session_started(&ok[..cut]).is_err(), "cut at {cut}");
+            assert!(session_started(&ok[..cut], false).is_err(), "cut at {cut}");
         }
         let mut long = ok.clone();
         long.push(0);
-        assert!(session_started(&long).is_err());
+        assert!(session_started(&long, false).is_err());
         let error = [0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x8E];
-        assert_eq!(session_started(&error).unwrap(), Err(0x98E));
+        assert_eq!(session_started(&error, false).unwrap(), Err(0x98E));
     }
 
     #[test]

@@ -8,6 +8,8 @@ use crate::key::{describe, KeyInfo, Object};
 use crate::pinned::{recorded_public, PinnedKey};
 use crate::rc::{self, codes};
 use crate::secret::Pin;
+use crate::session::SessionUse;
+use tss_esapi::constants::SessionType;
 use tss_esapi::handles::ObjectHandle;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::interface_types::session_handles::AuthSession;
@@ -17,6 +19,18 @@ use tss_esapi::Context;
 use zeroize::Zeroizing;
 
 use super::Tpm;
+
+/// What the direct path needs to challenge a key, from its record.
+struct DirectPlan {
+    key_name: Vec<u8>,
+    salt_key: SaltKey,
+    /// Authorised through a policy session with the empty policy.
+    policy: bool,
+    /// See [`KeyInfo::authorisation_may_count`].
+    authorisation_may_count: bool,
+    digest_len: usize,
+    mode: SlotMode,
+}
 
 impl Tpm {
     /// The response of the key at `handle` to KeePassXC's `challenge` (0 to 64 bytes): the same
@@ -49,20 +63,25 @@ impl Tpm {
         pin: Option<&Pin>,
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
+        self.challenge_once(handle, challenge, pin, rule, true)
+    }
+
+    /// [`Tpm::challenge_by_rule`]; `may_retry`: once more when the key turns out to have been
+    /// replaced since this connection checked it.
+    fn challenge_once(
+        &mut self,
+        handle: PersistentHandle,
+        challenge: &[u8],
+        pin: Option<&Pin>,
+        rule: ChallengeRule,
+        may_retry: bool,
+    ) -> Result<Zeroizing<Vec<u8>>> {
         // The challenge's length is checked before anything is sent.
         rule.message(challenge)?;
         if let Some(response) = self.direct_challenge(handle, challenge, rule) {
             return Ok(response);
         }
-        let object = self.resolve(handle)?;
-        let key = match self.pinned_key(handle, object) {
-            Ok(key) => key,
-            Err(e) => {
-                // A cached handle may be stale (the key was deleted by another program).
-                self.forget(handle);
-                return Err(e);
-            }
-        };
+        let (object, key) = self.key_to_authorise(handle)?;
         let message = MaxBuffer::try_from(rule.message_for(challenge, key.record.yubikey_mode)?)
             .map_err(|e| Error::Wrapper { operation: "preparing the challenge", text: e.to_string() })?;
         // The key's own attributes decide, never a file: a key without noDA counts failures.
@@ -92,14 +111,68 @@ impl Tpm {
                 let _ = ctx.tr_set_auth(object, Auth::default());
             }
         }
-        answer.map_err(|(code, error)| {
-            self.end_session();
-            self.explain_failure(&key, code, error)
-        })
+        match answer {
+            Ok(response) => Ok(response),
+            Err((code, error)) => {
+                self.end_session();
+                match self.recheck_after_refusal(&key, &error) {
+                    // Another key was put at the handle since this connection checked it (its
+                    // policy session failed, which costs no dictionary-attack try), and its
+                    // record says what it needs now.
+                    Some(Ok(true)) if may_retry => self.challenge_once(handle, challenge, pin, rule, false),
+                    Some(Ok(_)) => Err(Error::SessionRejected { rc: code }),
+                    Some(Err(e)) => Err(e),
+                    None => Err(self.explain_failure(&key, code, error)),
+                }
+            }
+        }
+    }
+
+    /// The key at `handle` checked against its record, ready for an authorisation. A key whose
+    /// authorisation the TPM could count ([`KeyInfo::authorisation_may_count`]) is read from the
+    /// TPM again (one ReadPublic) unless this call just read it: another program may have put
+    /// another key at its handle since this connection read it, and an authorisation meant for
+    /// the old key would count against the new one. No authorisation goes out before this.
+    fn key_to_authorise(&mut self, handle: PersistentHandle) -> Result<(ObjectHandle, PinnedKey)> {
+        let known = self.keys.object(handle).is_some();
+        let (object, key) = self.pinned_at(handle)?;
+        if known && key.info.authorisation_may_count() {
+            self.forget(handle);
+            return self.pinned_at(handle);
+        }
+        Ok((object, key))
+    }
+
+    /// The key at `handle`, resolved and checked against its record.
+    fn pinned_at(&mut self, handle: PersistentHandle) -> Result<(ObjectHandle, PinnedKey)> {
+        let object = self.resolve(handle)?;
+        match self.pinned_key(handle, object) {
+            Ok(key) => Ok((object, key)),
+            Err(e) => {
+                // A cached handle may be stale (the key was deleted by another program).
+                self.forget(handle);
+                Err(e)
+            }
+        }
+    }
+
+    /// After a refused challenge of a key with the empty policy (`None` for other keys and
+    /// failures): the key at its handle read again and checked against its record. `Ok(true)`:
+    /// another key sits there now, one its record describes (the challenge is worth making again,
+    /// with what that key needs); `Ok(false)`: the same key, so the session's answers were
+    /// altered; `Err`: why the key there is not served (another key than the record's, none, ...).
+    fn recheck_after_refusal(&mut self, key: &PinnedKey, error: &Error) -> Option<Result<bool>> {
+        let refused = matches!(error, Error::PolicyFailed { .. } | Error::AuthFailed { .. });
+        if !(key.info.empty_policy && refused) {
+            return None;
+        }
+        let handle = key.info.handle;
+        self.forget(handle);
+        Some(self.pinned_at(handle).map(|(_, now)| now.record.key_name != key.record.key_name))
     }
 
     /// The response through the direct path, when the key and the TCTI allow it: the key has
-    /// no PIN and no policy, and its record pins a persistent P-256 SRK. `None` sends the
+    /// no PIN and no PCR policy, and its record pins a persistent P-256 SRK. `None` sends the
     /// challenge down the ESYS path, which checks everything again.
     fn direct_challenge(
         &mut self,
@@ -110,27 +183,38 @@ impl Tpm {
         if !(self.bus_encryption && self.direct_path) {
             return None;
         }
-        let (key_name, salt_key, digest_len, mode) = self.direct_plan(handle)?;
-        let message = rule.message_for(challenge, mode).ok()?;
+        let plan = self.direct_plan(handle)?;
+        let message = rule.message_for(challenge, plan.mode).ok()?;
         let message = &message[..];
         if self.direct.is_none() {
             self.direct = Direct::open(&self.tcti, self.session_reuse);
         }
+        if plan.authorisation_may_count {
+            // Read the name at the handle now, not from earlier (see `key_to_authorise`).
+            self.forget(handle);
+        }
         // The record may be stale (its key evicted, another one made at the handle, maybe with a
         // PIN): an authorisation goes out only to the key whose name this connection read.
-        if self.tpm_name(handle)? != key_name {
+        if self.tpm_name(handle)? != plan.key_name {
             self.forget(handle);
             return None;
         }
-        match self.direct.as_mut()?.hmac(handle.value(), &key_name, &salt_key, message, digest_len) {
+        let direct = self.direct.as_mut()?;
+        match direct.hmac(handle.value(), &plan.key_name, &plan.salt_key, plan.policy, message, plan.digest_len) {
             Ok(response) => Some(response),
             Err(Failure::Io) => {
                 self.direct = None;
                 None
             }
-            // The key at the handle may not be the recorded one (a record made stale by another
-            // tool): from now on this connection reads and checks it first (the ESYS path), so a
-            // stale record costs at most this one authorisation.
+            // A key with the empty policy whose policy session failed: the key at the handle is
+            // not the one this connection read (no dictionary-attack try is counted in a policy
+            // session). The ESYS path reads it again and says why.
+            Err(Failure::Refused(code)) if plan.policy && rc::tpm_code(code) == Some(codes::POLICY_FAIL) => {
+                self.forget(handle);
+                None
+            }
+            // The key at the handle may not be the recorded one, or the answers were altered:
+            // from now on this connection reads and checks everything first (the ESYS path).
             Err(Failure::Refused(code))
                 if matches!(rc::tpm_code(code), Some(codes::AUTH_FAIL | codes::BAD_AUTH | codes::HANDLE)) =>
             {
@@ -148,8 +232,10 @@ impl Tpm {
     /// nothing started ahead can be left loaded), after listing `keys`: the salted session their
     /// challenges will use is started now and kept, and each key is checked against its record
     /// with the name the listing read (no command), so that the challenge after the user's click
-    /// is the HMAC alone. Best effort, and never an authorisation: a key that cannot be prepared
-    /// (no complete record, a record naming another key, a PCR policy) is checked when challenged.
+    /// is the HMAC alone (for a key with the empty policy; a key whose authorisation could count
+    /// has its name read again first). Best effort, and never an authorisation: a key that
+    /// cannot be prepared (no complete record, a record naming another key, a PCR policy) is
+    /// checked when challenged.
     pub(super) fn prepare_challenges(&mut self, keys: &[KeyInfo]) {
         if !(self.tcti.flushes_on_close() && self.bus_encryption) {
             return;
@@ -158,10 +244,10 @@ impl Tpm {
         for key in keys {
             let handle = key.handle;
             let plan = if self.direct_path && self.direct.is_some() { self.direct_plan(handle) } else { None };
-            if let Some((key_name, salt_key, _, _)) = plan {
+            if let Some(plan) = plan {
                 // The direct path will serve it, if the TPM's name is the record's.
-                if !direct_ready && self.tpm_name(handle).as_deref() == Some(&key_name[..]) {
-                    match self.direct.as_mut().map(|direct| direct.prepare(&salt_key)) {
+                if !direct_ready && self.tpm_name(handle).as_deref() == Some(&plan.key_name[..]) {
+                    match self.direct.as_mut().map(|direct| direct.prepare(&plan.salt_key, plan.policy)) {
                         Some(Ok(())) => direct_ready = true,
                         Some(Err(Failure::Io)) => self.direct = None,
                         _ => {}
@@ -184,10 +270,10 @@ impl Tpm {
         }
     }
 
-    /// The key's TPM name and the storage key's point, from the key's record alone (no TPM
-    /// command), each checked against its pinned name; `None` when the direct path may not serve
-    /// it. The caller checks the key's name against the TPM's.
-    fn direct_plan(&mut self, handle: PersistentHandle) -> Option<(Vec<u8>, SaltKey, usize, SlotMode)> {
+    /// What the direct path needs to challenge the key at `handle`, from the key's record alone
+    /// (no TPM command), each part checked against its pinned name; `None` when the direct path
+    /// may not serve it. The caller checks the key's name against the TPM's.
+    fn direct_plan(&mut self, handle: PersistentHandle) -> Option<DirectPlan> {
         let record = match self.keys.checked(handle) {
             Some(key) => key.record.clone(),
             None => self.metadata.get(handle).ok()??,
@@ -202,7 +288,14 @@ impl Tpm {
             recorded_public(record.storage_key_public.as_deref()?, record.storage_key_name.as_deref()?)?;
         let Public::Ecc { unique, .. } = storage_public else { return None };
         let salt_key = SaltKey { handle: SRK_HANDLE, x: unique.x().value().to_vec(), y: unique.y().value().to_vec() };
-        Some((hex::decode(key_name).ok()?, salt_key, info.algorithm.digest_len(), record.yubikey_mode))
+        Some(DirectPlan {
+            key_name: hex::decode(key_name).ok()?,
+            salt_key,
+            policy: info.empty_policy,
+            authorisation_may_count: info.authorisation_may_count(),
+            digest_len: info.algorithm.digest_len(),
+            mode: record.yubikey_mode,
+        })
     }
 
     /// The TPM's name of the object at `handle`, as this connection knows it: from ESYS when it
@@ -222,8 +315,9 @@ impl Tpm {
         }
     }
 
-    /// One TPM2_HMAC: in the encrypted session, or in a policy session for a key bound to PCRs,
-    /// or with a password session when bus encryption is off. HashingAlgorithm::Null uses the
+    /// One TPM2_HMAC: in the encrypted session (a policy session for a key with the empty
+    /// policy), or in a policy session for a key bound to PCRs; when bus encryption is off, in
+    /// an unsalted policy session or a password session. HashingAlgorithm::Null uses the
     /// key's own scheme (SHA-1 or SHA-256).
     fn hmac(
         &mut self,
@@ -231,8 +325,10 @@ impl Tpm {
         message: &MaxBuffer,
         key: &PinnedKey,
     ) -> std::result::Result<Zeroizing<Vec<u8>>, (u32, Error)> {
-        let policy = key.info.policy_bound;
-        let session = if policy {
+        let pcr_policy = key.info.policy_bound;
+        // Without bus encryption a key with the empty policy takes an unsalted policy session.
+        let policy = pcr_policy || (key.info.empty_policy && !self.bus_encryption);
+        let session = if pcr_policy {
             if key.record.pcrs.is_empty() {
                 return Err((0, Error::PolicyUnknown { rc: 0 }));
             }
@@ -240,6 +336,8 @@ impl Tpm {
             self.policy_session(key).map_err(|e| (0, e))?
         } else if self.bus_encryption {
             self.encrypting_session(key).map_err(|e| (0, e))?
+        } else if policy {
+            self.salted_session(None, SessionType::Policy, SessionUse::Plain).map_err(|e| (0, e))?
         } else {
             AuthSession::Password
         };

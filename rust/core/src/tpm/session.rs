@@ -14,21 +14,25 @@ use tss_esapi::Context;
 use super::Tpm;
 
 impl Tpm {
-    /// The encrypting session for a challenge to `key`, started when there is none. A kept
-    /// session is used only for keys pinned to the storage key that salted it.
+    /// The encrypting session for a challenge to `key`, started when there is none: a policy
+    /// session for a key with the empty policy (its digest starts, and after each command is
+    /// reset to, that policy), else an HMAC session. A kept session is used only for keys of its
+    /// kind pinned to the storage key that salted it.
     pub(crate) fn encrypting_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
+        let policy = key.info.empty_policy;
         if let Some(session) = &self.session {
-            if session.salted_by == key.storage_key_name() {
+            if session.salted_by == key.storage_key_name() && session.policy == policy {
                 return Ok(session.handle);
             }
             self.end_session();
         }
         let keep = self.session_reuse;
+        let session_type = if policy { SessionType::Policy } else { SessionType::Hmac };
         // A session stays salted after its salt key is flushed.
         let handle = self.with_salt_key(key, |tpm, salt| {
-            tpm.salted_session(Some(salt.handle), SessionType::Hmac, SessionUse::Challenge { keep })
+            tpm.salted_session(Some(salt.handle), session_type, SessionUse::Challenge { keep })
         })?;
-        self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned() });
+        self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned(), policy });
         Ok(handle)
     }
 
