@@ -27,6 +27,9 @@ PC_PASSWORD="correct horse battery staple"
 # The reader's name as pcscd shows it (FRIENDLYNAME + " 00 00"; packaging/pcsc/keepassxc-tpm).
 PC_READER="KeePassXC TPM 00 00"
 export TSS2_LOG=all+none
+# These scripts act as root itself, on private config files outside /etc/keepassxc-tpm: under sudo
+# `tpm-hmac pcsc` would (rightly) refuse such a file as the user who ran sudo.
+unset SUDO_USER SUDO_UID SUDO_GID
 
 say() { echo "[$PC_LABEL] $*"; }
 pass() { say "PASS: $*"; }

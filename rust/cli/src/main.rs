@@ -60,6 +60,11 @@ enum Command {
     /// Check the TPM, your access to it and KeePassXC's TPM support; each problem with its fix
     Doctor(cmd::doctor::Args),
     /// Present keys to stock KeePassXC as YubiKey-style cards, through pcscd (root's choice)
+    ///
+    /// enable and disable need root; under sudo the driver's file must be in /etc/keepassxc-tpm/
+    /// and a --metadata file is read with the rights of the user who ran sudo. This subcommand is
+    /// not meant to be delegated through a narrow sudoers rule: whoever may run it as root decides
+    /// which keys every local user of pcscd may use.
     Pcsc(cmd::pcsc::Args),
 }
 

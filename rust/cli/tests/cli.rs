@@ -122,7 +122,11 @@ fn tpm_commands_of_one_challenge_process() {
     assert_eq!(transient_objects(&swtpm.tcti()), 0);
     proxy.clear();
     let clear = ok(&proxy.tcti(), &["--no-bus-encryption", "challenge", "--handle", "0x81000100", "--hex", "00"]);
-    assert_eq!(proxy.commands(), vec![READ_PUBLIC, HMAC], "without encryption: ReadPublic + HMAC");
+    assert_eq!(
+        proxy.commands(),
+        vec![READ_PUBLIC, START_AUTH_SESSION, HMAC],
+        "without encryption: ReadPublic, an unsalted policy session (the key's empty policy), HMAC"
+    );
     assert_eq!(encrypted, clear);
 }
 

@@ -9,15 +9,34 @@ use swtpm_fixture::Swtpm;
 
 const SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
 
-fn tpm_hmac(swtpm: &Swtpm, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
+fn command(swtpm: &Swtpm, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"));
+    command
         .arg("--tcti")
         .arg(swtpm.tcti())
         .args(args)
         .env("TSS2_LOG", "all+none")
         .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
-        .output()
-        .expect("run tpm-hmac")
+        // Root itself, as the tests run: not on behalf of a user who ran sudo.
+        .env_remove("SUDO_USER")
+        .env_remove("SUDO_UID")
+        .env_remove("SUDO_GID");
+    command
+}
+
+fn tpm_hmac(swtpm: &Swtpm, args: &[&str]) -> Output {
+    command(swtpm, args).output().expect("run tpm-hmac")
+}
+
+/// `tpm-hmac` as root under sudo, run by the user "nobody".
+fn under_sudo(swtpm: &Swtpm, args: &[&str]) -> Output {
+    let mut command = command(swtpm, args);
+    command.env("SUDO_USER", "nobody").env("SUDO_UID", "65534").env("SUDO_GID", "65534");
+    command.output().expect("run tpm-hmac")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn ok(swtpm: &Swtpm, args: &[&str]) -> Output {
@@ -83,4 +102,87 @@ fn enable_status_disable() {
 
     ok(&swtpm, &["pcsc", "disable", "--handle", "0x81000100", "--config", config_arg]);
     assert_eq!(status(&swtpm, &config)["served"], Value::Array(vec![]));
+}
+
+/// A label carrying terminal escapes, a carriage return or a right-to-left override never reaches
+/// root's terminal: it is not copied into the driver's file, and `status` does not print one that
+/// was written there by hand.
+#[test]
+fn hostile_labels_stay_off_roots_terminal() {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let secret = swtpm.dir().join("secret.hex");
+    std::fs::write(&secret, SECRET).unwrap();
+    ok(&swtpm, &["import", "--secret-file", secret.to_str().unwrap(), "--handle", "0x81000100"]);
+    let hostile = "\u{1b}[2Jroot\rowned\u{202E}";
+    let metadata = swtpm.dir().join("keys.json");
+    let mut file: Value = serde_json::from_str(&std::fs::read_to_string(&metadata).unwrap()).unwrap();
+    file["keys"]["0x81000100"]["label"] = hostile.into();
+    std::fs::write(&metadata, file.to_string()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pcsc.json");
+    let config_arg = config.to_str().unwrap();
+
+    let out = ok(&swtpm, &["pcsc", "enable", "--handle", "0x81000100", "--config", config_arg]);
+    assert!(stderr(&out).contains("label is not copied"), "{}", stderr(&out));
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(!written.contains("owned") && !written.contains("\\u001b"), "{written}");
+
+    // Root edits the driver's file by hand: status still shows no such label.
+    let mut edited: Value = serde_json::from_str(&written).unwrap();
+    edited["keys"]["0x81000100"]["label"] = hostile.into();
+    std::fs::write(&config, edited.to_string()).unwrap();
+    let out = ok(&swtpm, &["pcsc", "status", "--config", config_arg]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("0x81000100"), "{shown}");
+    assert!(!shown.contains(['\u{1b}', '\r', '\u{202E}']) && !shown.contains("owned"), "{shown:?}");
+    let json = status(&swtpm, &config);
+    assert!(json["served"][0].get("label").is_none(), "{json}");
+}
+
+/// Under sudo, `tpm-hmac pcsc` lends root's rights to no file but the driver's own: --config only
+/// in /etc/keepassxc-tpm/, and a --metadata file read with the rights of the user who ran sudo, so
+/// its errors say only what that user could find out anyway.
+#[test]
+fn under_sudo_root_files_stay_roots() {
+    if !is_root() || Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIP: needs root and setpriv");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("pcsc.json");
+    for args in [
+        vec!["pcsc", "enable", "--handle", "0x81000100", "--config", elsewhere.to_str().unwrap()],
+        vec!["pcsc", "status", "--config", "/etc/shadow"],
+        vec!["pcsc", "disable", "--handle", "0x81000100", "--config", "/etc/keepassxc-tpm/../shadow"],
+    ] {
+        let out = under_sudo(&swtpm, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let said = stderr(&out);
+        assert!(said.contains("must name a file in /etc/keepassxc-tpm/"), "{args:?}: {said}");
+        assert_eq!(said.lines().count(), 1, "{said}");
+    }
+    assert!(!elsewhere.exists(), "nothing written outside /etc/keepassxc-tpm");
+
+    // A directory only root may enter: a file there and a missing one look the same to nobody.
+    use std::os::unix::fs::PermissionsExt;
+    let private = dir.path().join("root-only");
+    std::fs::create_dir(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(private.join("keys.json"), "{\"keys\":{}}").unwrap();
+    let mut said = Vec::new();
+    for name in ["keys.json", "missing.json"] {
+        let metadata = private.join(name);
+        let args = ["pcsc", "enable", "--handle", "0x81000100", "--metadata", metadata.to_str().unwrap()];
+        let out = under_sudo(&swtpm, &args);
+        assert!(!out.status.success(), "{name}");
+        let text = stderr(&out).replace(name, "FILE");
+        assert!(text.contains("nobody cannot read it") && text.contains("Permission denied"), "{text}");
+        said.push(text);
+    }
+    assert_eq!(said[0], said[1], "the errors do not tell whether the file exists");
 }

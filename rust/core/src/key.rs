@@ -235,10 +235,10 @@ pub(crate) const EMPTY_POLICY: [u8; 32] = [0; 32];
 /// its authValue.
 pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>, pin: bool) -> Result<Public> {
     let policy = match policy {
-        None if !pin => Some(Digest::try_from(EMPTY_POLICY.to_vec()).map_err(|e| Error::Wrapper {
-            operation: "building the key template",
-            text: e.to_string(),
-        })?),
+        None if !pin => Some(
+            Digest::try_from(EMPTY_POLICY.to_vec())
+                .map_err(|e| Error::Wrapper { operation: "building the key template", text: e.to_string() })?,
+        ),
         policy => policy,
     };
     let builder = match &policy {

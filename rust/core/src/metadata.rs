@@ -64,6 +64,19 @@ pub struct KeyRecord {
     pub label: Option<String>,
 }
 
+impl KeyRecord {
+    /// The key this record describes, read from its recorded public area alone (no TPM): `None`
+    /// unless that area hashes to the recorded name and is an HMAC key's. Its attributes (PIN,
+    /// PCR policy, empty policy, hash) are the key's own, whatever else the file says.
+    pub fn recorded_key(&self, handle: PersistentHandle) -> Option<crate::key::KeyInfo> {
+        let public = crate::pinned::recorded_public(self.key_public.as_deref()?, self.key_name.as_deref()?)?;
+        match crate::key::describe(handle, &public) {
+            crate::key::Object::Hmac(info) => Some(info),
+            crate::key::Object::Other { .. } => None,
+        }
+    }
+}
+
 /// The file as stored; every record is kept as raw JSON until it is asked for, so one record
 /// this version cannot read never costs another key its record.
 #[derive(Default, Serialize, Deserialize)]

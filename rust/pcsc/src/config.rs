@@ -12,10 +12,9 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::{metadata, KeyRecord, PersistentHandle};
+use keepassxc_tpm::{metadata, Algorithm, KeyRecord, PersistentHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// Where `tpm-hmac pcsc enable` writes and the packaged reader.conf.d entry points.
 pub const DEFAULT_PATH: &str = "/etc/keepassxc-tpm/pcsc.json";
@@ -115,7 +114,18 @@ pub fn read_checked(path: &Path) -> Result<(Stamp, FileContent), String> {
 /// read as hostile input and never written; the caller checks the record against the TPM.
 pub fn record_in(path: &Path, handle: PersistentHandle) -> Result<Option<KeyRecord>, String> {
     let (file, info) = open_regular(path)?;
-    let content = parse(file, &info)?;
+    record_of(parse(file, &info)?, handle)
+}
+
+/// [`record_in`] for a file's text, read by the caller (at most [`MAX_FILE_SIZE`] bytes).
+pub fn record_in_text(text: &str, handle: PersistentHandle) -> Result<Option<KeyRecord>, String> {
+    if text.len() as u64 > MAX_FILE_SIZE {
+        return Err(format!("it has more than {MAX_FILE_SIZE} bytes"));
+    }
+    record_of(serde_json::from_str(text).map_err(|e| format!("it is not valid JSON ({e})"))?, handle)
+}
+
+fn record_of(content: FileContent, handle: PersistentHandle) -> Result<Option<KeyRecord>, String> {
     content
         .keys
         .get(&handle.to_string())
@@ -175,7 +185,7 @@ pub fn check(content: FileContent) -> Config {
         let served = name.parse::<PersistentHandle>().map_err(|e| e.to_string()).and_then(|handle| {
             let record: KeyRecord =
                 serde_json::from_value(value).map_err(|e| format!("its record is malformed ({e})"))?;
-            servable(&record)?;
+            servable(handle, &record)?;
             Ok(ServedKey { handle, record })
         });
         match served {
@@ -188,61 +198,28 @@ pub fn check(content: FileContent) -> Config {
 }
 
 /// A record the driver may serve: it pins the key's name, its public area (which hashes to that
-/// name, so the attributes read from it are the key's own) and the storage key; the key is an
-/// HMAC-SHA1 key without a PIN (a PCR policy is fine when the record names the PCRs).
-pub fn servable(record: &KeyRecord) -> Result<(), String> {
-    let name = record.key_name.as_deref().ok_or("its record pins no key name")?;
-    let public = record.key_public.as_deref().ok_or("its record has no public area")?;
+/// name, so the attributes read from it are the key's own: the core's [`KeyRecord::recorded_key`])
+/// and the storage key; the key is an HMAC-SHA1 key without a PIN (a PCR policy is fine when the
+/// record names the PCRs).
+pub fn servable(handle: PersistentHandle, record: &KeyRecord) -> Result<(), String> {
+    record.key_name.as_deref().ok_or("its record pins no key name")?;
+    record.key_public.as_deref().ok_or("its record has no public area")?;
     record.storage_key_name.as_deref().ok_or("its record pins no storage key")?;
-    let public = hex::decode(public).map_err(|_| "its recorded public area is not hex")?;
-    if format!("000b{}", hex::encode(Sha256::digest(&public))) != name.to_ascii_lowercase() {
-        return Err("its recorded public area is not the key it names".to_owned());
-    }
-    let key = RecordedKey::parse(&public).ok_or("its recorded public area is not an HMAC key")?;
-    if !key.no_da {
+    let key = record
+        .recorded_key(handle)
+        .ok_or("its recorded public area is not the HMAC key it names (or not an HMAC key)")?;
+    if key.needs_pin() {
         return Err(
             "it needs a PIN, which a YubiKey-style card cannot ask for: use it in the KeePassXC fork".to_owned()
         );
     }
-    if !key.sha1 {
+    if key.algorithm != Algorithm::Sha1 {
         return Err("it is not an HMAC-SHA1 key (KeePassXC's YubiKey protocol carries 20-byte responses)".to_owned());
     }
-    if key.policy && record.pcrs.is_empty() {
+    if key.policy_bound && record.pcrs.is_empty() {
         return Err("it is bound to a policy but its record names no PCRs".to_owned());
     }
     Ok(())
-}
-
-/// What a recorded TPMT_PUBLIC (TPM 2.0 Part 2, 12.2.4) says about a keyed-hash key.
-struct RecordedKey {
-    no_da: bool,
-    policy: bool,
-    sha1: bool,
-}
-
-impl RecordedKey {
-    const KEYEDHASH: u16 = 0x0008;
-    const HMAC: u16 = 0x0005;
-    const SHA1: u16 = 0x0004;
-    const NO_DA: u32 = 1 << 10;
-
-    fn parse(public: &[u8]) -> Option<RecordedKey> {
-        let u16_at = |at: usize| public.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
-        if u16_at(0)? != Self::KEYEDHASH {
-            return None;
-        }
-        let attributes = u32::from_be_bytes(public.get(4..8)?.try_into().ok()?);
-        let policy_len = usize::from(u16_at(8)?);
-        let scheme_at = 10 + policy_len;
-        if u16_at(scheme_at)? != Self::HMAC {
-            return None;
-        }
-        Some(RecordedKey {
-            no_da: attributes & Self::NO_DA != 0,
-            policy: policy_len != 0,
-            sha1: u16_at(scheme_at + 2)? == Self::SHA1,
-        })
-    }
 }
 
 /// Writes `content` to a new file beside `path` (the core's [`metadata::write_temporary`]: mode
@@ -274,11 +251,15 @@ pub fn path_from_device_name(name: Option<&str>) -> PathBuf {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
-    /// A keyed-hash TPMT_PUBLIC: type, nameAlg SHA-256, attributes, policy, HMAC scheme, unique.
+    /// A keyed-hash TPMT_PUBLIC: type, nameAlg SHA-256, attributes (fixedTPM, fixedParent,
+    /// sensitiveDataOrigin, sign; userWithAuth without a policy), policy, HMAC scheme, unique.
     fn public(no_da: bool, policy: &[u8], hash: u16) -> Vec<u8> {
-        let attributes: u32 = 0x0000_0072 | if no_da { 1 << 10 } else { 0 };
+        let user_with_auth = if policy.is_empty() { 0x40 } else { 0 };
+        let attributes: u32 = 0x0004_0032 | user_with_auth | if no_da { 1 << 10 } else { 0 };
         let mut p = vec![0x00, 0x08, 0x00, 0x0B];
         p.extend(attributes.to_be_bytes());
         p.extend((policy.len() as u16).to_be_bytes());
@@ -301,7 +282,9 @@ mod tests {
 
     #[test]
     fn which_records_are_served() {
+        let servable = |record: &KeyRecord| super::servable(PersistentHandle::new(0x8100_0100).unwrap(), record);
         assert_eq!(servable(&record(&public(true, &[], 0x0004))), Ok(()));
+        assert_eq!(servable(&record(&public(true, &[0; 32], 0x0004))), Ok(()), "the empty policy (no PIN, no PCRs)");
         assert!(servable(&record(&public(false, &[], 0x0004)))
             .unwrap_err()
             .contains("needs a PIN, which a YubiKey-style card cannot ask for: use it in the KeePassXC fork"));
@@ -311,7 +294,7 @@ mod tests {
         assert_eq!(servable(&KeyRecord { pcrs: vec![7], ..record(&bound) }), Ok(()), "PCR-bound without a PIN");
         let mut wrong = record(&public(true, &[], 0x0004));
         wrong.key_name = Some(format!("000b{}", "00".repeat(32)));
-        assert!(servable(&wrong).unwrap_err().contains("not the key it names"));
+        assert!(servable(&wrong).unwrap_err().contains("not the HMAC key it names"));
         assert!(servable(&KeyRecord { storage_key_name: None, ..record(&public(true, &[], 4)) }).is_err());
         assert!(servable(&KeyRecord::default()).is_err());
     }

@@ -12,7 +12,7 @@ use keepassxc_tpm_pcsc::apdu::{status_block, OTP_AID};
 use keepassxc_tpm_pcsc::ifd::*;
 use keepassxc_tpm_pcsc::reader::{Reader, ATR};
 use sha1::Sha1;
-use swtpm_fixture::Swtpm;
+use swtpm_fixture::{commands, lockout_counter, persist_authvalue_key, replace_with_pin_key, CommandLog, Swtpm};
 
 const YUBIKEY_SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
 const KEY: u32 = 0x8100_0100;
@@ -75,9 +75,14 @@ impl Setup {
 
     /// Writes a config serving `keys` (handle, record) through this swtpm, mode 0600.
     fn config(&self, name: &str, keys: &[(u32, KeyRecord)]) -> PathBuf {
+        self.config_via(&self.swtpm.tcti(), name, keys)
+    }
+
+    /// [`Setup::config`] reaching the TPM through `tcti` (a proxy in front of the swtpm).
+    fn config_via(&self, tcti: &str, name: &str, keys: &[(u32, KeyRecord)]) -> PathBuf {
         let keys: serde_json::Map<String, serde_json::Value> =
             keys.iter().map(|(at, record)| (handle(*at).to_string(), serde_json::to_value(record).unwrap())).collect();
-        let text = serde_json::json!({ "tcti": self.swtpm.tcti(), "keys": keys }).to_string();
+        let text = serde_json::json!({ "tcti": tcti, "keys": keys }).to_string();
         let path = self.dir.path().join(name);
         let tmp = self.dir.path().join(format!(".{name}.tmp"));
         std::fs::write(&tmp, text).unwrap();
@@ -234,6 +239,8 @@ fn files_and_records_it_must_not_serve() {
     let mut tpm = open(&setup.swtpm);
     import(&mut tpm, 0x8100_0101, Some("2468"), SlotMode::Variable);
     import(&mut tpm, 0x8100_0102, None, SlotMode::Variable);
+    // Used correctly once, so that libtpms would count a wrong authorisation (not TPM_RC_RETRY).
+    tpm.challenge_with_pin(handle(0x8100_0101), &[1; 32], Some(&Pin::new("2468").unwrap())).unwrap();
     drop(tpm);
 
     let mut served = Reader::open(&setup.config("good.json", &[(KEY, good.clone())]));
@@ -258,11 +265,13 @@ fn files_and_records_it_must_not_serve() {
     assert!(reader.present(0), "the record itself is well-formed");
     assert_eq!(challenge_status(&mut reader, 0), Some(0x6F00));
     assert!(!reader.present(0), "refused: no card until the file changes");
-    // The same at the PIN key's handle: its attributes are read first, no authorisation is tried.
-    let at_pin_key = setup.config("at-pin-key.json", &[(0x8100_0101, good.clone())]);
+    // The same at the PIN key's handle: its name is read first, no authorisation is tried.
+    let proxy = CommandLog::start(setup.swtpm.port());
+    let at_pin_key = setup.config_via(&proxy.tcti(), "at-pin-key.json", &[(0x8100_0101, good.clone())]);
     let mut reader = Reader::open(&at_pin_key);
     assert_eq!(challenge_status(&mut reader, 0), Some(0x6F00));
     assert!(!reader.present(0));
+    assert!(!proxy.commands().contains(&commands::HMAC), "no authorisation tried: {:x?}", proxy.commands());
 
     // A deleted key: a status word, then no card.
     let deleted = setup.config("deleted.json", &[(0x8100_0102, setup.record(0x8100_0102))]);
@@ -273,8 +282,107 @@ fn files_and_records_it_must_not_serve() {
     assert_eq!(challenge_status(&mut reader, 0), Some(0x6F00));
     assert!(!reader.present(0));
 
-    assert_eq!(setup.da_failures(), 0, "no dictionary-attack try");
+    assert_eq!(lockout_counter(&setup.swtpm.tcti()), 0, "no dictionary-attack try");
     assert_eq!(challenge_status(&mut served, 0), Some(0x9000), "the good key still answers");
+}
+
+/// pcscd keeps the driver (and its TPM connection) for hours. The served key's owner deletes it and
+/// makes a key with a PIN at the same handle, and uses it once; any pcscd client then asks the old
+/// card again. The driver's file still pins the old key: the card goes, and the TPM counts nothing
+/// (checked with tpm2-tools, and on the wire: no answer is a counted failure, and any HMAC sent went
+/// in a policy session without PolicyAuthValue, which the TPM never counts).
+#[test]
+fn a_key_replaced_while_pcscd_runs_costs_no_dictionary_attack_try() {
+    let setup = Setup::new();
+    let old_form = 0x8100_0104;
+    persist_authvalue_key(&setup.swtpm.tcti(), setup.swtpm.dir(), old_form);
+    open(&setup.swtpm).checked_key(handle(old_form)).unwrap(); // recorded at first use
+    let proxy = CommandLog::start(setup.swtpm.port());
+    for (what, at) in [("a key made now (the empty policy)", KEY), ("a key of the old form (its authValue)", old_form)]
+    {
+        let mut reader = Reader::open(&setup.config_via(&proxy.tcti(), "pcsc.json", &[(at, setup.record(at))]));
+        assert_eq!(challenge_status(&mut reader, 0), Some(0x9000), "{what}");
+        assert_eq!(challenge_status(&mut reader, 0), Some(0x9000), "{what}, warm");
+
+        replace_with_pin_key(&setup.swtpm.tcti(), setup.swtpm.dir(), at, "2468");
+        proxy.clear();
+        assert_eq!(challenge_status(&mut reader, 0), Some(0x6F00), "{what}: refused");
+        for _ in 0..3 {
+            assert!(!reader.present(0), "{what}: the card is gone");
+            assert_eq!(challenge_status(&mut reader, 0), None, "{what}: the card is gone");
+        }
+        let refused = challenge_status(&mut Reader::open(&setup.dir.path().join("pcsc.json")), 0);
+        assert_eq!(refused, Some(0x6F00), "{what}: a new reader refuses it too");
+        for (command, rc) in proxy.answers() {
+            assert!(!matches!(rc, 0x98E | 0x9A2 | 0x921), "{what}: 0x{command:X} answered 0x{rc:03X}");
+        }
+        for session in proxy.hmac_sessions() {
+            assert!(session.is_some_and(|s| s >> 24 == 0x03), "{what}: an HMAC in session {session:x?}");
+        }
+        if at == old_form {
+            assert!(!proxy.commands().contains(&commands::HMAC), "{what}: read before any authorisation");
+        }
+        assert_eq!(lockout_counter(&setup.swtpm.tcti()), 0, "{what}: TPM2_PT_LOCKOUT_COUNTER unchanged");
+    }
+}
+
+/// The removal of a card is reported by the presence poll (IFDHICCPresence) alone: a query that
+/// comes first (pcscd's or a client's transmit) must not swallow it, or pcscd never sees the card
+/// change when a key is disabled or replaced.
+#[test]
+fn a_removal_is_reported_to_the_presence_poll_whatever_comes_first() {
+    let setup = Setup::new();
+    let mut tpm = open(&setup.swtpm);
+    import(&mut tpm, 0x8100_0103, None, SlotMode::Variable);
+    drop(tpm);
+    let path = setup.config("pcsc.json", &[(KEY, setup.record(KEY))]);
+    let mut reader = Reader::open(&path);
+    assert_eq!(challenge_status(&mut reader, 0), Some(0x9000));
+
+    setup.config("pcsc.json", &[(0x8100_0103, setup.record(0x8100_0103))]);
+    assert!(reader.transmit(0, &select()).is_none(), "the old card is gone");
+    assert!(reader.atr(0).is_none() && reader.power_up(0).is_none() && reader.serial(0).is_none());
+    assert!(!reader.present(0), "the poll still sees the removal");
+    assert!(reader.present(0), "then the new card");
+    assert_eq!(reader.serial(0), Some(0x8100_0103));
+    assert_eq!(challenge_status(&mut reader, 0), Some(0x9000));
+}
+
+/// ifdhandler.h: the returned length "should be ZERO on all errors".
+#[test]
+fn every_error_returns_a_length_of_zero() {
+    let setup = Setup::new();
+    let path = setup.config("pcsc.json", &[]);
+    let lun: Dword = 0x0003_0000;
+    let name = CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated string that outlives the call.
+    assert_eq!(unsafe { IFDHCreateChannelByName(lun, name.as_ptr()) }, IFD_SUCCESS);
+    let mut buffer = [0u8; 64];
+    let mut length = buffer.len() as Dword;
+    // SAFETY: our buffer, its length given as it is.
+    assert_eq!(unsafe { IFDHGetCapabilities(lun, 0x1234, &mut length, buffer.as_mut_ptr()) }, IFD_ERROR_TAG);
+    assert_eq!(length, 0, "unknown tag");
+    length = buffer.len() as Dword;
+    // SAFETY: as above.
+    assert_eq!(unsafe { IFDHGetCapabilities(lun, TAG_IFD_ATR, &mut length, buffer.as_mut_ptr()) }, IFD_ICC_NOT_PRESENT);
+    assert_eq!(length, 0, "no card, no ATR");
+    length = buffer.len() as Dword;
+    // SAFETY: as above.
+    assert_eq!(unsafe { IFDHPowerICC(lun, IFD_POWER_UP, buffer.as_mut_ptr(), &mut length) }, IFD_ERROR_POWER_ACTION);
+    assert_eq!(length, 0, "no card to power");
+    let (rv, answer) = transmit(lun, &select());
+    assert_eq!((rv, answer.len()), (IFD_ICC_NOT_PRESENT, 0), "no card to send to");
+    let (rv, answer) = transmit(0x0009_0000, &select());
+    assert_eq!((rv, answer.len()), (IFD_COMMUNICATION_ERROR, 0), "no such reader");
+
+    setup.config("pcsc.json", &[(KEY, setup.record(KEY))]);
+    assert_eq!(IFDHICCPresence(lun), IFD_ICC_PRESENT);
+    length = buffer.len() as Dword;
+    // SAFETY: as above.
+    assert_eq!(unsafe { IFDHPowerICC(lun, IFD_POWER_UP, buffer.as_mut_ptr(), &mut length) }, IFD_SUCCESS);
+    let (rv, answer) = transmit_into(lun, &select(), 4);
+    assert_eq!((rv, answer.len()), (IFD_ERROR_INSUFFICIENT_BUFFER, 0), "a buffer too small");
+    assert_eq!(IFDHCloseChannel(lun), IFD_SUCCESS);
 }
 
 #[test]

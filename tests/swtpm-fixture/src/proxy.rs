@@ -195,7 +195,8 @@ fn command(log: &Mutex<Log>, message: &[u8]) -> Option<u32> {
         // TPM_ST_SESSIONS (0x8002): header (10), the key's handle (4), authorizationSize (4), then
         // the first session's handle.
         let with_sessions = message[..2] == [0x80, 0x02];
-        let session = message.get(18..22).filter(|_| with_sessions).map(|h| u32::from_be_bytes(h.try_into().expect("4 bytes")));
+        let session =
+            message.get(18..22).filter(|_| with_sessions).map(|h| u32::from_be_bytes(h.try_into().expect("4 bytes")));
         log.hmac_sessions.push(session);
     }
     let fault = log.faults.iter_mut().find(|f| f.command == code && f.remaining > 0)?;

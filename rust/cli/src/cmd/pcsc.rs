@@ -50,7 +50,13 @@ enum Command {
     },
 }
 
+/// Where the driver's file may be when `tpm-hmac pcsc` runs under sudo.
+const CONFIG_DIR: &str = "/etc/keepassxc-tpm";
+
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
+    if let Some(user) = sudo_user() {
+        config_under_sudo(&args.config, &user.name)?;
+    }
     match args.command {
         Command::Enable { handle, metadata } => enable(tpm, &args.config, handle, metadata.as_deref()),
         Command::Disable { handle } => disable(&args.config, handle),
@@ -62,7 +68,14 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
     need_root(path, "enable")?;
     let mut content = current(path)?;
     // Everything from files is read here, before the TPM is asked.
-    let record = key_record(handle, metadata)?;
+    let mut record = key_record(handle, metadata)?;
+    if let Some(label) = record.label.take() {
+        // Root's terminal and pcscd's log show what is copied here: only a label a person can read.
+        match keepassxc_tpm::check_label(&label) {
+            Ok(checked) if checked == label => record.label = Some(label),
+            _ => eprintln!("tpm-hmac: the key's label is not copied: it is not one `tpm-hmac label` would set"),
+        }
+    }
     let (key, tcti) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.tcti().to_string())))?;
     if key.needs_pin() {
         return Err(CliError::Input(format!(
@@ -77,7 +90,7 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
             key.algorithm
         )));
     }
-    config::servable(&record).map_err(|why| {
+    config::servable(handle, &record).map_err(|why| {
         CliError::Input(format!(
             "the key at {handle} cannot be served: {why}; its record is in {}",
             record_place(metadata)
@@ -194,7 +207,8 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 handle: k.handle.to_string(),
                 serial: k.handle.serial(),
                 keepassxc: format!("1:{}", k.handle.serial()),
-                label: k.record.label.clone(),
+                // The file may have been edited: a label is shown only as `tpm-hmac label` would set it.
+                label: k.record.label.clone().filter(|l| keepassxc_tpm::check_label(l).is_ok_and(|c| c == *l)),
             })
             .collect(),
         refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.clone() }).collect(),
@@ -262,8 +276,10 @@ fn record_place(metadata: Option<&Path>) -> String {
     }
 }
 
-/// The key's record: from `metadata` when given (a file of another user, read but never written:
-/// the record is checked against the TPM before it is used), else from this user's file.
+/// The key's record: from `metadata` when given, else from this user's file; under sudo from the
+/// file of the user who ran sudo (by default their own metadata file), read with that user's
+/// rights (a file they could not read themselves stays closed to them), and never written. The
+/// record is checked against the TPM before it is used.
 fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRecord, CliError> {
     let not_found = |place: String| {
         CliError::Input(format!(
@@ -271,23 +287,74 @@ fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRe
              the key (using it records it), or give the file that holds its record with --metadata"
         ))
     };
-    let read_in = |path: &Path| {
-        config::record_in(path, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
-    };
-    match (metadata, sudo_user_metadata()) {
-        (Some(path), _) => read_in(path)?.ok_or_else(|| not_found(path.display().to_string())),
-        // Under sudo, the record is in the file of the user who made the key.
-        (None, Some(path)) if path.exists() => read_in(&path)?.ok_or_else(|| not_found(path.display().to_string())),
-        (None, _) => Metadata::default_location().get(handle)?.ok_or_else(|| not_found(record_place(None))),
+    let unreadable = |path: &Path, why: String| CliError::Input(format!("{}: {why}", path.display()));
+    match (metadata, sudo_user()) {
+        (Some(path), Some(user)) => read_as(&user, path, handle)?.ok_or_else(|| not_found(path.display().to_string())),
+        (Some(path), None) => config::record_in(path, handle)
+            .map_err(|why| unreadable(path, why))?
+            .ok_or_else(|| not_found(path.display().to_string())),
+        (None, Some(user)) => {
+            let path = user.home.join(".local/share/keepassxc-tpm/keys.json");
+            read_as(&user, &path, handle)?.ok_or_else(|| not_found(path.display().to_string()))
+        }
+        (None, None) => Metadata::default_location().get(handle)?.ok_or_else(|| not_found(record_place(None))),
     }
 }
 
-/// The default metadata file of the user who ran sudo (sudo does not keep XDG_DATA_HOME).
-fn sudo_user_metadata() -> Option<PathBuf> {
-    let user = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root")?;
+/// The user who ran sudo, when this runs under sudo for someone other than root.
+struct SudoUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+    home: PathBuf,
+}
+
+fn sudo_user() -> Option<SudoUser> {
+    let name = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root")?;
+    let uid = std::env::var("SUDO_UID").ok()?.parse().ok().filter(|&uid| uid != 0)?;
+    let gid = std::env::var("SUDO_GID").ok()?.parse().ok()?;
+    // sudo keeps neither HOME nor XDG_DATA_HOME of the user: the home directory from passwd.
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let home = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 6 && f[0] == user)?[5];
-    Some(Path::new(home).join(".local/share/keepassxc-tpm/keys.json"))
+    let home = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 6 && f[0] == name)?[5];
+    Some(SudoUser { name, uid, gid, home: PathBuf::from(home) })
+}
+
+/// Under sudo the driver's file is root's, in /etc/keepassxc-tpm/: root's rights are not lent to
+/// write (or read) a file elsewhere.
+fn config_under_sudo(path: &Path, user: &str) -> Result<(), CliError> {
+    use std::path::Component;
+    let plain = path.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if plain && path.parent() == Some(Path::new(CONFIG_DIR)) {
+        return Ok(());
+    }
+    Err(CliError::Input(format!(
+        "under sudo (for {user}) --config must name a file in {CONFIG_DIR}/, not {}; run it as root itself to \
+         use another file",
+        path.display()
+    )))
+}
+
+/// The record of `handle` in the metadata file at `path`, read with `user`'s rights (setpriv, a
+/// bounded read with a time limit: a FIFO or a device cannot hold it up) and then checked as the
+/// driver checks its own file's content.
+fn read_as(user: &SudoUser, path: &Path, handle: PersistentHandle) -> Result<Option<KeyRecord>, CliError> {
+    let limit = (config::MAX_FILE_SIZE + 1).to_string();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &user.uid.to_string(), "--regid", &user.gid.to_string(), "--init-groups", "--"])
+        .args(["timeout", "5", "head", "-c", &limit, "--"])
+        .arg(path)
+        .env_clear()
+        .env("LC_ALL", "C")
+        .output()
+        .map_err(|e| CliError::Input(format!("cannot read {} as {}: setpriv: {e}", path.display(), user.name)))?;
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr);
+        let why = why.lines().next().unwrap_or("it could not be read").trim_start_matches("head: ");
+        return Err(CliError::Input(format!("{} cannot read it: {why}", user.name)));
+    }
+    let text = String::from_utf8(out.stdout)
+        .map_err(|_| CliError::Input(format!("{}: it is not a metadata file (not UTF-8)", path.display())))?;
+    config::record_in_text(&text, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
 }
 
 fn warn_unregistered() {
