@@ -166,10 +166,30 @@ def test_a_refused_pin_is_wiped_and_never_sent_again(swtpm, tpm_hmac, tmp_path):
 
 def test_an_empty_pin_is_no_pin_and_costs_no_try(swtpm, tpm_hmac, tmp_path):
     key = _pin_key(tpm_hmac, tmp_path)
+    # Used correctly once: libtpms answers the first DA-protected authorisation after its start
+    # with TPM_RC_RETRY and counts nothing, so only now would a wrong one show in the counter.
+    TpmHmac(key["handle"], pin="2468").challenge_response(b"p" * 32)
     for pin in ["", b"", "\n", lambda: ""]:
         with pytest.raises(keepassxc_tpm.PinRequired, match="no PIN was entered"):
             TpmHmac(key["handle"], pin=pin).challenge_response(b"p" * 32)
     assert _lockout_counter(swtpm) == 0
+
+
+def test_a_key_replaced_under_a_kept_provider_costs_no_try(swtpm, imported_key, tpm_hmac, tmp_path):
+    # kdbxtool keeps its provider for as long as the database is open, and challenges on every save.
+    provider = TpmHmac(imported_key["handle"])
+    seed = b"s" * 32
+    assert data(provider.challenge_response(seed)) == hmac_sha1(SECRET, keepassxc_rule(seed))
+    # The owner deletes the key and makes one with a PIN: it takes the first free handle, the same.
+    tpm_hmac("delete", "--handle", imported_key["handle"])
+    key = _pin_key(tpm_hmac, tmp_path)
+    assert key["handle"] == imported_key["handle"]
+    TpmHmac(key["handle"], pin="2468").challenge_response(seed)  # used correctly once (see above)
+    assert _lockout_counter(swtpm) == 0
+    for _ in range(3):
+        with pytest.raises(keepassxc_tpm.PinRequired):
+            provider.challenge_response(seed)
+    assert _lockout_counter(swtpm) == 0, "the kept provider spent no dictionary-attack try"
 
 
 def test_one_hang_costs_one_timeout(swtpm, stalling_proxy, tpm_hmac, tmp_path):

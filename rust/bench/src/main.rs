@@ -29,6 +29,21 @@ use report::Row;
 /// The key the challenges go to, and the secret imported into it (RFC 2202 test key 1).
 const HANDLE: u32 = 0x8100_0100;
 
+/// The benchmark key's twin (the same secret) in the form keys had before the empty policy
+/// (authorised by its empty authValue), which tpm2-tools and tpm2-pytss use with a password
+/// session as they would any HMAC key; also the old form's click row. It exists only while the
+/// challenge rows run: the listing rows count the keys.
+const PEER_HANDLE: u32 = 0x8100_0110;
+
+fn peer_key_handle() -> PersistentHandle {
+    PersistentHandle::new(PEER_HANDLE).expect("a persistent handle")
+}
+
+/// [`PEER_HANDLE`] as the command-line tools take it.
+fn peer_handle_arg() -> String {
+    format!("0x{PEER_HANDLE:08x}")
+}
+
 /// [`HANDLE`] as the command-line tools take it.
 fn handle_arg() -> String {
     format!("0x{HANDLE:08x}")
@@ -344,6 +359,28 @@ impl Bench {
         let response = tpm.challenge(key_handle(), &self.seed)?;
         self.expected = hex::encode(&response[..]);
         std::fs::write(self.out.join("message.bin"), &self.message)?;
+        Ok(())
+    }
+
+    /// The peers' twin of the benchmark key (see [`PEER_HANDLE`]).
+    fn provision_twin(&mut self) -> Res<()> {
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
+        let spec = KeySpec {
+            handle: Some(peer_key_handle()),
+            algorithm: Algorithm::Sha1,
+            auth_value_form: true,
+            ..KeySpec::default()
+        };
+        let twin = tpm.import_key(&spec, &Secret::from_hex(SECRET)?)?;
+        if !twin.authorisation_may_count() || hex::encode(&tpm.challenge(twin.handle, &self.seed)?[..]) != self.expected
+        {
+            return Err("the peers' twin key is not the benchmark key's twin".into());
+        }
+        Ok(())
+    }
+
+    fn delete_twin(&mut self) -> Res<()> {
+        Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?.delete_key(peer_key_handle())?;
         Ok(())
     }
 

@@ -64,6 +64,7 @@ pub enum RowId {
     BridgeCold,
     BridgeUnlockSequence,
     ClickBehindResourceManager,
+    ClickOldForm,
     Tpm2Hmac,
     PytssWarm,
     PytssCold,
@@ -114,7 +115,12 @@ impl RowId {
             RowId::ClickBehindResourceManager => {
                 "(c) the unlock click behind a resource manager: `Tpm::challenge` after `list_keys`, through tpm2-abrmd and the counting proxy"
             }
-            RowId::Tpm2Hmac => "tpm2-tools: `tpm2_hmac -c 0x81000100`, one process per challenge",
+            RowId::ClickOldForm => {
+                "(c) the same click for a key of the form made before the empty policy (its authValue): its name is read first"
+            }
+            RowId::Tpm2Hmac => {
+                "tpm2-tools: `tpm2_hmac -c 0x81000110` (the key's authValue-form twin), one process per challenge"
+            }
             RowId::PytssWarm => "tpm2-pytss warm: ESAPI kept, `hmac` with the password session",
             RowId::PytssCold => "tpm2-pytss cold: new Python process per challenge",
             RowId::PytssImport => "tpm2-pytss cold: `import tpm2_pytss` (inside the process)",
@@ -270,6 +276,15 @@ impl Bench {
             Some(r) => {
                 let one_hmac = r.commands.as_deref() == Some(&[swtpm_fixture::commands::HMAC][..]);
                 format!("| {what} | {} (tpm2-abrmd) | {} |\n", commands(r), yes(one_hmac))
+            }
+            None => not_measured(what),
+        };
+        let what = "1b. the same click for a key made before the empty policy: ReadPublic (its name), then the HMAC";
+        t += &match self.measured(RowId::ClickOldForm) {
+            Some(r) => {
+                use swtpm_fixture::commands::{HMAC, READ_PUBLIC};
+                let expected = r.commands.as_deref() == Some(&[READ_PUBLIC, HMAC][..]);
+                format!("| {what} | {} (tpm2-abrmd) | {} |\n", commands(r), yes(expected))
             }
             None => not_measured(what),
         };

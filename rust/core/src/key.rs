@@ -148,6 +148,12 @@ pub struct KeySpec {
     pub yubikey_mode: crate::challenge::SlotMode,
     /// A name for the key (see [`check_label`]), kept in its record.
     pub label: Option<String>,
+    /// For a key without PIN or PCRs: make it in the form keys had before the empty policy,
+    /// authorised with its empty authValue (so tools that cannot start a policy session, such as
+    /// `tpm2_hmac -c HANDLE`, can use it). Such a key has its name read before every
+    /// authorisation ([`KeyInfo::authorisation_may_count`]): two TPM commands per click instead
+    /// of one behind a resource manager. Off by default; the CLI does not offer it.
+    pub auth_value_form: bool,
 }
 
 /// The longest label, in characters.
@@ -230,17 +236,20 @@ fn attributes(origin: Origin, policy: bool, pin: bool) -> Result<ObjectAttribute
 /// The empty policy's digest (SHA-256): what a policy session holds before any policy command.
 pub(crate) const EMPTY_POLICY: [u8; 32] = [0; 32];
 
-/// The template of an HMAC key. `policy` is a PCR policy's digest; a key with neither PIN nor PCR
-/// policy gets the empty policy (see [`KeyInfo::empty_policy`]), a key with a PIN and no PCRs
-/// its authValue.
+/// The policy a key of `spec` is made with, given its PCR policy's digest (if any): that digest;
+/// else, without a PIN, the empty policy (see [`KeyInfo::empty_policy`]); else none (a key with a
+/// PIN and no PCRs is authorised with its authValue).
+pub(crate) fn key_policy(spec: &KeySpec, pcr_policy: Option<Digest>) -> Result<Option<Digest>> {
+    if pcr_policy.is_some() || spec.pin.is_some() || spec.auth_value_form {
+        return Ok(pcr_policy);
+    }
+    Digest::try_from(EMPTY_POLICY.to_vec())
+        .map(Some)
+        .map_err(|e| Error::Wrapper { operation: "building the key template", text: e.to_string() })
+}
+
+/// The template of an HMAC key; `policy` from [`key_policy`].
 pub(crate) fn hmac_template(algorithm: Algorithm, origin: Origin, policy: Option<Digest>, pin: bool) -> Result<Public> {
-    let policy = match policy {
-        None if !pin => Some(
-            Digest::try_from(EMPTY_POLICY.to_vec())
-                .map_err(|e| Error::Wrapper { operation: "building the key template", text: e.to_string() })?,
-        ),
-        policy => policy,
-    };
     let builder = match &policy {
         Some(digest) => PublicBuilder::new().with_auth_policy(digest.clone()),
         None => PublicBuilder::new(),

@@ -16,6 +16,8 @@ impl crate::Bench {
     /// The challenge group and the breakdown of its paths.
     pub(crate) fn challenge_rows(&mut self) -> Res<()> {
         let runs = self.opts.warm_runs;
+        // The peers' key and the old-form click's, only while these rows run (listing counts keys).
+        self.provision_twin()?;
         self.floor_rows(runs);
         self.warm_challenge_rows(runs);
         self.cli_challenge_rows();
@@ -28,7 +30,7 @@ impl crate::Bench {
         self.tpm_hmac_start_row();
         self.bridge_start_row();
         self.tools_start_row();
-        Ok(())
+        self.delete_twin()
     }
 
     /// The enumeration group with `n` HMAC keys stored.

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use keepassxc_tpm::{Tpm, TpmOptions};
+use keepassxc_tpm::{PersistentHandle, Tpm, TpmOptions};
 use swtpm_fixture::commands::{CONTEXT_LOAD, CONTEXT_SAVE};
 use swtpm_fixture::Abrmd;
 
@@ -76,11 +76,14 @@ impl crate::Bench {
     /// manager's own ContextSave and ContextLoad around each command are its, not ours: they are
     /// left out of the count.
     pub(crate) fn click_behind_resource_manager_row(&mut self) {
-        let click = self.click_behind_resource_manager(self.opts.process_runs);
+        let runs = self.opts.process_runs;
+        let click = self.click_behind_resource_manager(key_handle(), runs);
         self.push(Group::Challenge, Kind::Ours, RowId::ClickBehindResourceManager, click);
+        let click = self.click_behind_resource_manager(crate::peer_key_handle(), runs);
+        self.push(Group::Challenge, Kind::Ours, RowId::ClickOldForm, click);
     }
 
-    fn click_behind_resource_manager(&self, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
+    fn click_behind_resource_manager(&self, key: PersistentHandle, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
         for tool in ["tpm2-abrmd", "dbus-daemon"] {
             if !crate::installed(tool) {
                 return Err(format!("{tool} is not installed").into());
@@ -89,13 +92,13 @@ impl crate::Bench {
         let abrmd = Abrmd::start_at(&self.swtpm, &self.counted);
         // The bus is this row's alone: the paths measured after it do not see it.
         std::env::set_var("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address());
-        let clicks = self.clicks(&TpmOptions::tcti(Some(abrmd.tcti())), runs);
+        let clicks = self.clicks(&TpmOptions::tcti(Some(abrmd.tcti())), key, runs);
         std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
         clicks
     }
 
-    /// `runs` clicks through `options`' resource manager (see above).
-    fn clicks(&self, options: &TpmOptions, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
+    /// `runs` clicks of `key` through `options`' resource manager (see above).
+    fn clicks(&self, options: &TpmOptions, key: PersistentHandle, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         let (mut samples, mut commands) = (Samples::default(), None);
         while samples.len() < runs {
@@ -110,7 +113,7 @@ impl crate::Bench {
             tpm.list_keys()?;
             self.log.clear();
             let started = Instant::now();
-            let response = tpm.challenge(key_handle(), &self.seed)?;
+            let response = tpm.challenge(key, &self.seed)?;
             samples.push(started.elapsed());
             let sent = self.log.commands().into_iter().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c));
             commands.get_or_insert(sent.collect());

@@ -17,7 +17,7 @@ impl crate::Bench {
             self.opts.process_runs,
             |tcti| {
                 let mut c = Command::new("tpm2_hmac");
-                c.args(["-c", &crate::handle_arg(), "--hex"]).arg(&message_file).env("TPM2TOOLS_TCTI", tcti);
+                c.args(["-c", &crate::peer_handle_arg(), "--hex"]).arg(&message_file).env("TPM2TOOLS_TCTI", tcti);
                 (c, None)
             },
             true,
@@ -82,7 +82,7 @@ impl crate::Bench {
         let pytss = |tcti: &str, warm: usize| {
             let mut c = Command::new(&python);
             c.arg(&script)
-                .args(["--tcti", tcti, "--mode", mode, "--handle", &crate::handle_arg(), "--hex", &message_hex])
+                .args(["--tcti", tcti, "--mode", mode, "--handle", &crate::peer_handle_arg(), "--hex", &message_hex])
                 .args(["--warm", &warm.to_string()]);
             c
         };

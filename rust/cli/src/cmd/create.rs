@@ -75,6 +75,7 @@ impl KeyArgs {
             pin,
             yubikey_mode: self.yubikey_mode,
             label,
+            ..KeySpec::default()
         })
     }
 }

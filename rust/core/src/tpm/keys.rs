@@ -2,7 +2,9 @@
 
 use crate::address::{BadHandle, PersistentHandle};
 use crate::error::{Error, Result};
-use crate::key::{check_label, describe, hmac_template, persistent_handle, KeyInfo, KeySpec, Object, Origin};
+use crate::key::{
+    check_label, describe, hmac_template, key_policy, persistent_handle, KeyInfo, KeySpec, Object, Origin,
+};
 use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
 use crate::secret::Secret;
@@ -146,8 +148,8 @@ impl Tpm {
         };
         let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
         let with_pin = spec.pin.is_some();
-        let policy = if spec.pcrs.is_empty() { None } else { Some(self.policy_digest(&spec.pcrs, with_pin)?) };
-        let template = hmac_template(spec.algorithm, origin, policy, with_pin)?;
+        let pcr_policy = if spec.pcrs.is_empty() { None } else { Some(self.policy_digest(&spec.pcrs, with_pin)?) };
+        let template = hmac_template(spec.algorithm, origin, key_policy(spec, pcr_policy)?, with_pin)?;
         let auth = spec
             .pin
             .as_ref()
