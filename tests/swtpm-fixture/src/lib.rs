@@ -48,63 +48,42 @@ pub fn lockout_counter(tcti: &str) -> u32 {
 
 /// Persists at `handle` an HMAC-SHA1 key without a PIN in the form keys had before the empty
 /// policy (authorised with its empty authValue: userWithAuth set, no authPolicy; noDA), made with
-/// tpm2-tools under the SRK at 0x81000001 (persisted first with [`persist_srk`] when missing), as
-/// another tool or an older version of the project would have made it.
+/// tpm2-tools under the SRK, as another tool or an older version of the project would have made it.
 pub fn persist_authvalue_key(tcti: &str, dir: &std::path::Path, handle: u32) {
-    let has_srk = tpm2(tcti, &["tpm2_getcap", "handles-persistent"]).contains("0x81000001");
-    if !has_srk {
-        persist_srk(tcti, dir);
-    }
-    let path = |name: &str| dir.join(name).to_str().expect("utf-8 temp path").to_owned();
-    let (public, private, context) = (path("authvalue.pub"), path("authvalue.priv"), path("authvalue.ctx"));
-    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign|noda";
-    tpm2(
-        tcti,
-        &["tpm2_create", "-Q", "-C", "0x81000001", "-G", "hmac:sha1", "-a", attributes, "-u", &public, "-r", &private],
-    );
-    tpm2(tcti, &["tpm2_load", "-Q", "-C", "0x81000001", "-u", &public, "-r", &private, "-c", &context]);
-    tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &context, &format!("0x{handle:08x}")]);
-    tpm2(tcti, &["tpm2_flushcontext", "-t"]);
+    persist_hmac_key(tcti, dir, handle, "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign|noda", None);
 }
 
 /// The key's owner replaces what sits at `handle` with tpm2-tools: evicts it, and persists a new
-/// HMAC key with the PIN `pin` there (DA-protected: userWithAuth, no noDA; under the SRK at
-/// 0x81000001, persisted first when missing), then uses it correctly once so that libtpms counts
-/// the next wrong authorisation (see [`lockout_counter`]).
+/// HMAC-SHA1 key with the PIN `pin` there (DA-protected: userWithAuth, no noDA), then uses it
+/// correctly once so that libtpms counts the next wrong authorisation (see [`lockout_counter`]).
 pub fn replace_with_pin_key(tcti: &str, dir: &std::path::Path, handle: u32, pin: &str) {
     let at = format!("0x{handle:08x}");
     tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &at]);
+    persist_hmac_key(tcti, dir, handle, "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign", Some(pin));
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8 temp path").to_owned();
+    std::fs::write(path("pin-in.bin"), b"first use").expect("temp file");
+    tpm2(tcti, &["tpm2_hmac", "-c", &at, "-p", pin, "-o", &path("pin-out.bin"), &path("pin-in.bin")]);
+    assert_eq!(lockout_counter(tcti), 0, "the new key's first use counted nothing");
+}
+
+/// Creates an HMAC-SHA1 key with `attributes` (and the authValue `pin`) under the SRK at 0x81000001
+/// (persisted first with [`persist_srk`] when missing) with tpm2-tools, and persists it at `handle`.
+fn persist_hmac_key(tcti: &str, dir: &std::path::Path, handle: u32, attributes: &str, pin: Option<&str>) {
     if !tpm2(tcti, &["tpm2_getcap", "handles-persistent"]).contains("0x81000001") {
         persist_srk(tcti, dir);
     }
     let path = |name: &str| dir.join(name).to_str().expect("utf-8 temp path").to_owned();
-    let (public, private, context) = (path("pin.pub"), path("pin.priv"), path("pin.ctx"));
-    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign";
-    tpm2(
-        tcti,
-        &[
-            "tpm2_create",
-            "-Q",
-            "-C",
-            "0x81000001",
-            "-G",
-            "hmac",
-            "-a",
-            attributes,
-            "-p",
-            pin,
-            "-u",
-            &public,
-            "-r",
-            &private,
-        ],
-    );
+    let (public, private, context) = (path("hmac.pub"), path("hmac.priv"), path("hmac.ctx"));
+    let mut create = vec!["tpm2_create", "-Q", "-C", "0x81000001", "-G", "hmac:sha1", "-a", attributes];
+    create.extend(["-u", &public, "-r", &private]);
+    if let Some(pin) = pin {
+        create.extend(["-p", pin]);
+    }
+    tpm2(tcti, &create);
     tpm2(tcti, &["tpm2_load", "-Q", "-C", "0x81000001", "-u", &public, "-r", &private, "-c", &context]);
-    tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &context, &at]);
+    tpm2(tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &context, &format!("0x{handle:08x}")]);
+    // Without a resource manager the loaded copy stays: free its slot.
     tpm2(tcti, &["tpm2_flushcontext", "-t"]);
-    std::fs::write(path("pin-in.bin"), b"first use").expect("temp file");
-    tpm2(tcti, &["tpm2_hmac", "-c", &at, "-p", pin, "-o", &path("pin-out.bin"), &path("pin-in.bin")]);
-    assert_eq!(lockout_counter(tcti), 0, "the new key's first use counted nothing");
 }
 
 /// Number of transient objects loaded in the TPM (swtpm without a resource manager has 3 slots).
