@@ -77,6 +77,10 @@ fn a_key_replaced_under_a_long_lived_connection_costs_no_try() {
             connections(&swtpm, &proxy).map(|(what, options)| (what, Tpm::open(&options).unwrap())).into();
         let expected = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &reference_message(&[5u8; 32]));
         for (what, tpm) in &mut kept {
+            // As KeePassXC's unlock dialog and the Python provider do: the key is listed (or looked
+            // up) first.
+            assert_eq!(tpm.list_keys().unwrap().len(), 1, "{what}");
+            assert!(tpm.key_info(key).unwrap().empty_policy, "{what}");
             assert_eq!(&tpm.challenge(key, &[5u8; 32]).unwrap()[..], &expected[..], "{what}");
             assert_eq!(&tpm.challenge(key, &[5u8; 32]).unwrap()[..], &expected[..], "{what}, warm");
         }

@@ -128,19 +128,20 @@ impl Tpm {
         }
     }
 
-    /// The key at `handle` checked against its record, ready for an authorisation. A key whose
-    /// authorisation the TPM could count ([`KeyInfo::authorisation_may_count`]) is read from the
-    /// TPM again (one ReadPublic) unless this call just read it: another program may have put
-    /// another key at its handle since this connection read it, and an authorisation meant for
-    /// the old key would count against the new one. No authorisation goes out before this.
+    /// The key at `handle` checked against its record, ready for an authorisation. What this
+    /// connection read about the handle before may be stale: another program may have put another
+    /// key there since. So a key whose authorisation the TPM could count
+    /// ([`KeyInfo::authorisation_may_count`]), or one that no longer matches its record, is read
+    /// from the TPM again (one ReadPublic) unless this call just read it; an authorisation meant
+    /// for the old key would count against the new one. No authorisation goes out before this.
     fn key_to_authorise(&mut self, handle: PersistentHandle) -> Result<(ObjectHandle, PinnedKey)> {
-        let known = self.keys.object(handle).is_some();
-        let (object, key) = self.pinned_at(handle)?;
-        if known && key.info.authorisation_may_count() {
-            self.forget(handle);
-            return self.pinned_at(handle);
+        if self.keys.object(handle).is_some() {
+            match self.pinned_at(handle) {
+                Ok((object, key)) if !key.info.authorisation_may_count() => return Ok((object, key)),
+                _ => self.forget(handle),
+            }
         }
-        Ok((object, key))
+        self.pinned_at(handle)
     }
 
     /// The key at `handle`, resolved and checked against its record.
