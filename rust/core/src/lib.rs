@@ -2,7 +2,9 @@
 //! challenge-response slot does.
 //!
 //! An HMAC key is created inside the TPM (or imported from a secret the user keeps), persisted
-//! at a handle, and addressed by KeePassXC as `serial = handle, slot = 1`. A challenge is
+//! at a handle, and addressed by KeePassXC as `serial = handle, slot = 1`. A key without a PIN
+//! has the empty policy and is used only through a policy session, whose failures the TPM never
+//! counts toward its dictionary-attack lockout ([`KeyInfo::empty_policy`]). A challenge is
 //! padded and trimmed as a YubiKey slot would ([`yubikey_message`]) and hashed by TPM2_HMAC in
 //! the chip; the key never leaves it.
 //!
@@ -22,8 +24,9 @@
 //!   `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
 //! - `challenge`: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
 //!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
-//! - `direct`: the same challenge for keys without PIN or policy in two TPM commands (one with a
-//!   kept session; a ReadPublic before a connection's first challenge of a key checks its name),
+//! - `direct`: the same challenge for keys without PIN or PCR policy in two TPM commands (one with
+//!   a kept session; a ReadPublic before a connection's first challenge of a key checks its name,
+//!   and before every challenge of a key whose authorisation the TPM could count),
 //!   the salted session computed in Rust from the key's pinned record; any doubt falls back to the
 //!   ESYS path above. Its transport and parser also list the keys (`tpm/listing.rs`: GetCapability,
 //!   then one ReadPublic per handle, the names kept for the challenges' check); behind a resource

@@ -87,10 +87,24 @@ struct FileContent {
     other: Map<String, Value>,
 }
 
+/// Who may have written a record file, chosen by whoever opens it: the pins in it are only as
+/// good as that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// A user's own file: owned by this process's user, private. Written by this process (records
+    /// of new keys, first uses), and made 0600 when it is found readable by others.
+    Private,
+    /// Root's file, read by a service (the PC/SC driver inside pcscd, as root or as its own user):
+    /// owned by root or by this process's user, writable by no one else, in a directory likewise.
+    /// It may be readable by the service's group; it is never changed, not even its mode.
+    ServiceReadOnly,
+}
+
 /// The metadata file; `None` when no location is known (no HOME): then nothing is remembered.
 #[derive(Clone, Debug)]
 pub struct Metadata {
     path: Option<PathBuf>,
+    trust: Trust,
 }
 
 /// The file's exclusive lock, held across a read-modify-write (or a whole provisioning).
@@ -109,12 +123,22 @@ impl Metadata {
                 .or_else(|| env("HOME").map(|h| h.join(".local/share")))
                 .map(|d| d.join("keepassxc-tpm/keys.json"))
         });
-        Metadata { path }
+        Metadata { path, trust: Trust::Private }
     }
 
-    /// The metadata file at `path`.
+    /// The user's own metadata file at `path` ([`Trust::Private`]).
     pub fn at(path: impl Into<PathBuf>) -> Metadata {
-        Metadata { path: Some(path.into()) }
+        Metadata { path: Some(path.into()), trust: Trust::Private }
+    }
+
+    /// Root's file at `path`, read by a service ([`Trust::ServiceReadOnly`]): read, never written.
+    pub fn service_file(path: impl Into<PathBuf>) -> Metadata {
+        Metadata { path: Some(path.into()), trust: Trust::ServiceReadOnly }
+    }
+
+    /// Whether records may be written to this file.
+    pub fn writable(&self) -> bool {
+        self.trust == Trust::Private
     }
 
     /// The file's path; `None` when no location could be found (no home directory).
@@ -125,7 +149,7 @@ impl Metadata {
     /// The record of `handle`; `Ok(None)` when there is none (or no file).
     pub fn get(&self, handle: PersistentHandle) -> Result<Option<KeyRecord>> {
         let Some(path) = &self.path else { return Ok(None) };
-        let content = read(path)?;
+        let content = read(path, self.trust)?;
         content
             .keys
             .get(&handle.to_string())
@@ -140,7 +164,7 @@ impl Metadata {
     /// A file that cannot be read at all is an error; a missing one has no records.
     pub fn records(&self) -> Result<Vec<(String, std::result::Result<KeyRecord, String>)>> {
         let Some(path) = &self.path else { return Ok(Vec::new()) };
-        Ok(read(path)?
+        Ok(read(path, self.trust)?
             .keys
             .into_iter()
             .map(|(handle, value)| (handle, serde_json::from_value(value).map_err(|e| e.to_string())))
@@ -160,6 +184,9 @@ impl Metadata {
     /// `wait` for another process that holds it.
     pub fn lock(&self, wait: Duration) -> Result<MetadataLock<'_>> {
         let Some(path) = &self.path else { return Ok(MetadataLock { metadata: self, _file: None }) };
+        if !self.writable() {
+            return Err(broken(path, "it is root's file, read by a service, and never written by one".to_owned()));
+        }
         let fail = |e: std::io::Error| broken(path, format!("cannot lock it ({e})"));
         // Nothing is created beside a path that is not a file (a device, a symlink).
         check_replaceable(path).map_err(|e| broken(path, e.to_string()))?;
@@ -179,7 +206,7 @@ impl Metadata {
         if !info.file_type().is_file() {
             return Err(broken(path, "its lock file is not a regular file".to_owned()));
         }
-        check_private(&lock_path(path), &file, &info)?;
+        check_trusted(&lock_path(path), &file, &info, Trust::Private)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -200,7 +227,7 @@ impl MetadataLock<'_> {
     /// Stores (or with `None` removes) the record of `handle`; every other record is kept.
     pub fn set(&self, handle: PersistentHandle, record: Option<&KeyRecord>) -> Result<()> {
         let Some(path) = &self.metadata.path else { return Ok(()) };
-        let mut content = read(path)?;
+        let mut content = read(path, Trust::Private)?;
         match record {
             Some(r) => {
                 let value = serde_json::to_value(r).map_err(|e| broken(path, e.to_string()))?;
@@ -224,9 +251,9 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Reads the file without following a symlink or blocking on a special file; a missing file is
-/// empty.
-fn read(path: &Path) -> Result<FileContent> {
+/// Reads the file without following a symlink or blocking on a special file, if only those `trust`
+/// names could have written it; a missing file is empty.
+fn read(path: &Path, trust: Trust) -> Result<FileContent> {
     let fail = |reason: String| broken(path, reason);
     let mut file = match OpenOptions::new()
         .read(true)
@@ -242,7 +269,7 @@ fn read(path: &Path) -> Result<FileContent> {
     if !info.file_type().is_file() {
         return Err(fail(format!("it is {}, not a regular file", kind_of(&info.file_type()))));
     }
-    check_private(path, &file, &info)?;
+    check_trusted(path, &file, &info, trust)?;
     if info.len() > MAX_FILE_SIZE {
         return Err(fail(format!(
             "it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have",
@@ -261,26 +288,51 @@ fn read(path: &Path) -> Result<FileContent> {
     serde_json::from_str(&text).map_err(|e| fail(format!("it is not valid JSON ({e})")))
 }
 
-/// The file is the trust anchor of the pins: only this user may have written it, and no one
-/// else may replace it (its directory is not world-writable, unless sticky as /tmp is). A file
-/// of this user that is group-writable (as files made under a umask of 002 by versions before
-/// 0600 was enforced) is made 0600.
-fn check_private(path: &Path, file: &File, info: &std::fs::Metadata) -> Result<()> {
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
-    if info.uid() != me {
-        return Err(broken(path, format!("it is owned by another user (uid {})", info.uid())));
-    }
-    if info.mode() & 0o002 != 0 {
-        return Err(broken(path, format!("it is writable by anyone (mode {:o})", info.mode() & 0o777)));
-    }
-    if info.mode() & 0o077 != 0 {
+/// The file is the trust anchor of the pins: only those `trust` names may have written it (see
+/// [`only_trusted_could_write`]). A private file of this user that is readable or writable by its
+/// group (as files made under a umask of 002 by versions before 0600 was enforced) is made 0600;
+/// a service's file is only read.
+fn check_trusted(path: &Path, file: &File, info: &std::fs::Metadata, trust: Trust) -> Result<()> {
+    only_trusted_could_write(path, info, trust).map_err(|why| broken(path, why))?;
+    if trust == Trust::Private && info.mode() & 0o077 != 0 {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .map_err(|e| broken(path, format!("cannot make it private (mode 600): {e}")))?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()).and_then(|d| std::fs::metadata(d).ok()) {
-        if dir.mode() & 0o002 != 0 && dir.mode() & 0o1000 == 0 {
-            return Err(broken(path, format!("its directory is writable by anyone (mode {:o})", dir.mode() & 0o7777)));
-        }
+    Ok(())
+}
+
+/// Whether only those `trust` names could have written the file at `path` (`info`: its own
+/// metadata, from the open file), nor replaced it: `Err` says why not, in words that follow "it"
+/// ("it is owned by ..."). Nothing is changed.
+/// - [`Trust::Private`]: owned by this process's user, not writable by anyone else; its directory
+///   not writable by anyone (unless sticky, as /tmp).
+/// - [`Trust::ServiceReadOnly`]: owned by root or this process's user, writable by neither group
+///   nor others; its directory owned by root or this user and writable by neither.
+pub fn only_trusted_could_write(
+    path: &Path,
+    info: &std::fs::Metadata,
+    trust: Trust,
+) -> std::result::Result<(), String> {
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX);
+    let trusted_owner = |uid: u32| uid == me || (trust == Trust::ServiceReadOnly && uid == 0);
+    let not_by = if trust == Trust::Private { "not by this user" } else { "not by root" };
+    if !trusted_owner(info.uid()) {
+        return Err(format!("it is owned by another user (uid {}), {not_by}", info.uid()));
+    }
+    // Who else may write: "anyone" for a user's file (its group is the user's own), "group or
+    // others" for root's.
+    let (others_write, who) = if trust == Trust::Private { (0o002, "anyone") } else { (0o022, "group or others") };
+    if info.mode() & others_write != 0 {
+        return Err(format!("it is writable by {who} (mode {:o})", info.mode() & 0o7777));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::fs::metadata(dir).map_err(|e| format!("cannot look at its directory ({e})"))?;
+    let sticky_shared = trust == Trust::Private && dir.mode() & 0o1000 != 0;
+    if dir.mode() & others_write != 0 && !sticky_shared {
+        return Err(format!("its directory is writable by {who} (mode {:o})", dir.mode() & 0o7777));
+    }
+    if trust == Trust::ServiceReadOnly && !trusted_owner(dir.uid()) {
+        return Err(format!("its directory is owned by another user (uid {}), {not_by}", dir.uid()));
     }
     Ok(())
 }
@@ -419,7 +471,7 @@ mod tests {
         assert!(e.to_string().contains("not valid JSON"), "{e}");
         assert!(meta.set(h, Some(&record())).is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"{not json", "the user's file is left as it was");
-        assert_eq!(Metadata { path: None }.get(h).unwrap(), None);
+        assert_eq!(Metadata { path: None, trust: Trust::Private }.get(h).unwrap(), None);
     }
 
     #[test]
@@ -525,7 +577,7 @@ mod tests {
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        let content = read(&path).unwrap();
+        let content = read(&path, Trust::Private).unwrap();
         assert_eq!(content.keys.len(), 40);
     }
 }

@@ -62,7 +62,7 @@ impl Backend {
         if self.cool_down_until.is_some_and(|until| Instant::now() < until) {
             return Err(Failure::Unavailable("the TPM did not answer a moment ago".to_owned()));
         }
-        let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::at(&self.config));
+        let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::service_file(&self.config));
         // After a timeout the worker starts a new thread and connection itself.
         let worker = self.worker.get_or_insert_with(|| TpmWorker::start(options, TIMEOUT));
         let block = Zeroizing::new(block.to_vec());

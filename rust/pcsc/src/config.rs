@@ -12,7 +12,8 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::{metadata, Algorithm, KeyRecord, PersistentHandle};
+use keepassxc_tpm::metadata::{self, Trust};
+use keepassxc_tpm::{Algorithm, KeyRecord, PersistentHandle};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -103,10 +104,7 @@ pub fn load(path: &Path) -> (Option<Stamp>, Result<Config, String>) {
 /// directory that is not either. A missing file serves nothing.
 pub fn read_checked(path: &Path) -> Result<(Stamp, FileContent), String> {
     let (file, info) = open_regular(path)?;
-    trusted_owner_and_mode(&info, "it")?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let dir_info = std::fs::metadata(dir).map_err(|e| format!("cannot look at its directory ({e})"))?;
-    trusted_owner_and_mode(&dir_info, "its directory")?;
+    metadata::only_trusted_could_write(path, &info, Trust::ServiceReadOnly)?;
     Ok((Stamp::from(&info), parse(file, &info)?))
 }
 
@@ -164,18 +162,6 @@ fn parse(mut file: std::fs::File, info: &std::fs::Metadata) -> Result<FileConten
         return Err(format!("it has more than {MAX_FILE_SIZE} bytes"));
     }
     serde_json::from_str(&text).map_err(|e| format!("it is not valid JSON ({e})"))
-}
-
-/// Owned by root or by this process's user, and writable by no one else.
-fn trusted_owner_and_mode(info: &std::fs::Metadata, what: &str) -> Result<(), String> {
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    if info.uid() != 0 && info.uid() != me {
-        return Err(format!("{what} is owned by uid {}, not by root", info.uid()));
-    }
-    if info.mode() & 0o022 != 0 {
-        return Err(format!("{what} is writable by group or others (mode {:o})", info.mode() & 0o7777));
-    }
-    Ok(())
 }
 
 /// Sorts the file's keys into served and refused (with why).

@@ -326,6 +326,23 @@ fn a_key_replaced_while_pcscd_runs_costs_no_dictionary_attack_try() {
     }
 }
 
+/// The driver's file is root's: pcscd reads it and never changes it, not even its mode (a file made
+/// readable by pcscd's group for a unit with `User=pcscd` stays so; under `ProtectSystem=strict` a
+/// chmod would fail and the key would be refused).
+#[test]
+fn the_drivers_file_is_read_and_never_changed() {
+    let setup = Setup::new();
+    let path = setup.config("pcsc.json", &[(KEY, setup.record(KEY))]);
+    for mode in [0o644, 0o640] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let mut reader = Reader::open(&path);
+        assert_eq!(challenge_status(&mut reader, 0), Some(0x9000), "mode {mode:o}");
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777, mode, "mode {mode:o} kept");
+        assert_eq!(std::fs::read(&path).unwrap(), before, "mode {mode:o}: content kept");
+    }
+}
+
 /// The removal of a card is reported by the presence poll (IFDHICCPresence) alone: a query that
 /// comes first (pcscd's or a client's transmit) must not swallow it, or pcscd never sees the card
 /// change when a key is disabled or replaced.

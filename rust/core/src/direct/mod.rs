@@ -1,19 +1,20 @@
 //! The direct path: a challenge to a key without a PIN or PCR policy in two TPM commands
 //! (StartAuthSession, HMAC; a ReadPublic first on a connection's first challenge of the key), or one
-//! with a kept session, with the salted, encrypting session
-//! computed here in Rust as go-tpm does in Go, instead of by tpm2-tss (which costs ~4.5 ms of
-//! client CPU per challenge in fresh OpenSSL contexts, and two ReadPublic commands per process).
+//! with a kept session, with the salted, encrypting session computed here in Rust as go-tpm does in
+//! Go, instead of by tpm2-tss (which costs ~4.5 ms of client CPU per challenge in fresh OpenSSL
+//! contexts, and two ReadPublic commands per process).
 //!
 //! Nothing is taken from the TPM on trust: the storage key's public point comes from the key's
 //! record, where its name was pinned (the salt is encrypted to that point, so only that TPM can
 //! know the session key), and the key's name comes from the record too (the TPM refuses the
-//! command's HMAC unless it is the key's real name). Before a connection's first HMAC on a
-//! handle, the name of what sits there is read from the TPM ([`Direct::name_at`]) and must be
-//! the record's: a stale record (the key evicted, another one with a PIN made at its handle)
-//! never sends an authorisation that would count as a dictionary-attack failure. The TPM's response HMAC is verified in
-//! constant time before its answer is decrypted. Any failure here makes the caller fall back to
-//! the ESYS path, which reads and checks everything again; keys this path serves are noDA, so a
-//! refused authorisation costs no dictionary-attack try.
+//! command's HMAC unless it is the key's real name). A key made with the empty policy is
+//! authorised through a policy session, whose failures the TPM never counts as dictionary-attack
+//! events: the name this connection read earlier is enough. A key of the older form (its empty
+//! authValue in an HMAC session) has the name at its handle read from the TPM before every HMAC
+//! ([`Direct::name_at`] after the caller forgot it) and it must be the record's, so a key put at
+//! the handle since (one with a PIN) is never sent an authorisation it would count. The TPM's
+//! response HMAC is verified in constant time before its answer is decrypted. Any failure here
+//! makes the caller fall back to the ESYS path, which reads and checks everything again.
 
 mod crypto;
 mod transport;

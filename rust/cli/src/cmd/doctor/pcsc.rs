@@ -121,7 +121,7 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
     if !config.served.is_empty() {
         let handles: Vec<PersistentHandle> = config.served.iter().map(|k| k.handle).collect();
         let file = path.to_owned();
-        let options = TpmOptions::tcti(config.tcti.clone()).with_metadata(Metadata::at(file));
+        let options = TpmOptions::tcti(config.tcti.clone()).with_metadata(Metadata::service_file(file));
         let checked = TpmWorker::start(options, DEFAULT_TIMEOUT)
             .run(move |tpm| Ok(handles.into_iter().map(|h| (h, tpm.checked_key(h))).collect::<Vec<_>>()));
         match checked {
