@@ -32,6 +32,8 @@
 //!   then one ReadPublic per handle, the names kept for the challenges' check); behind a resource
 //!   manager, listing also starts the kept session, so the challenge after it is the HMAC alone.
 //! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
+//! - [`cards`]: the PC/SC driver's file (a record file read as root's): which keys are served as
+//!   YubiKey-style cards, and why others are not.
 //! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
 //!   binding); `pinned`: checking what the TPM says against it.
 //! - `secret`: secrets to import (hex as ykman shows it, or a recovery code). `random`: the
@@ -53,6 +55,7 @@
 
 mod address;
 mod algorithm;
+pub mod cards;
 mod challenge;
 mod da;
 mod direct;

@@ -77,14 +77,53 @@ impl KeyRecord {
     }
 }
 
-/// The file as stored; every record is kept as raw JSON until it is asked for, so one record
-/// this version cannot read never costs another key its record.
-#[derive(Default, Serialize, Deserialize)]
-struct FileContent {
+/// The file as stored, read once (a snapshot); every record is kept as raw JSON until it is asked
+/// for, so one record this version cannot read never costs another key its record.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct FileContent {
+    /// The TCTI the keys were enabled through, in the PC/SC driver's file (`None`: the core's
+    /// default search); a user's file has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcti: Option<String>,
+    /// Each key's record, by handle ("0x81000100").
     #[serde(default)]
-    keys: BTreeMap<String, Value>,
+    pub keys: BTreeMap<String, Value>,
+    /// Fields this version does not know, kept as they are.
     #[serde(flatten)]
-    other: Map<String, Value>,
+    pub other: Map<String, Value>,
+}
+
+impl FileContent {
+    /// The content of a file's `text` (at most [`MAX_FILE_SIZE`] bytes), read by the caller; the
+    /// error says why it is not a record file, in words that follow "it".
+    pub fn from_text(text: &str) -> std::result::Result<FileContent, String> {
+        if text.len() as u64 > MAX_FILE_SIZE {
+            return Err(format!("it has more than the {MAX_FILE_SIZE} bytes a metadata file may have"));
+        }
+        if text.trim().is_empty() {
+            return Ok(FileContent::default());
+        }
+        serde_json::from_str(text).map_err(|e| format!("it is not valid JSON ({e})"))
+    }
+
+    /// The record of `handle`, if there is one.
+    pub fn record(&self, handle: PersistentHandle) -> std::result::Result<Option<KeyRecord>, String> {
+        self.keys
+            .get(&handle.to_string())
+            .map(|value| {
+                serde_json::from_value(value.clone()).map_err(|e| format!("the record of {handle} is malformed ({e})"))
+            })
+            .transpose()
+    }
+
+    /// Writes this content to a new file beside `path` (see [`write_temporary`]; a missing directory
+    /// is made with `dir_mode`), for [`install`] to put in place.
+    pub fn write_temporary(&self, path: &Path, dir_mode: u32) -> std::io::Result<PathBuf> {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        DirBuilder::new().recursive(true).mode(dir_mode).create(dir)?;
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        write_temporary(path, text.as_bytes())
+    }
 }
 
 /// Who may have written a record file, chosen by whoever opens it: the pins in it are only as
@@ -146,18 +185,18 @@ impl Metadata {
         self.path.as_deref()
     }
 
+    /// The whole file, read once and checked as its trust policy says (a missing file is empty).
+    pub fn content(&self) -> Result<FileContent> {
+        match &self.path {
+            Some(path) => read(path, self.trust),
+            None => Ok(FileContent::default()),
+        }
+    }
+
     /// The record of `handle`; `Ok(None)` when there is none (or no file).
     pub fn get(&self, handle: PersistentHandle) -> Result<Option<KeyRecord>> {
         let Some(path) = &self.path else { return Ok(None) };
-        let content = read(path, self.trust)?;
-        content
-            .keys
-            .get(&handle.to_string())
-            .map(|value| {
-                serde_json::from_value(value.clone())
-                    .map_err(|e| broken(path, format!("the record of {handle} is malformed ({e})")))
-            })
-            .transpose()
+        read(path, self.trust)?.record(handle).map_err(|why| broken(path, why))
     }
 
     /// Every record in the file, each parsed or with why it cannot be (for a health check).
@@ -251,9 +290,25 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// A record file read as input only, never written (`tpm-hmac pcsc enable --metadata`: another
+/// user's file, whose record is checked against the TPM before it is used): a regular file, not a
+/// symlink, at most [`MAX_FILE_SIZE`] bytes, whoever owns it. The error follows "it".
+pub fn read_input(path: &Path) -> std::result::Result<FileContent, String> {
+    match read_checked(path, None) {
+        Ok(content) => Ok(content),
+        Err(Error::Metadata { reason, .. }) => Err(reason),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Reads the file without following a symlink or blocking on a special file, if only those `trust`
 /// names could have written it; a missing file is empty.
 fn read(path: &Path, trust: Trust) -> Result<FileContent> {
+    read_checked(path, Some(trust))
+}
+
+/// [`read`]; without `trust`, whoever may have written the file.
+fn read_checked(path: &Path, trust: Option<Trust>) -> Result<FileContent> {
     let fail = |reason: String| broken(path, reason);
     let mut file = match OpenOptions::new()
         .read(true)
@@ -269,7 +324,9 @@ fn read(path: &Path, trust: Trust) -> Result<FileContent> {
     if !info.file_type().is_file() {
         return Err(fail(format!("it is {}, not a regular file", kind_of(&info.file_type()))));
     }
-    check_trusted(path, &file, &info, trust)?;
+    if let Some(trust) = trust {
+        check_trusted(path, &file, &info, trust)?;
+    }
     if info.len() > MAX_FILE_SIZE {
         return Err(fail(format!(
             "it has {} bytes, more than the {MAX_FILE_SIZE} a metadata file may have",
@@ -279,13 +336,7 @@ fn read(path: &Path, trust: Trust) -> Result<FileContent> {
     let mut text = String::new();
     // The size can change between fstat and read: the read itself is bounded too.
     (&mut file).take(MAX_FILE_SIZE + 1).read_to_string(&mut text).map_err(|e| fail(format!("cannot read it ({e})")))?;
-    if text.len() as u64 > MAX_FILE_SIZE {
-        return Err(fail(format!("it has more than the {MAX_FILE_SIZE} bytes a metadata file may have")));
-    }
-    if text.trim().is_empty() {
-        return Ok(FileContent::default());
-    }
-    serde_json::from_str(&text).map_err(|e| fail(format!("it is not valid JSON ({e})")))
+    FileContent::from_text(&text).map_err(fail)
 }
 
 /// The file is the trust anchor of the pins: only those `trust` names may have written it (see

@@ -4,8 +4,9 @@
 //!
 //! # Code structure
 //! - [`apdu`]: the YubiKey OTP applet as pure logic (APDU in, APDU out; the HMAC is the caller's).
-//! - [`config`]: the root-owned file of enabled keys (the core's metadata format plus `"tcti"`),
-//!   read as hostile input; [`config::servable`] decides which records become cards.
+//! - [`config`]: the driver's view of the root-owned file of enabled keys (its path and a stamp to
+//!   notice changes); the core reads and checks it ([`keepassxc_tpm::cards`]: a record file with
+//!   the TCTI, read as root's file for a service) and says which records become cards.
 //! - `backend`: the only module that calls the core: a TPM worker kept for hours, timeouts, and
 //!   TPM failures sorted into "try again" and "not served".
 //! - [`reader`]: a reader's slots (one card per served key), the file re-read when it changes.

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::apdu::{sw, Applet};
 use crate::backend::{Backend, Failure};
-use crate::config::{self, Config, ServedKey, Stamp};
+use crate::config::{self, Card, Cards, Stamp};
 use crate::log::log;
 
 /// The most slots one reader offers. pcscd has room for 16 readers in all (PCSCLITE_MAX_READERS_CONTEXTS),
@@ -57,7 +57,7 @@ enum State {
 
 struct Slot {
     /// The key this slot serves (once a removal has been reported).
-    key: Option<ServedKey>,
+    key: Option<Card>,
     applet: Applet,
     state: State,
 }
@@ -127,12 +127,12 @@ impl Reader {
         self.loaded = true;
         let config = config.unwrap_or_else(|why| {
             log!("{}: serving no card: {why}", self.path.display());
-            Config::default()
+            Cards::default()
         });
         self.apply(config);
     }
 
-    fn apply(&mut self, config: Config) {
+    fn apply(&mut self, config: Cards) {
         for (handle, why) in &config.refused {
             log!("{}: key {handle} not served: {why}", self.path.display());
         }

@@ -4,9 +4,9 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::{Algorithm, KeyRecord, Metadata, PersistentHandle};
-use keepassxc_tpm_pcsc::config::{self, FileContent, DEFAULT_PATH};
-use keepassxc_tpm_pcsc::{Backend, Failure};
+use keepassxc_tpm::cards::{self, Cards, DEFAULT_PATH};
+use keepassxc_tpm::metadata::{self, FileContent};
+use keepassxc_tpm::{Algorithm, ChallengeRule, KeyRecord, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -50,6 +50,9 @@ enum Command {
     },
 }
 
+/// How long `enable`'s trial challenge waits for the TPM (as the driver's own timeout does).
+const DRY_RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(8);
+
 /// Where the driver's file may be when `tpm-hmac pcsc` runs under sudo.
 const CONFIG_DIR: &str = "/etc/keepassxc-tpm";
 
@@ -90,7 +93,7 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
             key.algorithm
         )));
     }
-    config::servable(handle, &record).map_err(|why| {
+    cards::servable(handle, &record).map_err(|why| {
         CliError::Input(format!(
             "the key at {handle} cannot be served: {why}; its record is in {}",
             record_place(metadata)
@@ -108,18 +111,20 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
     let value = serde_json::to_value(&record).map_err(|e| CliError::Input(e.to_string()))?;
     content.keys.insert(handle.to_string(), value);
 
-    // The new file is tried the way the driver will use it (its pins against this TPM) before it
-    // takes the old one's place.
-    let tmp = config::write_temporary(path, &content).map_err(|e| cannot_write(path, e))?;
-    let tried = Backend::new(Some(tcti.clone()), tmp.clone()).hmac(handle, &[0u8; 64]);
-    if let Err(failure) = tried {
+    // The new file is tried the way the driver will use it (a connection that takes it as root's
+    // file of records, its pins against this TPM) before it takes the old one's place.
+    let tmp = write_temporary(path, &content)?;
+    let options = TpmOptions::tcti(Some(tcti.clone())).with_metadata(Metadata::service_file(&tmp));
+    let tried = TpmWorker::start(options, DRY_RUN_TIMEOUT)
+        .run(move |tpm| tpm.challenge_by_rule(handle, &[0u8; 64], None, ChallengeRule::KeePassXC));
+    if let Err(e) = tried {
         let _ = std::fs::remove_file(&tmp);
-        let why = match failure {
-            Failure::Refused(why) | Failure::Unavailable(why) => why,
-        };
-        return Err(CliError::Input(format!("the key at {handle} did not answer as the driver would ask it: {why}")));
+        return Err(CliError::Input(format!(
+            "the key at {handle} did not answer as the driver would ask it: {}",
+            e.explained()
+        )));
     }
-    config::install(&tmp, path).map_err(|e| cannot_write(path, e))?;
+    install(&tmp, path)?;
     eprintln!(
         "The key at {handle} is served as a card (serial {}, slot 1) through the TPM at \"{tcti}\".",
         handle.serial()
@@ -129,7 +134,7 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
          (keepassxc-cli: --yubikey 1:{}).",
         handle.serial()
     );
-    let served = config::load(path).1.map(|c| c.served.len()).unwrap_or(0);
+    let served = Cards::read(path).map(|c| c.served.len()).unwrap_or(0);
     if served > 1 {
         eprintln!(
             "{served} keys are enabled: a reader gets its slots when pcscd loads it, so if this key does not show \
@@ -147,8 +152,8 @@ fn disable(path: &Path, handle: PersistentHandle) -> Result<(), CliError> {
         eprintln!("The key at {handle} was not enabled in {}; nothing changed.", path.display());
         return Ok(());
     }
-    let tmp = config::write_temporary(path, &content).map_err(|e| cannot_write(path, e))?;
-    config::install(&tmp, path).map_err(|e| cannot_write(path, e))?;
+    let tmp = write_temporary(path, &content)?;
+    install(&tmp, path)?;
     eprintln!("The key at {handle} is no longer served; a running pcscd takes its card out within a second.");
     Ok(())
 }
@@ -189,7 +194,7 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
             path.display()
         )));
     }
-    let (_, loaded) = config::load(path);
+    let loaded = Cards::read(path);
     let missing = !path.exists() && std::fs::symlink_metadata(path).is_err();
     let (config, unusable) = match loaded {
         Ok(config) => (config, None),
@@ -211,7 +216,7 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 label: k.record.label.clone().filter(|l| keepassxc_tpm::check_label(l).is_ok_and(|c| c == *l)),
             })
             .collect(),
-        refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.clone() }).collect(),
+        refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.to_string() }).collect(),
         registered: Path::new(READER_CONF).exists(),
         pcscd_running: Path::new("/run/pcscd/pcscd.comm").exists(),
     };
@@ -253,14 +258,27 @@ fn need_root(path: &Path, what: &str) -> Result<(), CliError> {
 
 /// The driver's file as it is now (empty when missing), refusing one the driver would refuse.
 fn current(path: &Path) -> Result<FileContent, CliError> {
-    match config::read_checked(path) {
-        Ok((_, content)) => Ok(content),
-        Err(_) if std::fs::symlink_metadata(path).is_err() => Ok(FileContent::default()),
-        Err(why) => Err(CliError::Input(format!(
+    Metadata::service_file(path).content().map_err(|e| {
+        let why = match e {
+            keepassxc_tpm::Error::Metadata { reason, .. } => reason,
+            other => other.to_string(),
+        };
+        CliError::Input(format!(
             "{}: {why}; the driver refuses it too: make it a regular file owned by root with mode 600, or move it away",
             path.display()
-        ))),
-    }
+        ))
+    })
+}
+
+/// `content` in a new file beside `path` (mode 0600; a missing directory is made 0755, as pcscd's
+/// user must be able to enter it), for [`install`].
+fn write_temporary(path: &Path, content: &FileContent) -> Result<PathBuf, CliError> {
+    content.write_temporary(path, 0o755).map_err(|e| cannot_write(path, e))
+}
+
+/// Puts the file [`write_temporary`] made in place of `path` (a regular file or nothing).
+fn install(tmp: &Path, path: &Path) -> Result<(), CliError> {
+    metadata::install(tmp, path).map_err(|e| cannot_write(path, std::io::Error::other(format!("{e}; move it away"))))
 }
 
 fn cannot_write(path: &Path, e: std::io::Error) -> CliError {
@@ -290,7 +308,8 @@ fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRe
     let unreadable = |path: &Path, why: String| CliError::Input(format!("{}: {why}", path.display()));
     match (metadata, sudo_user()) {
         (Some(path), Some(user)) => read_as(&user, path, handle)?.ok_or_else(|| not_found(path.display().to_string())),
-        (Some(path), None) => config::record_in(path, handle)
+        (Some(path), None) => metadata::read_input(path)
+            .and_then(|content| content.record(handle))
             .map_err(|why| unreadable(path, why))?
             .ok_or_else(|| not_found(path.display().to_string())),
         (None, Some(user)) => {
@@ -338,7 +357,7 @@ fn config_under_sudo(path: &Path, user: &str) -> Result<(), CliError> {
 /// bounded read with a time limit: a FIFO or a device cannot hold it up) and then checked as the
 /// driver checks its own file's content.
 fn read_as(user: &SudoUser, path: &Path, handle: PersistentHandle) -> Result<Option<KeyRecord>, CliError> {
-    let limit = (config::MAX_FILE_SIZE + 1).to_string();
+    let limit = (metadata::MAX_FILE_SIZE + 1).to_string();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid", &user.uid.to_string(), "--regid", &user.gid.to_string(), "--init-groups", "--"])
         .args(["timeout", "5", "head", "-c", &limit, "--"])
@@ -354,7 +373,9 @@ fn read_as(user: &SudoUser, path: &Path, handle: PersistentHandle) -> Result<Opt
     }
     let text = String::from_utf8(out.stdout)
         .map_err(|_| CliError::Input(format!("{}: it is not a metadata file (not UTF-8)", path.display())))?;
-    config::record_in_text(&text, handle).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
+    FileContent::from_text(&text)
+        .and_then(|content| content.record(handle))
+        .map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
 }
 
 fn warn_unregistered() {

@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     backend: Option<PathBuf>,
     /// The PC/SC driver's file of enabled keys to check
-    #[arg(long, value_name = "FILE", default_value = keepassxc_tpm_pcsc::config::DEFAULT_PATH)]
+    #[arg(long, value_name = "FILE", default_value = keepassxc_tpm::cards::DEFAULT_PATH)]
     pcsc_config: PathBuf,
 }
 

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use keepassxc_tpm::cards::Cards;
 use keepassxc_tpm::{Error, Metadata, PersistentHandle, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
-use keepassxc_tpm_pcsc::config;
 
 use super::tpm::Facts;
 use super::Finding;
@@ -104,7 +104,7 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
             ),
         )];
     }
-    let config = match config::load(path).1 {
+    let config = match Cards::read(path) {
         Ok(config) => config,
         Err(why) => {
             return vec![Finding::problem(

@@ -1,0 +1,191 @@
+//! The PC/SC driver's file: which keys root lets stock KeePassXC use as YubiKey-style cards
+//! (`tpm-hmac pcsc enable` writes it; the driver inside pcscd, `pcsc status` and `doctor` read it).
+//! It is a record file ([`crate::metadata`]) with the TCTI the keys were enabled through, read as
+//! root's file for a service ([`Trust::ServiceReadOnly`]): never written by a reader, refused
+//! unless only root can have written it. Each record is checked here, once, for every front end.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::address::PersistentHandle;
+use crate::algorithm::Algorithm;
+use crate::error::Error;
+use crate::key::KeyInfo;
+use crate::metadata::{FileContent, KeyRecord, Metadata};
+
+/// Where `tpm-hmac pcsc enable` writes and the packaged reader.conf.d entry points.
+pub const DEFAULT_PATH: &str = "/etc/keepassxc-tpm/pcsc.json";
+
+/// Why a record cannot be served as a card. `Display` says what is wrong with it; front ends add
+/// what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotServable {
+    /// The handle is not a persistent handle (the file was edited).
+    BadHandle(String),
+    /// The record is not a record this version can read.
+    Malformed(String),
+    /// The record pins no key name.
+    NoKeyName,
+    /// The record has no public area.
+    NoPublicArea,
+    /// The record pins no storage key.
+    NoStorageKey,
+    /// The recorded public area does not hash to the recorded name, or is not an HMAC key's.
+    NotTheNamedKey,
+    /// The key has a PIN, which a card cannot ask for.
+    NeedsPin,
+    /// The key is not HMAC-SHA1 (KeePassXC's YubiKey protocol carries 20-byte responses).
+    NotSha1,
+    /// The key is bound to a PCR policy, but its record names no PCRs.
+    PolicyWithoutPcrs,
+}
+
+impl fmt::Display for NotServable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NotServable::BadHandle(why) => write!(f, "{why}"),
+            NotServable::Malformed(why) => write!(f, "its record is malformed ({why})"),
+            NotServable::NoKeyName => write!(f, "its record pins no key name"),
+            NotServable::NoPublicArea => write!(f, "its record has no public area"),
+            NotServable::NoStorageKey => write!(f, "its record pins no storage key"),
+            NotServable::NotTheNamedKey => {
+                write!(f, "its recorded public area is not the HMAC key it names (or not an HMAC key)")
+            }
+            NotServable::NeedsPin => {
+                write!(f, "it needs a PIN, which a YubiKey-style card cannot ask for: use it in the KeePassXC fork")
+            }
+            NotServable::NotSha1 => {
+                write!(f, "it is not an HMAC-SHA1 key (KeePassXC's YubiKey protocol carries 20-byte responses)")
+            }
+            NotServable::PolicyWithoutPcrs => write!(f, "it is bound to a policy but its record names no PCRs"),
+        }
+    }
+}
+
+/// The key a record describes, if it may be served as a card: the record pins the key's name, its
+/// public area (which hashes to that name, so the attributes read from it are the key's own) and
+/// the storage key; the key is an HMAC-SHA1 key without a PIN (a PCR policy is fine when the
+/// record names the PCRs). No TPM is asked: the core checks the TPM's key against the record at
+/// each challenge.
+pub fn servable(handle: PersistentHandle, record: &KeyRecord) -> Result<KeyInfo, NotServable> {
+    record.key_name.as_deref().ok_or(NotServable::NoKeyName)?;
+    record.key_public.as_deref().ok_or(NotServable::NoPublicArea)?;
+    record.storage_key_name.as_deref().ok_or(NotServable::NoStorageKey)?;
+    let key = record.recorded_key(handle).ok_or(NotServable::NotTheNamedKey)?;
+    if key.needs_pin() {
+        return Err(NotServable::NeedsPin);
+    }
+    if key.algorithm != Algorithm::Sha1 {
+        return Err(NotServable::NotSha1);
+    }
+    if key.policy_bound && record.pcrs.is_empty() {
+        return Err(NotServable::PolicyWithoutPcrs);
+    }
+    Ok(key)
+}
+
+/// A key served as a card.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Card {
+    /// Where the key lives; its KeePassXC serial is the handle as a number.
+    pub handle: PersistentHandle,
+    /// The record the key is pinned to (the core checks the TPM's key against it).
+    pub record: KeyRecord,
+}
+
+/// What the driver's file says, checked.
+#[derive(Clone, Debug, Default)]
+pub struct Cards {
+    /// The TCTI to open the TPM with (`None`: the core's default search).
+    pub tcti: Option<String>,
+    /// Keys served, in handle order (slot 0 holds the first).
+    pub served: Vec<Card>,
+    /// Keys in the file that are not served, each with why.
+    pub refused: Vec<(String, NotServable)>,
+}
+
+impl Cards {
+    /// The driver's file at `path`, read once; the error says why it serves nothing at all, in
+    /// words that follow "it" (a missing file serves nothing and is no error).
+    pub fn read(path: &Path) -> Result<Cards, String> {
+        match Metadata::service_file(path).content() {
+            Ok(content) => Ok(Cards::of(content)),
+            Err(Error::Metadata { reason, .. }) => Err(reason),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Sorts `content`'s keys into served and refused.
+    pub fn of(content: FileContent) -> Cards {
+        let mut cards = Cards { tcti: content.tcti.filter(|t| !t.trim().is_empty()), ..Cards::default() };
+        for (name, value) in content.keys {
+            let served = name.parse::<PersistentHandle>().map_err(|e| NotServable::BadHandle(e.to_string())).and_then(
+                |handle| {
+                    let record: KeyRecord =
+                        serde_json::from_value(value).map_err(|e| NotServable::Malformed(e.to_string()))?;
+                    servable(handle, &record)?;
+                    Ok(Card { handle, record })
+                },
+            );
+            match served {
+                Ok(card) => cards.served.push(card),
+                Err(why) => cards.refused.push((name, why)),
+            }
+        }
+        cards.served.sort_by_key(|card| card.handle);
+        cards
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    /// A keyed-hash TPMT_PUBLIC: type, nameAlg SHA-256, attributes (fixedTPM, fixedParent,
+    /// sensitiveDataOrigin, sign; userWithAuth without a policy), policy, HMAC scheme, unique.
+    fn public(no_da: bool, policy: &[u8], hash: u16) -> Vec<u8> {
+        let user_with_auth = if policy.is_empty() { 0x40 } else { 0 };
+        let attributes: u32 = 0x0004_0032 | user_with_auth | if no_da { 1 << 10 } else { 0 };
+        let mut p = vec![0x00, 0x08, 0x00, 0x0B];
+        p.extend(attributes.to_be_bytes());
+        p.extend((policy.len() as u16).to_be_bytes());
+        p.extend(policy);
+        p.extend([0x00, 0x05]);
+        p.extend(hash.to_be_bytes());
+        p.extend([0x00, 0x20]);
+        p.extend([0xAB; 32]);
+        p
+    }
+
+    fn record(public: &[u8]) -> KeyRecord {
+        KeyRecord {
+            key_name: Some(format!("000b{}", hex::encode(Sha256::digest(public)))),
+            key_public: Some(hex::encode(public)),
+            storage_key_name: Some("000b00".into()),
+            ..KeyRecord::default()
+        }
+    }
+
+    #[test]
+    fn which_records_are_served() {
+        let servable = |record: &KeyRecord| {
+            super::servable(PersistentHandle::new(0x8100_0100).unwrap(), record).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert_eq!(servable(&record(&public(true, &[], 0x0004))), Ok(()));
+        assert_eq!(servable(&record(&public(true, &[0; 32], 0x0004))), Ok(()), "the empty policy (no PIN, no PCRs)");
+        assert!(servable(&record(&public(false, &[], 0x0004)))
+            .unwrap_err()
+            .contains("needs a PIN, which a YubiKey-style card cannot ask for: use it in the KeePassXC fork"));
+        assert!(servable(&record(&public(true, &[], 0x000B))).unwrap_err().contains("not an HMAC-SHA1 key"));
+        let bound = public(true, &[0x11; 32], 0x0004);
+        assert!(servable(&record(&bound)).unwrap_err().contains("names no PCRs"));
+        assert_eq!(servable(&KeyRecord { pcrs: vec![7], ..record(&bound) }), Ok(()), "PCR-bound without a PIN");
+        let mut wrong = record(&public(true, &[], 0x0004));
+        wrong.key_name = Some(format!("000b{}", "00".repeat(32)));
+        assert!(servable(&wrong).unwrap_err().contains("not the HMAC key it names"));
+        assert!(servable(&KeyRecord { storage_key_name: None, ..record(&public(true, &[], 4)) }).is_err());
+        assert!(servable(&KeyRecord::default()).is_err());
+    }
+}
