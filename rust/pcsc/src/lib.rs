@@ -3,7 +3,8 @@
 //! (2.7 and later, over PC/SC) and yubikit use the key with no fork.
 //!
 //! # Code structure
-//! - [`apdu`]: the YubiKey OTP applet as pure logic (APDU in, APDU out; the HMAC is the caller's).
+//! - [`apdu`]: the YubiKey OTP applet as pure logic (APDU in, APDU out; the HMAC is the caller's),
+//!   the crate `keepassxc-tpm-apdu`.
 //! - [`config`]: the driver's view of the root-owned file of enabled keys (its path and a stamp to
 //!   notice changes); the core reads and checks it ([`keepassxc_tpm::cards`]: a record file with
 //!   the TCTI, read as root's file for a service) and says which records become cards.
@@ -25,7 +26,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod apdu;
+/// The YubiKey OTP applet as pure logic (its own crate, which the fuzz target builds alone).
+pub use keepassxc_tpm_apdu as apdu;
 mod backend;
 pub mod config;
 #[allow(unsafe_code)]

@@ -2,8 +2,10 @@
 //! APDU in, a response APDU out. The HMAC itself comes from the caller (the TPM, in the driver).
 //!
 //! Every input gets a status word; nothing here panics, whatever the bytes (property tests below
-//! and the `fuzz/` target check that).
+//! and the PC/SC driver's `fuzz/` target check that). A crate of its own, with no TPM behind it, so
+//! that the fuzz target builds it alone.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use zeroize::Zeroizing;
 
@@ -18,22 +20,41 @@ pub const HMAC_BLOCK: usize = 64;
 /// An HMAC-SHA1 response.
 pub const HMAC_RESPONSE: usize = 20;
 
-/// ISO 7816-4 status words this applet answers.
+/// An ISO 7816-4 status word (SW1 SW2), the last two bytes of every response APDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status(pub u16);
+
+impl Status {
+    /// The two bytes that end a response APDU.
+    pub fn bytes(self) -> [u8; 2] {
+        self.0.to_be_bytes()
+    }
+
+    /// The status word that ends `response`, if it has one.
+    pub fn of(response: &[u8]) -> Option<Status> {
+        let [.., sw1, sw2] = response else { return None };
+        Some(Status(u16::from_be_bytes([*sw1, *sw2])))
+    }
+}
+
+/// The status words this applet answers.
 pub mod sw {
+    use super::Status;
+
     /// Success.
-    pub const OK: u16 = 0x9000;
+    pub const OK: Status = Status(0x9000);
     /// Wrong length (Lc or the APDU's own structure).
-    pub const WRONG_LENGTH: u16 = 0x6700;
+    pub const WRONG_LENGTH: Status = Status(0x6700);
     /// File or application not found: another AID, slot 2 (not configured), or no applet selected.
-    pub const NOT_FOUND: u16 = 0x6A82;
+    pub const NOT_FOUND: Status = Status(0x6A82);
     /// Incorrect P1 or P2.
-    pub const WRONG_P1_P2: u16 = 0x6A86;
+    pub const WRONG_P1_P2: Status = Status(0x6A86);
     /// Instruction not supported.
-    pub const INS_NOT_SUPPORTED: u16 = 0x6D00;
+    pub const INS_NOT_SUPPORTED: Status = Status(0x6D00);
     /// Class not supported.
-    pub const CLA_NOT_SUPPORTED: u16 = 0x6E00;
+    pub const CLA_NOT_SUPPORTED: Status = Status(0x6E00);
     /// No precise diagnosis: the TPM could not answer (it is gone, hung, or refused the key).
-    pub const NO_DIAGNOSIS: u16 = 0x6F00;
+    pub const NO_DIAGNOSIS: Status = Status(0x6F00);
 }
 
 const INS_SELECT: u8 = 0xA4;
@@ -83,7 +104,7 @@ pub struct Command<'a> {
 }
 
 /// Splits `apdu` into its fields, or says 6700 when its length fields do not fit its length.
-pub fn parse(apdu: &[u8]) -> Result<Command<'_>, u16> {
+pub fn parse(apdu: &[u8]) -> Result<Command<'_>, Status> {
     let [cla, ins, p1, p2, body @ ..] = apdu else { return Err(sw::WRONG_LENGTH) };
     let command = |data, le| Command { cla: *cla, ins: *ins, p1: *p1, p2: *p2, data, le };
     let le_of = |bytes: &[u8]| bytes.iter().fold(0usize, |n, &b| n << 8 | usize::from(b));
@@ -119,8 +140,11 @@ pub fn parse(apdu: &[u8]) -> Result<Command<'_>, u16> {
     }
 }
 
-/// Why the caller's HMAC gave no response: the status word to answer with.
-pub type Refusal = u16;
+/// The caller's HMAC of a slot's 64-byte challenge block: the response, or the status word to
+/// answer instead (the TPM could not give one).
+pub trait SlotHmac: FnOnce(&[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Status> {}
+
+impl<F: FnOnce(&[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Status>> SlotHmac for F {}
 
 /// One card's OTP applet: which applet is selected, and the serial it reports.
 #[derive(Debug)]
@@ -147,25 +171,17 @@ impl Applet {
 
     /// The response APDU (data and status word) to `apdu`. `hmac` is called only for a well-formed
     /// slot-1 challenge, with the 64-byte block as the client sent it.
-    pub fn respond(
-        &mut self,
-        apdu: &[u8],
-        hmac: impl FnOnce(&[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Refusal>,
-    ) -> Zeroizing<Vec<u8>> {
+    pub fn respond(&mut self, apdu: &[u8], hmac: impl SlotHmac) -> Zeroizing<Vec<u8>> {
         match self.answer(apdu, hmac) {
             Ok(mut data) => {
-                data.extend_from_slice(&sw::OK.to_be_bytes());
+                data.extend_from_slice(&sw::OK.bytes());
                 data
             }
-            Err(status) => Zeroizing::new(status.to_be_bytes().to_vec()),
+            Err(status) => Zeroizing::new(status.bytes().to_vec()),
         }
     }
 
-    fn answer(
-        &mut self,
-        apdu: &[u8],
-        hmac: impl FnOnce(&[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Refusal>,
-    ) -> Result<Zeroizing<Vec<u8>>, u16> {
+    fn answer(&mut self, apdu: &[u8], hmac: impl SlotHmac) -> Result<Zeroizing<Vec<u8>>, Status> {
         let command = parse(apdu)?;
         // Only the interindustry class without secure messaging or chaining, as KeePassXC and
         // yubikit send it.
@@ -186,7 +202,7 @@ impl Applet {
         }
     }
 
-    fn select(&mut self, command: &Command<'_>) -> Result<Zeroizing<Vec<u8>>, u16> {
+    fn select(&mut self, command: &Command<'_>) -> Result<Zeroizing<Vec<u8>>, Status> {
         if command.p1 != SELECT_BY_NAME {
             return Err(sw::WRONG_P1_P2);
         }
@@ -201,11 +217,7 @@ impl Applet {
         Ok(Zeroizing::new(status_block().to_vec()))
     }
 
-    fn otp(
-        &mut self,
-        command: &Command<'_>,
-        hmac: impl FnOnce(&[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Refusal>,
-    ) -> Result<Zeroizing<Vec<u8>>, u16> {
+    fn otp(&mut self, command: &Command<'_>, hmac: impl SlotHmac) -> Result<Zeroizing<Vec<u8>>, Status> {
         if command.p2 != 0 {
             return Err(sw::WRONG_P1_P2);
         }
@@ -249,16 +261,16 @@ mod tests {
     }
 
     /// A stand-in HMAC that says what it was given: the first 20 bytes of the block.
-    fn echo(block: &[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Refusal> {
+    fn echo(block: &[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Status> {
         Ok(Zeroizing::new(block[..HMAC_RESPONSE].to_vec()))
     }
 
-    fn never(_: &[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Refusal> {
+    fn never(_: &[u8; HMAC_BLOCK]) -> Result<Zeroizing<Vec<u8>>, Status> {
         panic!("the HMAC must not be asked for")
     }
 
-    fn status(response: &[u8]) -> u16 {
-        u16::from_be_bytes([response[response.len() - 2], response[response.len() - 1]])
+    fn status(response: &[u8]) -> Status {
+        Status::of(response).expect("a status word")
     }
 
     #[test]
@@ -313,9 +325,16 @@ mod tests {
         }
         assert_eq!(status(&applet.respond(&[0x00, 0xA4, 0x00, 0x00, 1, 0x3F], never)), sw::WRONG_P1_P2);
         assert_eq!(status(&applet.respond(&[0x00, 0x01, 0x30], never)), sw::WRONG_LENGTH);
-        assert_eq!(status(&applet.respond(&hmac_apdu(OP_HMAC_SLOT1, &block), |_| Err(sw::NO_DIAGNOSIS))), 0x6F00);
+        assert_eq!(
+            status(&applet.respond(&hmac_apdu(OP_HMAC_SLOT1, &block), |_| Err(sw::NO_DIAGNOSIS))),
+            Status(0x6F00)
+        );
         let short = |_: &[u8; 64]| Ok(Zeroizing::new(vec![0u8; 32]));
-        assert_eq!(status(&applet.respond(&hmac_apdu(OP_HMAC_SLOT1, &block), short)), 0x6F00, "only 20-byte answers");
+        assert_eq!(
+            status(&applet.respond(&hmac_apdu(OP_HMAC_SLOT1, &block), short)),
+            Status(0x6F00),
+            "only 20-byte answers"
+        );
         applet.reset();
         assert!(!applet.selected(), "a reset deselects");
     }
@@ -382,7 +401,7 @@ mod tests {
             }
             let answer = applet.respond(&apdu, echo);
             prop_assert!(answer.len() >= 2);
-            let sw = status(&answer);
+            let Status(sw) = status(&answer);
             prop_assert!(matches!(sw, 0x9000 | 0x6700 | 0x6A82 | 0x6A86 | 0x6D00 | 0x6E00 | 0x6F00), "{:04X}", sw);
             prop_assert!(sw == 0x9000 || answer.len() == 2);
         }
