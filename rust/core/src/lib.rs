@@ -39,6 +39,8 @@
 //! - `secret`: secrets to import (hex as ykman shows it, or a recovery code). `random`: the
 //!   operating system's random generator, the one source of secrets, nonces and file names.
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
+//! - [`os`]: what /etc/passwd and /etc/group say (user and group names, home directories) and
+//!   where a user's record file is by default.
 //! - `worker`: a connection on its own thread, with a timeout (tpm2-tss has none).
 //! - `da`: the dictionary-attack counters, for "2 tries left" and lockout times.
 //! - `inventory`: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
@@ -64,6 +66,7 @@ mod inventory;
 mod key;
 pub mod metadata;
 mod options;
+pub mod os;
 mod parent;
 pub mod pcr;
 mod pinned;

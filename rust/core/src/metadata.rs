@@ -159,8 +159,8 @@ impl Metadata {
         let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let path = env(METADATA_ENV).or_else(|| {
             env("XDG_DATA_HOME")
-                .or_else(|| env("HOME").map(|h| h.join(".local/share")))
                 .map(|d| d.join("keepassxc-tpm/keys.json"))
+                .or_else(|| env("HOME").map(|h| crate::os::default_record_file(&h)))
         });
         Metadata { path, trust: Trust::Private }
     }

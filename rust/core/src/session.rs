@@ -16,7 +16,7 @@ use tss_esapi::handles::{ObjectHandle, SessionHandle};
 use tss_esapi::interface_types::session_handles::AuthSession;
 
 /// The session for the next challenge.
-pub(crate) struct Session {
+pub(crate) struct EsysSession {
     pub(crate) handle: AuthSession,
     /// Name (hex) of the storage key that salted it.
     pub(crate) salted_by: String,

@@ -20,7 +20,7 @@ const COOL_DOWN: Duration = Duration::from_secs(5);
 
 /// Why a challenge got no response.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Failure {
+pub enum NoResponse {
     /// The TPM is gone, hung or busy: the card stays, the next challenge tries again.
     Unavailable(String),
     /// The key is not what the file pins (another key, none, a PIN key, PCRs changed): the card
@@ -58,9 +58,9 @@ impl Backend {
     /// The TPM's HMAC of what a YubiKey slot with the key's own rule (its record's mode) hashes of
     /// the 64-byte `block`. The core checks the key against its record before any authorisation
     /// (a key with a PIN put where the pinned key was is never tried: no dictionary-attack try).
-    pub fn hmac(&mut self, handle: PersistentHandle, block: &[u8; 64]) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    pub fn hmac(&mut self, handle: PersistentHandle, block: &[u8; 64]) -> Result<Zeroizing<Vec<u8>>, NoResponse> {
         if self.cool_down_until.is_some_and(|until| Instant::now() < until) {
-            return Err(Failure::Unavailable("the TPM did not answer a moment ago".to_owned()));
+            return Err(NoResponse::Unavailable("the TPM did not answer a moment ago".to_owned()));
         }
         let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::service_file(&self.config));
         // After a timeout the worker starts a new thread and connection itself.
@@ -79,7 +79,7 @@ impl Backend {
         }
     }
 
-    fn failed(&mut self, e: Error) -> Failure {
+    fn failed(&mut self, e: Error) -> NoResponse {
         if matches!(e, Error::Timeout { .. }) {
             self.cool_down_until = Some(Instant::now() + COOL_DOWN);
         }
@@ -90,8 +90,8 @@ impl Backend {
             | ErrorKind::PinRequired
             | ErrorKind::PolicyFailed
             | ErrorKind::StorageKeyChanged
-            | ErrorKind::Metadata => Failure::Refused(e.explained()),
-            _ => Failure::Unavailable(e.explained()),
+            | ErrorKind::Metadata => NoResponse::Refused(e.explained()),
+            _ => NoResponse::Unavailable(e.explained()),
         }
     }
 }

@@ -35,5 +35,5 @@ pub mod ifd;
 mod log;
 pub mod reader;
 
-pub use backend::{Backend, Failure};
+pub use backend::{Backend, NoResponse};
 pub use reader::Reader;

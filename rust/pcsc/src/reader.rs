@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::apdu::{sw, Applet};
-use crate::backend::{Backend, Failure};
+use crate::backend::{Backend, NoResponse};
 use crate::config::{self, Card, Cards, Stamp};
 use crate::log::log;
 
@@ -51,7 +51,7 @@ enum State {
     /// The key changed or went: "no card" until the next presence poll has reported it once, so
     /// that pcscd and its clients see a new card (or none). Only [`Reader::present`] ends it.
     Removing,
-    /// The TPM refused the key (see [`Failure::Refused`]): no card until the file changes.
+    /// The TPM refused the key (see [`NoResponse::Refused`]): no card until the file changes.
     Refused,
 }
 
@@ -221,8 +221,8 @@ impl Reader {
         let answer = slot.applet.respond(apdu, |block| {
             backend.hmac(handle, block).map_err(|failure| {
                 match failure {
-                    Failure::Unavailable(why) => log!("{}: key {handle}: no response: {why}", path.display()),
-                    Failure::Refused(why) => {
+                    NoResponse::Unavailable(why) => log!("{}: key {handle}: no response: {why}", path.display()),
+                    NoResponse::Refused(why) => {
                         log!("{}: key {handle} no longer served until the file changes: {why}", path.display());
                         refused = true;
                     }

@@ -313,7 +313,7 @@ fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRe
             .map_err(|why| unreadable(path, why))?
             .ok_or_else(|| not_found(path.display().to_string())),
         (None, Some(user)) => {
-            let path = user.home.join(".local/share/keepassxc-tpm/keys.json");
+            let path = keepassxc_tpm::os::default_record_file(&user.home);
             read_as(&user, &path, handle)?.ok_or_else(|| not_found(path.display().to_string()))
         }
         (None, None) => Metadata::default_location().get(handle)?.ok_or_else(|| not_found(record_place(None))),
@@ -332,10 +332,8 @@ fn sudo_user() -> Option<SudoUser> {
     let name = std::env::var("SUDO_USER").ok().filter(|u| !u.is_empty() && u != "root")?;
     let uid = std::env::var("SUDO_UID").ok()?.parse().ok().filter(|&uid| uid != 0)?;
     let gid = std::env::var("SUDO_GID").ok()?.parse().ok()?;
-    // sudo keeps neither HOME nor XDG_DATA_HOME of the user: the home directory from passwd.
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    let home = passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() >= 6 && f[0] == name)?[5];
-    Some(SudoUser { name, uid, gid, home: PathBuf::from(home) })
+    let home = keepassxc_tpm::os::home_of(&name)?;
+    Some(SudoUser { name, uid, gid, home })
 }
 
 /// Under sudo the driver's file is root's, in /etc/keepassxc-tpm/: root's rights are not lent to

@@ -40,7 +40,7 @@ pub(crate) struct SaltKey {
 /// Why a direct challenge did not give a response. (The ESYS path the caller falls back to
 /// says why in words.)
 #[derive(Debug)]
-pub(crate) enum Failure {
+pub(crate) enum Fallback {
     /// The transport failed (no connection, a timeout).
     Io,
     /// The TPM refused the command with this response code, or (0) its answer did not parse or
@@ -48,7 +48,8 @@ pub(crate) enum Failure {
     Refused(u32),
 }
 
-struct Session {
+/// A salted, encrypting session this path computed, kept for the next challenge.
+struct DirectSession {
     handle: u32,
     /// A policy session (for keys with the empty policy), else an HMAC session.
     policy: bool,
@@ -61,7 +62,7 @@ struct Session {
 /// A connection of the direct path and the session it keeps, if any.
 pub(crate) struct Direct {
     transport: Transport,
-    session: Option<Session>,
+    session: Option<DirectSession>,
     /// Keep the session from one challenge to the next.
     keep: bool,
     /// The TPM names of the objects at persistent handles, as this connection read them.
@@ -88,7 +89,7 @@ impl Direct {
 
     /// The TPM name of the object at `handle`: one ReadPublic the first time on this
     /// connection, its name checked against the hash of its public area, as ESYS checks it.
-    pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Failure> {
+    pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Fallback> {
         if !self.names.contains_key(&handle) {
             let (_, name) = self.public_at(handle)?;
             self.names.insert(handle, name);
@@ -99,12 +100,12 @@ impl Direct {
     /// The public area (TPMT_PUBLIC) and TPM name of the object at `handle`: one ReadPublic,
     /// the name checked against the hash of the public area (SHA-256 names only). Not cached:
     /// see [`Direct::remember`].
-    pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Failure> {
-        let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Failure::Io)?;
-        let answer = wire::public_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+    pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Fallback> {
+        let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Fallback::Io)?;
+        let answer = wire::public_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(answer.public)].concat();
         if answer.public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || answer.name != computed {
-            return Err(Failure::Refused(0));
+            return Err(Fallback::Refused(0));
         }
         Ok((answer.public.to_vec(), computed))
     }
@@ -121,16 +122,16 @@ impl Direct {
     }
 
     /// One page of the handles in use from `first` on (TPM_CAP_HANDLES), and whether there are more.
-    pub(crate) fn handles(&mut self, first: u32, count: u32) -> Result<(bool, Vec<u32>), Failure> {
+    pub(crate) fn handles(&mut self, first: u32, count: u32) -> Result<(bool, Vec<u32>), Fallback> {
         let command = wire::get_capability(wire::CAP_HANDLES, first, count);
-        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
-        wire::handles_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)
+        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        wire::handles_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)
     }
 
     /// Starts the session the next challenge of a key salted by `salt_key` will use, when the
     /// session is kept and a resource manager flushes it with the connection (so a session
     /// started ahead is never left loaded): the challenge itself is then the HMAC alone.
-    pub(crate) fn prepare(&mut self, salt_key: &SaltKey, policy: bool) -> Result<(), Failure> {
+    pub(crate) fn prepare(&mut self, salt_key: &SaltKey, policy: bool) -> Result<(), Fallback> {
         if !(self.keep && self.transport.flushes_on_close()) {
             return Ok(());
         }
@@ -159,7 +160,7 @@ impl Direct {
         policy: bool,
         message: &[u8],
         digest_len: usize,
-    ) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    ) -> Result<Zeroizing<Vec<u8>>, Fallback> {
         if self.session.as_ref().is_some_and(|s| !s.serves(salt_key, policy)) {
             self.end_session();
         }
@@ -177,60 +178,60 @@ impl Direct {
             // (the TPM's error code) leaves its session loaded. After an answer rejected here, to
             // a command that did not keep its session, the TPM may have ended it and given the
             // handle to another client since: it is not flushed.
-            Err(Failure::Refused(code)) => {
+            Err(Fallback::Refused(code)) => {
                 if self.transport.flushes_on_close() || self.keep || *code != 0 {
                     let _ = self.transport.send(&wire::flush_context(session.handle));
                 }
             }
-            Err(Failure::Io) => {}
+            Err(Fallback::Io) => {}
         }
         result
     }
 
-    fn start_session(&mut self, salt_key: &SaltKey, policy: bool) -> Result<Session, Failure> {
-        let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Failure::Refused(0))?;
-        let nonce_caller = crypto::nonce(DIGEST).ok_or(Failure::Refused(0))?;
+    fn start_session(&mut self, salt_key: &SaltKey, policy: bool) -> Result<DirectSession, Fallback> {
+        let salt = crypto::ecdh_salt(&salt_key.x, &salt_key.y).ok_or(Fallback::Refused(0))?;
+        let nonce_caller = crypto::nonce(DIGEST).ok_or(Fallback::Refused(0))?;
         let command =
             wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y, policy);
-        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
+        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
         let started = wire::session_started(&response, policy).map_err(|_| {
             // The TPM may have started a session all the same: do not leave it loaded.
             if let Some(handle) = wire::session_handle_in(&response) {
                 let _ = self.transport.send(&wire::flush_context(handle));
             }
-            Failure::Refused(0)
+            Fallback::Refused(0)
         })?;
-        let (handle, nonce_tpm) = started.map_err(Failure::Refused)?;
+        let (handle, nonce_tpm) = started.map_err(Fallback::Refused)?;
         let key = crypto::session_key(&salt.value, &nonce_tpm, &nonce_caller);
-        Ok(Session { handle, policy, key, nonce_tpm, salted_by: salt_key.x.clone() })
+        Ok(DirectSession { handle, policy, key, nonce_tpm, salted_by: salt_key.x.clone() })
     }
 
     fn hmac_in(
         &mut self,
-        session: &mut Session,
+        session: &mut DirectSession,
         key: u32,
         key_name: &[u8],
         message: &[u8],
         digest_len: usize,
-    ) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    ) -> Result<Zeroizing<Vec<u8>>, Fallback> {
         let attributes = ENCRYPT | if self.keep { CONTINUE_SESSION } else { 0 };
-        let nonce_caller = crypto::nonce(DIGEST).ok_or(Failure::Refused(0))?;
+        let nonce_caller = crypto::nonce(DIGEST).ok_or(Fallback::Refused(0))?;
         let parameters = wire::hmac_parameters(message);
         let cp_hash = crypto::parameter_hash(&[&wire::CC_HMAC.to_be_bytes(), key_name, &parameters]);
         let auth = crypto::session_hmac(&session.key, &[], &cp_hash, &nonce_caller, &session.nonce_tpm, attributes)
             .finalize()
             .into_bytes();
         let command = wire::hmac(key, session.handle, &nonce_caller, attributes, &auth, &parameters);
-        let response = self.transport.send(&command).map_err(|_| Failure::Io)?;
-        let answer = wire::hmac_answer(&response).map_err(|_| Failure::Refused(0))?.map_err(Failure::Refused)?;
+        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        let answer = wire::hmac_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         // The answer is the TPM's only if its HMAC is the session's: checked before anything else.
         let rp_hash = crypto::parameter_hash(&[&0u32.to_be_bytes(), &wire::CC_HMAC.to_be_bytes(), answer.parameters]);
         crypto::session_hmac(&session.key, &[], &rp_hash, answer.nonce_tpm, &nonce_caller, answer.attributes)
             .verify_slice(answer.hmac)
-            .map_err(|_| Failure::Refused(0))?;
+            .map_err(|_| Fallback::Refused(0))?;
         // The session as asked for (encrypted, kept or not), and a digest of the key's size.
         if answer.attributes != attributes || answer.parameters.len() != 2 + digest_len {
-            return Err(Failure::Refused(0));
+            return Err(Fallback::Refused(0));
         }
         session.nonce_tpm = answer.nonce_tpm.to_vec();
         let mut digest = Zeroizing::new(answer.parameters[2..].to_vec());
@@ -246,7 +247,7 @@ impl Direct {
     }
 }
 
-impl Session {
+impl DirectSession {
     /// Whether a challenge of a key salted by `salt_key` and authorised as `policy` says may use it.
     fn serves(&self, salt_key: &SaltKey, policy: bool) -> bool {
         self.salted_by == salt_key.x && self.policy == policy

@@ -2,7 +2,7 @@
 
 use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::challenge::{ChallengeRule, SlotMode};
-use crate::direct::{Direct, Failure, SaltKey};
+use crate::direct::{Direct, Fallback, SaltKey};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::pinned::{recorded_public, PinnedKey};
@@ -203,20 +203,20 @@ impl Tpm {
         let direct = self.direct.as_mut()?;
         match direct.hmac(handle.value(), &plan.key_name, &plan.salt_key, plan.policy, message, plan.digest_len) {
             Ok(response) => Some(response),
-            Err(Failure::Io) => {
+            Err(Fallback::Io) => {
                 self.direct = None;
                 None
             }
             // A key with the empty policy whose policy session failed: the key at the handle is
             // not the one this connection read (no dictionary-attack try is counted in a policy
             // session). The ESYS path reads it again and says why.
-            Err(Failure::Refused(code)) if plan.policy && rc::tpm_code(code) == Some(codes::POLICY_FAIL) => {
+            Err(Fallback::Refused(code)) if plan.policy && rc::tpm_code(code) == Some(codes::POLICY_FAIL) => {
                 self.forget(handle);
                 None
             }
             // The key at the handle may not be the recorded one, or the answers were altered:
             // from now on this connection reads and checks everything first (the ESYS path).
-            Err(Failure::Refused(code))
+            Err(Fallback::Refused(code))
                 if matches!(rc::tpm_code(code), Some(codes::AUTH_FAIL | codes::BAD_AUTH | codes::HANDLE)) =>
             {
                 self.direct_path = false;
@@ -225,7 +225,7 @@ impl Tpm {
                 None
             }
             // Anything else (a busy TPM, an altered answer): this challenge takes the ESYS path.
-            Err(Failure::Refused(_)) => None,
+            Err(Fallback::Refused(_)) => None,
         }
     }
 
@@ -250,7 +250,7 @@ impl Tpm {
                 if !direct_ready && self.tpm_name(handle).as_deref() == Some(&plan.key_name[..]) {
                     match self.direct.as_mut().map(|direct| direct.prepare(&plan.salt_key, plan.policy)) {
                         Some(Ok(())) => direct_ready = true,
-                        Some(Err(Failure::Io)) => self.direct = None,
+                        Some(Err(Fallback::Io)) => self.direct = None,
                         _ => {}
                     }
                 }
@@ -304,15 +304,15 @@ impl Tpm {
     /// handle and connection). `None` when it cannot be read: the ESYS path then says why.
     pub(super) fn tpm_name(&mut self, handle: PersistentHandle) -> Option<Vec<u8>> {
         if let Some(object) = self.keys.object(handle) {
-            return hex::decode(self.name_of(object).ok()?).ok();
+            return hex::decode(self.esys_name(object).ok()?).ok();
         }
         match self.direct.as_mut()?.name_at(handle.value()) {
             Ok(name) => Some(name.to_vec()),
-            Err(Failure::Io) => {
+            Err(Fallback::Io) => {
                 self.direct = None;
                 None
             }
-            Err(Failure::Refused(_)) => None,
+            Err(Fallback::Refused(_)) => None,
         }
     }
 

@@ -99,7 +99,7 @@ impl Tpm {
                 return Some(hex::encode(name));
             }
         }
-        self.resolve(handle).and_then(|object| self.name_of(object)).ok()
+        self.resolve(handle).and_then(|object| self.esys_name(object)).ok()
     }
 
     /// Gives the key at `handle` the label `label` (or, with `None`, none), in its record.
@@ -163,7 +163,7 @@ impl Tpm {
 
         let (loaded, public, parent_name, parent_public) = self.with_parent(true, |tpm, parent| {
             // Pinned so that challenges can tell this storage key from a stand-in.
-            let parent_name = tpm.name_of(parent.handle.into());
+            let parent_name = tpm.esys_name(parent.handle.into());
             let parent_public = if parent.is_transient() {
                 None
             } else {
@@ -185,7 +185,7 @@ impl Tpm {
         let object = persisted?;
         self.keys.resolved(handle, object);
         let recorded = (|| {
-            let key_name = self.name_of(object)?;
+            let key_name = self.esys_name(object)?;
             let key_public = crate::pinned::public_and_name(&public)
                 .filter(|(_, name)| *name == key_name)
                 .map(|(bytes, _)| hex::encode(bytes));
@@ -226,7 +226,7 @@ impl Tpm {
         mut handle: PersistentHandle,
         any_handle: bool,
     ) -> (PersistentHandle, Result<ObjectHandle>) {
-        let key_name = self.name_of(loaded);
+        let key_name = self.esys_name(loaded);
         for _ in 0..PERSIST_ATTEMPTS {
             let persisted = self.with_password(|tpm| {
                 tpm.call(|ctx| {
@@ -264,7 +264,7 @@ impl Tpm {
     fn persisted_as(&mut self, handle: PersistentHandle, name: &str) -> Option<ObjectHandle> {
         self.reconnect().ok()?;
         let object = self.resolve(handle).ok()?;
-        (self.name_of(object).ok()? == name).then_some(object)
+        (self.esys_name(object).ok()? == name).then_some(object)
     }
 
     /// TPM2_Create in a session salted with `parent` that encrypts the first command parameter,

@@ -5,7 +5,7 @@
 //! again through ESYS.
 
 use crate::address::{PersistentHandle, OWNER_PERSISTENT};
-use crate::direct::{Direct, Failure};
+use crate::direct::{Direct, Fallback};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::rc::{self, codes};
@@ -66,11 +66,11 @@ impl Tpm {
         })();
         match read {
             Ok(all) => Some(all),
-            Err(Failure::Io) => {
+            Err(Fallback::Io) => {
                 self.direct = None;
                 None
             }
-            Err(Failure::Refused(_)) => None,
+            Err(Fallback::Refused(_)) => None,
         }
     }
 
@@ -165,21 +165,21 @@ impl Tpm {
         let direct = self.direct.as_mut()?;
         let (public, name) = match direct.public_at(handle.value()) {
             Ok(read) => read,
-            Err(Failure::Refused(code)) if rc::tpm_code(code) == Some(codes::HANDLE) => {
+            Err(Fallback::Refused(code)) if rc::tpm_code(code) == Some(codes::HANDLE) => {
                 self.forget(handle);
                 return Some(Err(Error::EmptyHandle { handle }));
             }
-            Err(Failure::Io) => {
+            Err(Fallback::Io) => {
                 self.direct = None;
                 return None;
             }
-            Err(Failure::Refused(_)) => return None,
+            Err(Fallback::Refused(_)) => return None,
         };
         // Read exactly as ESYS reads it: the name is the hash of these bytes and nothing else.
         let parsed = Public::unmarshall(&public).ok().filter(|p| p.marshall().ok().as_ref() == Some(&public))?;
         // Another object than this connection knew at the handle: forget what it knew.
         let known = match self.keys.object(handle) {
-            Some(object) => self.name_of(object).ok().and_then(|n| hex::decode(n).ok()),
+            Some(object) => self.esys_name(object).ok().and_then(|n| hex::decode(n).ok()),
             None => self.direct.as_ref()?.known_name(handle.value()).map(<[u8]>::to_vec),
         };
         if known.is_some_and(|known| known != name) {

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::options::TpmOptions;
 use crate::rc;
-use crate::session::Session;
+use crate::session::EsysSession;
 use crate::tcti::Tcti;
 use known::KnownKeys;
 
@@ -47,7 +47,7 @@ pub struct Tpm {
     /// Keys this connection resolved and checked against their records.
     keys: KnownKeys,
     /// The encrypted session for the next challenge, when one is kept.
-    session: Option<Session>,
+    session: Option<EsysSession>,
     /// Keep the session from one challenge to the next (see `session`).
     session_reuse: bool,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
@@ -232,28 +232,11 @@ fn check_device_access(device: &Path) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == IoErrorKind::PermissionDenied => Err(Error::PermissionDenied {
             device: shown.to_string(),
-            group: std::fs::metadata(device).ok().and_then(|m| group_name(m.gid())),
+            group: std::fs::metadata(device).ok().and_then(|m| crate::os::group_name(m.gid())),
         }),
         Err(e) if e.kind() == IoErrorKind::NotFound => {
             Err(Error::NoTpm { tcti: format!("device:{shown}"), detail: format!("{shown} does not exist") })
         }
         Err(e) => Err(Error::NoTpm { tcti: format!("device:{shown}"), detail: e.to_string() }),
     }
-}
-
-/// The name of group `gid` from /etc/group (the TPM device is usually group "tss").
-fn group_name(gid: u32) -> Option<String> {
-    account_name("/etc/group", gid)
-}
-
-/// The name of `id` in an /etc/passwd or /etc/group style `database`, for messages about who
-/// owns a TPM device.
-pub fn account_name(database: &str, id: u32) -> Option<String> {
-    let entries = std::fs::read_to_string(database).ok()?;
-    entries.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let found = fields.nth(1)?.parse::<u32>().ok()?;
-        (found == id).then(|| name.to_owned())
-    })
 }

@@ -28,7 +28,7 @@ impl Tpm {
         if let Some(key) = self.keys.checked(handle) {
             return Ok(key.clone());
         }
-        let name = self.name_of(object)?;
+        let name = self.esys_name(object)?;
         let key = match self.metadata.get(handle)? {
             Some(record) => self.check_record(handle, &name, record)?,
             None => self.first_use(handle, name)?,
@@ -93,7 +93,7 @@ impl Tpm {
     /// its public area (hex), as a record pins them.
     pub(crate) fn storage_key_pin(&mut self) -> Result<(Option<String>, Option<String>)> {
         let (name, persistent) =
-            self.with_parent(false, |tpm, parent| Ok((tpm.name_of(parent.handle.into())?, !parent.is_transient())))?;
+            self.with_parent(false, |tpm, parent| Ok((tpm.esys_name(parent.handle.into())?, !parent.is_transient())))?;
         let public = if persistent {
             let public = self.public_at(PersistentHandle::new(SRK_HANDLE)?)?;
             public_and_name(&public).filter(|(_, n)| *n == name).map(|(bytes, _)| hex::encode(bytes))
@@ -111,7 +111,7 @@ impl Tpm {
         f: impl FnOnce(&mut Tpm, &Parent) -> Result<T>,
     ) -> Result<T> {
         self.with_parent(false, |tpm, parent| {
-            if tpm.name_of(parent.handle.into())? != key.storage_key_name() {
+            if tpm.esys_name(parent.handle.into())? != key.storage_key_name() {
                 return Err(Error::StorageKeyChanged { handle: key.info.handle });
             }
             f(tpm, parent)

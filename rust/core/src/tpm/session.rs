@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::pinned::PinnedKey;
-use crate::session::{object_of, Session, SessionUse};
+use crate::session::{object_of, EsysSession, SessionUse};
 use tss_esapi::attributes::SessionAttributesBuilder;
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle};
@@ -32,7 +32,7 @@ impl Tpm {
         let handle = self.with_salt_key(key, |tpm, salt| {
             tpm.salted_session(Some(salt.handle), session_type, SessionUse::Challenge { keep })
         })?;
-        self.session = Some(Session { handle, salted_by: key.storage_key_name().to_owned(), policy });
+        self.session = Some(EsysSession { handle, salted_by: key.storage_key_name().to_owned(), policy });
         Ok(handle)
     }
 
@@ -132,7 +132,7 @@ impl Tpm {
     }
 
     /// The TPM name (hex) of a loaded object; ESYS keeps it, no TPM command is sent.
-    pub(crate) fn name_of(&mut self, object: ObjectHandle) -> Result<String> {
+    pub(crate) fn esys_name(&mut self, object: ObjectHandle) -> Result<String> {
         self.run("reading an object's name", |ctx| ctx.tr_get_name(object)).map(|name| hex::encode(name.value()))
     }
 }

@@ -50,12 +50,7 @@ fn device_access(device: &Path) -> Finding {
         Ok(info) => info,
         Err(e) => return Finding::problem("device", format!("{shown}: {e}"), "check the TCTI (--tcti device:PATH)"),
     };
-    let owner = format!(
-        "owner {}:{}, mode {:o}",
-        name_of("/etc/passwd", info.uid()),
-        group_name(info.gid()),
-        info.mode() & 0o777
-    );
+    let owner = format!("owner {}:{}, mode {:o}", user_name(info.uid()), group_name(info.gid()), info.mode() & 0o777);
     let kind = if shown.to_string().contains("tpmrm") {
         "the kernel's resource manager"
     } else {
@@ -145,13 +140,14 @@ fn library_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// The name of `id` in /etc/passwd or /etc/group, else the number.
-fn name_of(file: &str, id: u32) -> String {
-    keepassxc_tpm::tpm::account_name(file, id).unwrap_or_else(|| id.to_string())
+/// The name of user `uid`, else the number.
+fn user_name(uid: u32) -> String {
+    keepassxc_tpm::os::user_name(uid).unwrap_or_else(|| uid.to_string())
 }
 
+/// The name of group `gid`, else the number.
 fn group_name(gid: u32) -> String {
-    name_of("/etc/group", gid)
+    keepassxc_tpm::os::group_name(gid).unwrap_or_else(|| gid.to_string())
 }
 
 /// Whether /etc/group lists this user in `group` (a login session may not have it yet).
