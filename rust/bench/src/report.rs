@@ -95,14 +95,14 @@ impl RowId {
     /// The row's label in the table (a measured [`RowId::UnlockWithKey`] row names the key's serial too).
     pub fn label(self) -> &'static str {
         match self {
-            RowId::Floor => "floor: raw TPM2_HMAC bytes on an open socket",
+            RowId::Floor => "floor: raw TPM2_HMAC bytes on an open socket (password session: the authValue-form twin)",
             RowId::FloorTcti => {
                 "floor as tpm2-tss's swtpm TCTI sends it: raw TPM2_HMAC on a new TCP connection per command"
             }
             RowId::Warm => "(a) ours, warm, in-process: `Tpm::challenge` (bus encryption on, the default)",
             RowId::WarmKept => "(a) ours, warm, in-process, session kept (as behind /dev/tpmrm0 or tpm2-abrmd)",
             RowId::WarmEsys => "(a) ours, warm, in-process, ESYS path (tpm2-tss computes the session)",
-            RowId::WarmPlain => "(a) ours, warm, in-process, bus encryption off (password session)",
+            RowId::WarmPlain => "(a) ours, warm, in-process, bus encryption off (an unsalted session)",
             RowId::Cold => "(b) ours, cold, new process: `tpm-hmac challenge` (bus encryption on)",
             RowId::ColdPlain => {
                 "(b) ours, cold, new process, bus encryption off: `tpm-hmac --no-bus-encryption challenge`"

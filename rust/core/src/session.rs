@@ -20,8 +20,6 @@ pub(crate) struct EsysSession {
     pub(crate) handle: AuthSession,
     /// Name (hex) of the storage key that salted it.
     pub(crate) salted_by: String,
-    /// A policy session (for keys with the empty policy), else an HMAC session.
-    pub(crate) policy: bool,
 }
 
 /// What a session is for, which decides its attributes.

@@ -70,6 +70,23 @@ fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
     assert_eq!(by_client, [HMAC], "the click after listing: {sent:x?}");
     drop(tpm);
 
+    // A key of the form made before the empty policy (its authValue authorises it) beside it: its
+    // click reads the name at its handle first (an authorisation it sends could count against a key
+    // put there since); the other key's click is still the HMAC alone (a session of each kind kept).
+    let old_form = handle(0x8100_0110);
+    swtpm_fixture::persist_authvalue_key(abrmd.tcti(), swtpm.dir(), old_form.value());
+    let mut tpm = through_abrmd(&abrmd, &metadata);
+    assert!(tpm.checked_key(old_form).unwrap().authorisation_may_count(), "recorded at first use");
+    assert_eq!(tpm.list_keys().unwrap().len(), 2);
+    for (key, expected) in [(old_form, vec![READ_PUBLIC, HMAC]), (key, vec![HMAC])] {
+        proxy.clear();
+        assert_eq!(tpm.challenge(key, &[3u8; 32]).unwrap().len(), 20);
+        let sent: Vec<u32> = proxy.commands();
+        let by_client: Vec<u32> = sent.iter().copied().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c)).collect();
+        assert_eq!(by_client, expected, "the click of {key} after listing both kinds: {sent:x?}");
+    }
+    drop(tpm);
+
     let mut tpm = through_abrmd(&abrmd, &metadata);
     assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
     proxy.clear();

@@ -77,22 +77,28 @@ impl crate::Bench {
     /// left out of the count.
     pub(crate) fn click_behind_resource_manager_row(&mut self) {
         let runs = self.opts.process_runs;
-        let click = self.click_behind_resource_manager(key_handle(), runs);
-        self.push(Group::Challenge, Kind::Ours, RowId::ClickBehindResourceManager, click);
-        let click = self.click_behind_resource_manager(crate::peer_key_handle(), runs);
-        self.push(Group::Challenge, Kind::Ours, RowId::ClickOldForm, click);
+        let rows = [(key_handle(), RowId::ClickBehindResourceManager), (crate::peer_key_handle(), RowId::ClickOldForm)];
+        for (id, click) in rows.map(|(_, id)| id).into_iter().zip(self.click_behind_resource_manager(&rows, runs)) {
+            self.push(Group::Challenge, Kind::Ours, id, click);
+        }
     }
 
-    fn click_behind_resource_manager(&self, key: PersistentHandle, runs: usize) -> Res<(Samples, Option<Vec<u32>>)> {
+    /// The clicks of each of `keys`, through one tpm2-abrmd (swtpm serves one connection at a time).
+    fn click_behind_resource_manager(
+        &self,
+        keys: &[(PersistentHandle, RowId)],
+        runs: usize,
+    ) -> Vec<Res<(Samples, Option<Vec<u32>>)>> {
         for tool in ["tpm2-abrmd", "dbus-daemon"] {
             if !crate::installed(tool) {
-                return Err(format!("{tool} is not installed").into());
+                return keys.iter().map(|_| Err(format!("{tool} is not installed").into())).collect();
             }
         }
         let abrmd = Abrmd::start_at(&self.swtpm, &self.counted);
-        // The bus is this row's alone: the paths measured after it do not see it.
+        // The bus is these rows' alone: the paths measured after them do not see it.
         std::env::set_var("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address());
-        let clicks = self.clicks(&TpmOptions::tcti(Some(abrmd.tcti())), key, runs);
+        let options = TpmOptions::tcti(Some(abrmd.tcti()));
+        let clicks = keys.iter().map(|(key, _)| self.clicks(&options, *key, runs)).collect();
         std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
         clicks
     }

@@ -11,7 +11,7 @@
 //! authorised through a policy session, whose failures the TPM never counts as dictionary-attack
 //! events: the name this connection read earlier is enough. A key of the older form (its empty
 //! authValue in an HMAC session) has the name at its handle read from the TPM before every HMAC
-//! ([`Direct::name_at`] after the caller forgot it) and it must be the record's, so a key put at
+//! ([`Direct::public_at`]) and it must be the record's, so a key put at
 //! the handle since (one with a PIN) is never sent an authorisation it would count. The TPM's
 //! response HMAC is verified in constant time before its answer is decrypted. Any failure here
 //! makes the caller fall back to the ESYS path, which reads and checks everything again.
@@ -19,8 +19,6 @@
 mod crypto;
 mod transport;
 pub(crate) mod wire;
-
-use std::collections::HashMap;
 
 use hmac::Mac;
 use sha2::{Digest as _, Sha256};
@@ -51,8 +49,6 @@ pub(crate) enum Fallback {
 /// A salted, encrypting session this path computed, kept for the next challenge.
 struct DirectSession {
     handle: u32,
-    /// A policy session (for keys with the empty policy), else an HMAC session.
-    policy: bool,
     key: Zeroizing<Vec<u8>>,
     nonce_tpm: Vec<u8>,
     /// The storage key that salted it (its x coordinate), to use it only for keys pinned to it.
@@ -62,11 +58,12 @@ struct DirectSession {
 /// A connection of the direct path and the session it keeps, if any.
 pub(crate) struct Direct {
     transport: Transport,
-    session: Option<DirectSession>,
+    /// The kept sessions, one of each kind: an HMAC session (`[0]`, keys of the authValue form) and a
+    /// policy session (`[1]`, keys with the empty policy), so that a dialog listing keys of both
+    /// kinds has each one's click ready.
+    sessions: [Option<DirectSession>; 2],
     /// Keep the session from one challenge to the next.
     keep: bool,
-    /// The TPM names of the objects at persistent handles, as this connection read them.
-    names: HashMap<u32, Vec<u8>>,
 }
 
 /// The name algorithm of the objects the direct path serves (TPM_ALG_SHA256).
@@ -79,7 +76,7 @@ impl Direct {
     pub(crate) fn open(tcti: &crate::tcti::Tcti, keep: bool) -> Option<Direct> {
         let transport = Transport::for_tcti(tcti)?;
         let keep = keep || transport.flushes_on_close();
-        Some(Direct { transport, session: None, keep, names: HashMap::new() })
+        Some(Direct { transport, sessions: [None, None], keep })
     }
 
     /// Whether the TPM can be reached on this connection (no command is sent).
@@ -87,19 +84,9 @@ impl Direct {
         self.transport.check_reachable()
     }
 
-    /// The TPM name of the object at `handle`: one ReadPublic the first time on this
-    /// connection, its name checked against the hash of its public area, as ESYS checks it.
-    pub(crate) fn name_at(&mut self, handle: u32) -> Result<&[u8], Fallback> {
-        if !self.names.contains_key(&handle) {
-            let (_, name) = self.public_at(handle)?;
-            self.names.insert(handle, name);
-        }
-        Ok(&self.names[&handle])
-    }
-
     /// The public area (TPMT_PUBLIC) and TPM name of the object at `handle`: one ReadPublic,
-    /// the name checked against the hash of the public area (SHA-256 names only). Not cached:
-    /// see [`Direct::remember`].
+    /// the name checked against the hash of the public area (SHA-256 names only), as ESYS checks
+    /// it. The caller keeps the name (the connection's `KnownKeys`).
     pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Fallback> {
         let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Fallback::Io)?;
         let answer = wire::public_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
@@ -108,17 +95,6 @@ impl Direct {
             return Err(Fallback::Refused(0));
         }
         Ok((answer.public.to_vec(), computed))
-    }
-
-    /// The name this connection knows for `handle`, if it read one (no command).
-    pub(crate) fn known_name(&self, handle: u32) -> Option<&[u8]> {
-        self.names.get(&handle).map(Vec::as_slice)
-    }
-
-    /// Keeps `name`, read by [`Direct::public_at`], as the name of the object at `handle` for
-    /// this connection's name checks.
-    pub(crate) fn remember(&mut self, handle: u32, name: Vec<u8>) {
-        self.names.insert(handle, name);
     }
 
     /// One page of the handles in use from `first` on (TPM_CAP_HANDLES), and whether there are more.
@@ -135,17 +111,12 @@ impl Direct {
         if !(self.keep && self.transport.flushes_on_close()) {
             return Ok(());
         }
-        if self.session.as_ref().is_some_and(|s| s.serves(salt_key, policy)) {
+        if self.sessions[usize::from(policy)].as_ref().is_some_and(|s| s.serves(salt_key)) {
             return Ok(());
         }
-        self.end_session();
-        self.session = Some(self.start_session(salt_key, policy)?);
+        self.end_session(policy);
+        self.sessions[usize::from(policy)] = Some(self.start_session(salt_key, policy)?);
         Ok(())
-    }
-
-    /// Forgets what this connection read about `handle` (the object there may have changed).
-    pub(crate) fn forget(&mut self, handle: u32) {
-        self.names.remove(&handle);
     }
 
     /// The response of the key at `key` (TPM name `key_name`, no authValue) to `message` (the
@@ -161,17 +132,17 @@ impl Direct {
         message: &[u8],
         digest_len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Fallback> {
-        if self.session.as_ref().is_some_and(|s| !s.serves(salt_key, policy)) {
-            self.end_session();
+        if self.sessions[usize::from(policy)].as_ref().is_some_and(|s| !s.serves(salt_key)) {
+            self.end_session(policy);
         }
-        let mut session = match self.session.take() {
+        let mut session = match self.sessions[usize::from(policy)].take() {
             Some(session) => session,
             None => self.start_session(salt_key, policy)?,
         };
         let result = self.hmac_in(&mut session, key, key_name, message, digest_len);
         match &result {
             // The TPM ended the session with the command unless asked to keep it.
-            Ok(_) if self.keep => self.session = Some(session),
+            Ok(_) if self.keep => self.sessions[usize::from(policy)] = Some(session),
             Ok(_) => {}
             // Flush the session only while it is known to be still ours: a resource manager keeps
             // handles per connection; a kept session outlives any command, and a failed command
@@ -203,7 +174,7 @@ impl Direct {
         })?;
         let (handle, nonce_tpm) = started.map_err(Fallback::Refused)?;
         let key = crypto::session_key(&salt.value, &nonce_tpm, &nonce_caller);
-        Ok(DirectSession { handle, policy, key, nonce_tpm, salted_by: salt_key.x.clone() })
+        Ok(DirectSession { handle, key, nonce_tpm, salted_by: salt_key.x.clone() })
     }
 
     fn hmac_in(
@@ -239,25 +210,26 @@ impl Direct {
         Ok(digest)
     }
 
-    /// Flushes the kept session (a TPM without a resource manager has only three slots).
-    pub(crate) fn end_session(&mut self) {
-        if let Some(session) = self.session.take() {
+    /// Flushes the kept session of one kind (a TPM without a resource manager has only three slots).
+    fn end_session(&mut self, policy: bool) {
+        if let Some(session) = self.sessions[usize::from(policy)].take() {
             let _ = self.transport.send(&wire::flush_context(session.handle));
         }
     }
 }
 
 impl DirectSession {
-    /// Whether a challenge of a key salted by `salt_key` and authorised as `policy` says may use it.
-    fn serves(&self, salt_key: &SaltKey, policy: bool) -> bool {
-        self.salted_by == salt_key.x && self.policy == policy
+    /// Whether a challenge of a key salted by `salt_key` may use it.
+    fn serves(&self, salt_key: &SaltKey) -> bool {
+        self.salted_by == salt_key.x
     }
 }
 
 impl Drop for Direct {
     fn drop(&mut self) {
         if !self.transport.flushes_on_close() {
-            self.end_session();
+            self.end_session(false);
+            self.end_session(true);
         }
     }
 }

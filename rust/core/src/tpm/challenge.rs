@@ -2,7 +2,7 @@
 
 use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::challenge::{ChallengeRule, SlotMode};
-use crate::direct::{Direct, Fallback, SaltKey};
+use crate::direct::{Fallback, SaltKey};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::pinned::{recorded_public, PinnedKey};
@@ -97,12 +97,13 @@ impl Tpm {
                 .map_err(|e| Error::Wrapper { operation: "preparing the PIN", text: e.to_string() })?;
             self.run("setting the PIN", |ctx| ctx.tr_set_auth(object, auth.clone()))?;
         }
-        let reused = self.session.is_some() && !key.info.policy_bound;
+        let kind = key.info.empty_policy;
+        let reused = self.sessions[usize::from(kind)].is_some() && !key.info.policy_bound;
         let mut answer = self.hmac(object, &message, &key);
         let stale_session = matches!(&answer, Err((_, Error::Tpm { .. } | Error::Wrapper { .. })));
         if reused && stale_session {
             // The kept session may be gone (the TPM restarted): try once more with a new one.
-            self.end_session();
+            self.end_session(kind);
             answer = self.hmac(object, &message, &key);
         }
         if pin.is_some() {
@@ -114,7 +115,7 @@ impl Tpm {
         match answer {
             Ok(response) => Ok(response),
             Err((code, error)) => {
-                self.end_session();
+                self.end_session(kind);
                 match self.recheck_after_refusal(&key, &error) {
                     // Another key was put at the handle since this connection checked it (its
                     // policy session failed, which costs no dictionary-attack try), and its
@@ -187,9 +188,6 @@ impl Tpm {
         let plan = self.direct_plan(handle)?;
         let message = rule.message_for(challenge, plan.mode).ok()?;
         let message = &message[..];
-        if self.direct.is_none() {
-            self.direct = Direct::open(&self.tcti, self.session_reuse);
-        }
         if plan.authorisation_may_count {
             // Read the name at the handle now, not from earlier (see `key_to_authorise`).
             self.forget(handle);
@@ -200,13 +198,11 @@ impl Tpm {
             self.forget(handle);
             return None;
         }
-        let direct = self.direct.as_mut()?;
-        match direct.hmac(handle.value(), &plan.key_name, &plan.salt_key, plan.policy, message, plan.digest_len) {
+        let (key, name, salt_key, policy, digest_len) =
+            (handle.value(), &plan.key_name, &plan.salt_key, plan.policy, plan.digest_len);
+        match self.on_direct(|direct| direct.hmac(key, name, salt_key, policy, message, digest_len))? {
             Ok(response) => Some(response),
-            Err(Fallback::Io) => {
-                self.direct = None;
-                None
-            }
+            Err(Fallback::Io) => None,
             // A key with the empty policy whose policy session failed: the key at the handle is
             // not the one this connection read (no dictionary-attack try is counted in a policy
             // session). The ESYS path reads it again and says why.
@@ -241,18 +237,17 @@ impl Tpm {
         if !(self.tcti.flushes_on_close() && self.bus_encryption) {
             return;
         }
-        let (mut direct_ready, mut esys_ready) = (false, false);
+        // One session of each kind a key may need (an HMAC or a policy session), on either path.
+        let (mut direct_ready, mut esys_ready) = ([false; 2], [false; 2]);
         for key in keys {
             let handle = key.handle;
             let plan = if self.direct_path && self.direct.is_some() { self.direct_plan(handle) } else { None };
             if let Some(plan) = plan {
                 // The direct path will serve it, if the TPM's name is the record's.
-                if !direct_ready && self.tpm_name(handle).as_deref() == Some(&plan.key_name[..]) {
-                    match self.direct.as_mut().map(|direct| direct.prepare(&plan.salt_key, plan.policy)) {
-                        Some(Ok(())) => direct_ready = true,
-                        Some(Err(Fallback::Io)) => self.direct = None,
-                        _ => {}
-                    }
+                let kind = usize::from(plan.policy);
+                if !direct_ready[kind] && self.tpm_name(handle).as_deref() == Some(&plan.key_name[..]) {
+                    let prepared = self.on_direct(|direct| direct.prepare(&plan.salt_key, plan.policy));
+                    direct_ready[kind] = matches!(prepared, Some(Ok(())));
                 }
                 continue;
             }
@@ -265,8 +260,9 @@ impl Tpm {
                 continue;
             }
             let Ok(pinned) = self.pinned_key(handle, object) else { continue };
-            if !esys_ready && self.session_reuse && self.encrypting_session(&pinned).is_ok() {
-                esys_ready = true;
+            let kind = usize::from(pinned.info.empty_policy);
+            if !esys_ready[kind] && self.session_reuse && self.encrypting_session(&pinned).is_ok() {
+                esys_ready[kind] = true;
             }
         }
     }
@@ -306,14 +302,12 @@ impl Tpm {
         if let Some(object) = self.keys.object(handle) {
             return hex::decode(self.esys_name(object).ok()?).ok();
         }
-        match self.direct.as_mut()?.name_at(handle.value()) {
-            Ok(name) => Some(name.to_vec()),
-            Err(Fallback::Io) => {
-                self.direct = None;
-                None
-            }
-            Err(Fallback::Refused(_)) => None,
+        if let Some(name) = self.keys.name(handle) {
+            return Some(name.to_vec());
         }
+        let (_, name) = self.on_direct(|direct| direct.public_at(handle.value()))?.ok()?;
+        self.keys.named(handle, name.clone());
+        Some(name)
     }
 
     /// One TPM2_HMAC: in the encrypted session (a policy session for a key with the empty
@@ -350,7 +344,7 @@ impl Tpm {
             // The encrypting session: kept, or ended by the HMAC (a failure ends it in the caller).
             let result = self.call_in_session(session, hmac);
             if result.is_ok() && self.bus_encryption {
-                self.session_used();
+                self.session_used(key.info.empty_policy);
             }
             result
         };

@@ -42,9 +42,6 @@ impl Tpm {
 
     /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
     pub(crate) fn forget(&mut self, handle: PersistentHandle) {
-        if let Some(direct) = &mut self.direct {
-            direct.forget(handle.value());
-        }
         if let Some(object) = self.keys.forget(handle) {
             self.close(object);
         }
@@ -95,7 +92,7 @@ impl Tpm {
     /// from the direct path's listing (no command); else resolved through ESYS (one ReadPublic).
     fn listed_name(&mut self, handle: PersistentHandle) -> Option<String> {
         if self.keys.object(handle).is_none() {
-            if let Some(name) = self.direct.as_ref().and_then(|d| d.known_name(handle.value())) {
+            if let Some(name) = self.keys.name(handle) {
                 return Some(hex::encode(name));
             }
         }

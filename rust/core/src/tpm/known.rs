@@ -1,6 +1,7 @@
 //! What a connection has learnt about keys: the ESYS handle of each persistent key it resolved,
-//! and each key it checked against its record. Both go stale together (another program deleted
-//! or replaced the key, or the connection was lost), so they are forgotten together.
+//! the TPM name the direct path read at each handle, and each key it checked against its record.
+//! All go stale together (another program deleted or replaced the key, or the connection was
+//! lost), so they are forgotten together.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,9 @@ use crate::pinned::PinnedKey;
 pub(super) struct KnownKeys {
     /// ESYS handles of persistent keys used before, so a warm challenge is one TPM command.
     objects: HashMap<PersistentHandle, ObjectHandle>,
+    /// The TPM names of the objects at persistent handles, as the direct path read them (ESYS keeps
+    /// its own for the handles it resolved).
+    names: HashMap<PersistentHandle, Vec<u8>>,
     /// Keys checked against their metadata records (once per connection and key).
     checked: HashMap<PersistentHandle, PinnedKey>,
 }
@@ -25,6 +29,16 @@ impl KnownKeys {
 
     pub(super) fn resolved(&mut self, handle: PersistentHandle, object: ObjectHandle) {
         self.objects.insert(handle, object);
+    }
+
+    /// The TPM name the direct path read at `handle`, if it did.
+    pub(super) fn name(&self, handle: PersistentHandle) -> Option<&[u8]> {
+        self.names.get(&handle).map(Vec::as_slice)
+    }
+
+    /// `name` (checked against the public area's hash when it was read) is the TPM name at `handle`.
+    pub(super) fn named(&mut self, handle: PersistentHandle, name: Vec<u8>) {
+        self.names.insert(handle, name);
     }
 
     /// The key at `handle` as checked against its record, if it was.
@@ -44,12 +58,14 @@ impl KnownKeys {
     /// Forgets the key at `handle`; its ESYS handle, if any, is the caller's to close.
     pub(super) fn forget(&mut self, handle: PersistentHandle) -> Option<ObjectHandle> {
         self.checked.remove(&handle);
+        self.names.remove(&handle);
         self.objects.remove(&handle)
     }
 
     /// Forgets every key (the connection was replaced: its ESYS handles went with it).
     pub(super) fn clear(&mut self) {
         self.objects.clear();
+        self.names.clear();
         self.checked.clear();
     }
 }

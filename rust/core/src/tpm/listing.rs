@@ -5,7 +5,7 @@
 //! again through ESYS.
 
 use crate::address::{PersistentHandle, OWNER_PERSISTENT};
-use crate::direct::{Direct, Fallback};
+use crate::direct::Fallback;
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
 use crate::rc::{self, codes};
@@ -42,17 +42,13 @@ impl Tpm {
     /// The direct path for listing, opened if need be; `false` where it does not speak the TCTI
     /// (or is switched off): ESYS lists.
     fn listing_direct(&mut self) -> bool {
-        if self.direct_path && self.direct.is_none() {
-            self.direct = Direct::open(&self.tcti, self.session_reuse);
-        }
-        self.direct_path && self.direct.is_some()
+        self.on_direct(|_| Ok(())).is_some()
     }
 
     /// Every persistent handle, read and parsed by the direct path; `None` when it could not (a
     /// malformed answer, a TPM error, a busy TPM): ESYS asks again.
     fn direct_persistent_handles(&mut self) -> Option<Vec<u32>> {
-        let direct = self.direct.as_mut()?;
-        let read = (|| {
+        let read = self.on_direct(|direct| {
             let mut all = Vec::new();
             let mut next = PERSISTENT_FIRST;
             loop {
@@ -63,15 +59,8 @@ impl Tpm {
                     _ => return Ok(all),
                 }
             }
-        })();
-        match read {
-            Ok(all) => Some(all),
-            Err(Fallback::Io) => {
-                self.direct = None;
-                None
-            }
-            Err(Fallback::Refused(_)) => None,
-        }
+        })?;
+        read.ok()
     }
 
     /// Every persistent handle through ESYS, checked against the TPM's count of persistent
@@ -162,30 +151,25 @@ impl Tpm {
     /// (no answer, a name algorithm other than SHA-256, an answer that does not parse): ESYS
     /// reads it instead.
     fn direct_object_at(&mut self, handle: PersistentHandle) -> Option<Result<Object>> {
-        let direct = self.direct.as_mut()?;
-        let (public, name) = match direct.public_at(handle.value()) {
+        let (public, name) = match self.on_direct(|direct| direct.public_at(handle.value()))? {
             Ok(read) => read,
             Err(Fallback::Refused(code)) if rc::tpm_code(code) == Some(codes::HANDLE) => {
                 self.forget(handle);
                 return Some(Err(Error::EmptyHandle { handle }));
             }
-            Err(Fallback::Io) => {
-                self.direct = None;
-                return None;
-            }
-            Err(Fallback::Refused(_)) => return None,
+            Err(_) => return None,
         };
         // Read exactly as ESYS reads it: the name is the hash of these bytes and nothing else.
         let parsed = Public::unmarshall(&public).ok().filter(|p| p.marshall().ok().as_ref() == Some(&public))?;
         // Another object than this connection knew at the handle: forget what it knew.
         let known = match self.keys.object(handle) {
             Some(object) => self.esys_name(object).ok().and_then(|n| hex::decode(n).ok()),
-            None => self.direct.as_ref()?.known_name(handle.value()).map(<[u8]>::to_vec),
+            None => self.keys.name(handle).map(<[u8]>::to_vec),
         };
         if known.is_some_and(|known| known != name) {
             self.forget(handle);
         }
-        self.direct.as_mut()?.remember(handle.value(), name);
+        self.keys.named(handle, name);
         Some(Ok(describe(handle, &parsed)))
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use tss_esapi::handles::ObjectHandle;
 use tss_esapi::Context;
 
-use crate::direct::Direct;
+use crate::direct::{Direct, Fallback};
 use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::options::TpmOptions;
@@ -46,8 +46,9 @@ pub struct Tpm {
     tcti: Tcti,
     /// Keys this connection resolved and checked against their records.
     keys: KnownKeys,
-    /// The encrypted session for the next challenge, when one is kept.
-    session: Option<EsysSession>,
+    /// The encrypted sessions for the next challenges, when kept: an HMAC session (`[0]`, keys
+    /// authorised by their authValue) and a policy session (`[1]`, keys with the empty policy).
+    sessions: [Option<EsysSession>; 2],
     /// Keep the session from one challenge to the next (see `session`).
     session_reuse: bool,
     /// Whether challenges run in an encrypted session (on unless switched off for debugging).
@@ -108,7 +109,7 @@ impl Tpm {
         Ok(Tpm {
             ctx,
             keys: KnownKeys::default(),
-            session: None,
+            sessions: [None, None],
             session_reuse,
             tcti,
             bus_encryption: options.bus_encryption,
@@ -122,9 +123,30 @@ impl Tpm {
     fn reconnect(&mut self) -> Result<()> {
         self.ctx = Some(context(&self.tcti)?);
         self.keys.clear();
-        self.session = None;
+        self.sessions = [None, None];
         self.direct = None;
         Ok(())
+    }
+
+    /// Runs `f` on the direct path's connection, opened now if need be; `None` where the direct
+    /// path does not speak the TCTI (or is switched off). A failed transport drops the connection:
+    /// the next use opens a new one.
+    fn on_direct<T>(
+        &mut self,
+        f: impl FnOnce(&mut Direct) -> std::result::Result<T, Fallback>,
+    ) -> Option<std::result::Result<T, Fallback>> {
+        if !self.direct_path {
+            return None;
+        }
+        let direct = match &mut self.direct {
+            Some(direct) => direct,
+            none => none.insert(Direct::open(&self.tcti, self.session_reuse)?),
+        };
+        let result = f(direct);
+        if matches!(result, Err(Fallback::Io)) {
+            self.direct = None;
+        }
+        Some(result)
     }
 
     /// The metadata file this connection checks keys against.

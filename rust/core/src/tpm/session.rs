@@ -16,15 +16,16 @@ use super::Tpm;
 impl Tpm {
     /// The encrypting session for a challenge to `key`, started when there is none: a policy
     /// session for a key with the empty policy (its digest starts, and after each command is
-    /// reset to, that policy), else an HMAC session. A kept session is used only for keys of its
-    /// kind pinned to the storage key that salted it.
+    /// reset to, that policy), else an HMAC session. One of each kind is kept (so that a dialog
+    /// listing keys of both kinds has each one's click ready), used only for keys pinned to the
+    /// storage key that salted it.
     pub(crate) fn encrypting_session(&mut self, key: &PinnedKey) -> Result<AuthSession> {
         let policy = key.info.empty_policy;
-        if let Some(session) = &self.session {
-            if session.salted_by == key.storage_key_name() && session.policy == policy {
+        if let Some(session) = &self.sessions[usize::from(policy)] {
+            if session.salted_by == key.storage_key_name() {
                 return Ok(session.handle);
             }
-            self.end_session();
+            self.end_session(policy);
         }
         let keep = self.session_reuse;
         let session_type = if policy { SessionType::Policy } else { SessionType::Hmac };
@@ -32,7 +33,7 @@ impl Tpm {
         let handle = self.with_salt_key(key, |tpm, salt| {
             tpm.salted_session(Some(salt.handle), session_type, SessionUse::Challenge { keep })
         })?;
-        self.session = Some(EsysSession { handle, salted_by: key.storage_key_name().to_owned(), policy });
+        self.sessions[usize::from(policy)] = Some(EsysSession { handle, salted_by: key.storage_key_name().to_owned() });
         Ok(handle)
     }
 
@@ -105,10 +106,11 @@ impl Tpm {
         result
     }
 
-    /// After a challenge: the session ended with it unless it is kept.
-    pub(crate) fn session_used(&mut self) {
+    /// After a challenge in the encrypting session of kind `policy`: it ended with the challenge
+    /// unless it is kept.
+    pub(crate) fn session_used(&mut self, policy: bool) {
         if !self.session_reuse {
-            if let Some(session) = self.session.take() {
+            if let Some(session) = self.sessions[usize::from(policy)].take() {
                 self.forget_ended_session(session.handle);
             }
         }
@@ -124,9 +126,10 @@ impl Tpm {
         self.close(object_of(session));
     }
 
-    /// Ends the cached session (after an error: the TPM may have restarted and lost it).
-    pub(crate) fn end_session(&mut self) {
-        if let Some(session) = self.session.take() {
+    /// Ends the kept encrypting session of kind `policy` (after an error: the TPM may have
+    /// restarted and lost it).
+    pub(crate) fn end_session(&mut self, policy: bool) {
+        if let Some(session) = self.sessions[usize::from(policy)].take() {
             self.flush_session(session.handle);
         }
     }
