@@ -1,7 +1,7 @@
 //! The PC/SC driver's file: which keys root lets stock KeePassXC use as YubiKey-style cards
 //! (`tpm-hmac pcsc enable` writes it; the driver inside pcscd, `pcsc status` and `doctor` read it).
 //! It is a record file ([`crate::metadata`]) with the TCTI the keys were enabled through, read as
-//! root's file for a service ([`Trust::ServiceReadOnly`]): never written by a reader, refused
+//! root's file for a service ([`crate::metadata::Trust::ServiceReadOnly`]): never written by a reader, refused
 //! unless only root can have written it. Each record is checked here, once, for every front end.
 
 use std::fmt;

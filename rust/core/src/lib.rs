@@ -10,40 +10,41 @@
 //!
 //! # Code structure
 //! What front ends use is re-exported here at the crate root; of the modules only [`tpm`],
-//! [`metadata`], [`pcr`] and [`recovery`] are public, for their helper functions.
+//! [`metadata`], [`cards`], [`os`], [`pcr`] and [`recovery`] are public, for their helper functions.
 //! - `tcti`: where the TPM is ([`Tcti`]): a TCTI string parsed once; the environment, the default
 //!   search, whether a resource manager flushes on close, the module's Debian package.
 //! - [`tpm`]: the [`Tpm`] connection: opening the TPM from a [`Tcti`] with [`TpmOptions`] (settings
-//!   given at open, for the connection's life); retries. Its methods live in child modules of `tpm`, one per topic (`tpm/keys.rs`,
-//!   `challenge.rs`, `session.rs`, `pinned.rs`, `parent.rs`, `pcr.rs`, `da.rs`, `inventory.rs`,
-//!   `listing.rs`), so its fields stay private; the types and helpers they use stay in the modules below.
+//!   given at open, for the connection's life); retries. One child module per topic holds that
+//!   topic's types and the `impl Tpm` that uses them, so the connection's fields stay private:
+//!   `session.rs` (the encrypting sessions), `pinned.rs` (checking keys against their records),
+//!   `parent.rs` (the storage parent: SRK, else an ECC primary), `pcr.rs` (PolicyPCR, and
+//!   PolicyAuthValue with a PIN), `da.rs` (the dictionary-attack counters, for "2 tries left"),
+//!   `inventory.rs` (what the TPM says about itself), `keys.rs` (creating, importing, persisting
+//!   and deleting keys), `listing.rs` ([`Tpm::list_keys`]), `challenge.rs`, and `known.rs` (what a
+//!   connection learnt about keys).
 //! - `address`: persistent handles and KeePassXC's (serial, slot) address.
-//! - `parent`: the storage parent keys are created under (SRK, else an ECC primary).
-//! - `key`: HMAC key templates and types; what sits at a handle (creating, importing, persisting and
-//!   deleting keys: `tpm/keys.rs`; listing them: [`Tpm::list_keys`], `tpm/listing.rs`).
-//!   `algorithm`: [`Algorithm`], HMAC-SHA1 or HMAC-SHA256.
-//! - `challenge`: KeePassXC's challenge → the YubiKey message → TPM2_HMAC, in an encrypted
-//!   session salted with the storage key (`session`), so the response never crosses the bus in clear.
+//! - `key`: HMAC key templates and types, and what sits at a handle. `algorithm`: [`Algorithm`],
+//!   HMAC-SHA1 or HMAC-SHA256.
+//! - `challenge`: KeePassXC's challenge → the YubiKey message (its `impl Tpm` is
+//!   `tpm/challenge.rs`: TPM2_HMAC in an encrypted session salted with the storage key, so the
+//!   response never crosses the bus in clear).
 //! - `direct`: the same challenge for keys without PIN or PCR policy in two TPM commands (one with
 //!   a kept session; a ReadPublic before a connection's first challenge of a key checks its name,
 //!   and before every challenge of a key whose authorisation the TPM could count),
 //!   the salted session computed in Rust from the key's pinned record; any doubt falls back to the
-//!   ESYS path above. Its transport and parser also list the keys (`tpm/listing.rs`: GetCapability,
+//!   ESYS path. Its transport and parser also list the keys (`tpm/listing.rs`: GetCapability,
 //!   then one ReadPublic per handle, the names kept for the challenges' check); behind a resource
 //!   manager, listing also starts the kept session, so the challenge after it is the HMAC alone.
-//! - [`pcr`]: binding a key to the boot state with PolicyPCR (and PolicyAuthValue with a PIN).
+//! - [`metadata`]: the record file pinning each key's public area and storage key (and PCR
+//!   binding), opened with a trust policy (a user's own, or root's read by a service).
 //! - [`cards`]: the PC/SC driver's file (a record file read as root's): which keys are served as
 //!   YubiKey-style cards, and why others are not.
-//! - [`metadata`]: the per-user file pinning each key's public area and storage key (and PCR
-//!   binding); `pinned`: checking what the TPM says against it.
 //! - `secret`: secrets to import (hex as ykman shows it, or a recovery code). `random`: the
 //!   operating system's random generator, the one source of secrets, nonces and file names.
 //! - [`recovery`]: the recovery code format (Crockford base32 with a checksum).
 //! - [`os`]: what /etc/passwd and /etc/group say (user and group names, home directories) and
 //!   where a user's record file is by default.
 //! - `worker`: a connection on its own thread, with a timeout (tpm2-tss has none).
-//! - `da`: the dictionary-attack counters, for "2 tries left" and lockout times.
-//! - `inventory`: what the TPM says about itself (maker, firmware, free slots, PCR banks, SRK).
 //! - `error`: one error type; TSS return codes kept as 0x%08X; `Display` says what happened, and
 //!   [`Error::hint`] the kind of remedy ([`Hint`]), which each front end says in its own words.
 //!
@@ -59,35 +60,30 @@ mod address;
 mod algorithm;
 pub mod cards;
 mod challenge;
-mod da;
 mod direct;
 mod error;
-mod inventory;
 mod key;
 pub mod metadata;
 mod options;
 pub mod os;
-mod parent;
-pub mod pcr;
-mod pinned;
 mod random;
 mod rc;
 pub mod recovery;
 mod secret;
-mod session;
 mod tcti;
 pub mod tpm;
 mod worker;
 
 pub use address::{BadHandle, PersistentHandle, PROJECT_RANGE, SLOT, SRK_HANDLE};
 pub use challenge::{yubikey_message, ChallengeRule, SlotMode};
-pub use da::DaStatus;
 pub use error::{Error, ErrorKind, Hint, Result};
-pub use inventory::{SrkState, TpmFacts};
 pub use key::{check_label, Algorithm, KeyInfo, KeySpec, KeySummary, Origin, MAX_LABEL};
 pub use metadata::{KeyRecord, Metadata, MetadataLock};
 pub use options::TpmOptions;
 pub use secret::{Pin, Secret};
 pub use tcti::{Tcti, TCTI_ENV_VARS};
+pub use tpm::da::DaStatus;
+pub use tpm::inventory::{SrkState, TpmFacts};
+pub use tpm::pcr;
 pub use tpm::Tpm;
 pub use worker::{TpmWorker, DEFAULT_TIMEOUT};

@@ -69,7 +69,7 @@ impl KeyRecord {
     /// unless that area hashes to the recorded name and is an HMAC key's. Its attributes (PIN,
     /// PCR policy, empty policy, hash) are the key's own, whatever else the file says.
     pub fn recorded_key(&self, handle: PersistentHandle) -> Option<crate::key::KeyInfo> {
-        let public = crate::pinned::recorded_public(self.key_public.as_deref()?, self.key_name.as_deref()?)?;
+        let public = crate::tpm::pinned::recorded_public(self.key_public.as_deref()?, self.key_name.as_deref()?)?;
         match crate::key::describe(handle, &public) {
             crate::key::Object::Hmac(info) => Some(info),
             crate::key::Object::Other { .. } => None,

@@ -8,7 +8,7 @@ use crate::key::{
 use crate::metadata::KeyRecord;
 use crate::rc::{self, codes};
 use crate::secret::Secret;
-use crate::session::SessionUse;
+use crate::tpm::session::SessionUse;
 use tss_esapi::constants::SessionType;
 use tss_esapi::handles::{KeyHandle as EsysKeyHandle, ObjectHandle, TpmHandle};
 use tss_esapi::interface_types::dynamic_handles::Persistent;
@@ -183,13 +183,13 @@ impl Tpm {
         self.keys.resolved(handle, object);
         let recorded = (|| {
             let key_name = self.esys_name(object)?;
-            let key_public = crate::pinned::public_and_name(&public)
+            let key_public = crate::tpm::pinned::public_and_name(&public)
                 .filter(|(_, name)| *name == key_name)
                 .map(|(bytes, _)| hex::encode(bytes));
             let storage_key_name = parent_name?;
             let storage_key_public = parent_public
                 .as_ref()
-                .and_then(crate::pinned::public_and_name)
+                .and_then(crate::tpm::pinned::public_and_name)
                 .filter(|(_, name)| *name == storage_key_name)
                 .map(|(bytes, _)| hex::encode(bytes));
             let record = KeyRecord {

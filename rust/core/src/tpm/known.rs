@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tss_esapi::handles::ObjectHandle;
 
 use crate::address::PersistentHandle;
-use crate::pinned::PinnedKey;
+use crate::tpm::pinned::PinnedKey;
 
 #[derive(Default)]
 pub(super) struct KnownKeys {

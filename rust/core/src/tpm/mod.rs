@@ -19,20 +19,20 @@ use crate::error::{Error, Result};
 use crate::metadata::Metadata;
 use crate::options::TpmOptions;
 use crate::rc;
-use crate::session::EsysSession;
 use crate::tcti::Tcti;
+use crate::tpm::session::EsysSession;
 use known::KnownKeys;
 
 mod challenge;
-mod da;
-mod inventory;
+pub(crate) mod da;
+pub(crate) mod inventory;
 mod keys;
 mod known;
 mod listing;
-mod parent;
-mod pcr;
-mod pinned;
-mod session;
+pub(crate) mod parent;
+pub mod pcr;
+pub(crate) mod pinned;
+pub(crate) mod session;
 
 /// How often a command that got TPM_RC_RETRY / YIELDED / TESTING is sent again.
 const TRANSIENT_RETRIES: u32 = 20;
