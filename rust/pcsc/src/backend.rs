@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker};
+use keepassxc_tpm::{Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use zeroize::Zeroizing;
 
 /// How long a challenge waits for the TPM: below KeePassXC's and pcscd's patience, so that an APDU
@@ -65,11 +65,8 @@ impl Backend {
         let options = TpmOptions::tcti(self.tcti.clone()).with_metadata(Metadata::service_file(&self.config));
         // After a timeout the worker starts a new thread and connection itself.
         let worker = self.worker.get_or_insert_with(|| TpmWorker::start(options, TIMEOUT));
-        let block = Zeroizing::new(block.to_vec());
-        let result = worker.run(move |tpm| {
-            // The block is the slot's whole input: the key's record says what the slot hashes of it.
-            tpm.challenge_by_rule(handle, &block, None, ChallengeRule::KeePassXC)
-        });
+        let block = Zeroizing::new(*block);
+        let result = worker.run(move |tpm| tpm.challenge_block(handle, &block, None));
         match result {
             Ok(response) => {
                 self.cool_down_until = None;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use keepassxc_tpm::cards::{self, Cards, DEFAULT_PATH};
 use keepassxc_tpm::metadata::{self, FileContent};
-use keepassxc_tpm::{Algorithm, ChallengeRule, KeyRecord, Metadata, PersistentHandle, TpmOptions, TpmWorker};
+use keepassxc_tpm::{Algorithm, KeyRecord, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -115,8 +115,8 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
     // file of records, its pins against this TPM) before it takes the old one's place.
     let tmp = write_temporary(path, &content)?;
     let options = TpmOptions::tcti(Some(tcti.clone())).with_metadata(Metadata::service_file(&tmp));
-    let tried = TpmWorker::start(options, DRY_RUN_TIMEOUT)
-        .run(move |tpm| tpm.challenge_by_rule(handle, &[0u8; 64], None, ChallengeRule::KeePassXC));
+    let tried =
+        TpmWorker::start(options, DRY_RUN_TIMEOUT).run(move |tpm| tpm.challenge_block(handle, &[0u8; 64], None));
     if let Err(e) = tried {
         let _ = std::fs::remove_file(&tmp);
         return Err(CliError::Input(format!(

@@ -1,7 +1,7 @@
 //! Challenges: KeePassXC's challenge → TPM2_HMAC (the `impl Tpm` of [`crate::challenge`]).
 
 use crate::address::{PersistentHandle, SRK_HANDLE};
-use crate::challenge::{ChallengeRule, SlotMode};
+use crate::challenge::{ChallengeRule, SlotMode, CHALLENGE_BLOCK};
 use crate::direct::{Fallback, SaltKey};
 use crate::error::{Error, Result};
 use crate::key::{describe, KeyInfo, Object};
@@ -64,6 +64,19 @@ impl Tpm {
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
         self.challenge_once(handle, challenge, pin, rule, true)
+    }
+
+    /// The response of the key at `handle` to a slot's whole 64-byte challenge block, as a card
+    /// receives it (padded by the client, KeePassXC or yubikit alike): what a YubiKey slot in the
+    /// key's own mode (its record's) hashes of it. The PC/SC driver's entry point.
+    pub fn challenge_block(
+        &mut self,
+        handle: PersistentHandle,
+        block: &[u8; CHALLENGE_BLOCK],
+        pin: Option<&Pin>,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        // A full block has nothing left to pad: every rule gives the block itself.
+        self.challenge_by_rule(handle, block, pin, ChallengeRule::KeePassXC)
     }
 
     /// [`Tpm::challenge_by_rule`]; `may_retry`: once more when the key turns out to have been

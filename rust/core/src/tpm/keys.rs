@@ -337,14 +337,8 @@ impl Tpm {
     ) -> std::result::Result<T, E> {
         // Opened here so that the session is set where `f` runs; a context that cannot be
         // opened is reported by `f`'s own command.
-        if let Ok(ctx) = self.esys() {
-            ctx.set_sessions((Some(AuthSession::Password), None, None));
-        }
-        let result = f(self);
-        if let Some(ctx) = self.opened() {
-            ctx.clear_sessions();
-        }
-        result
+        let _ = self.esys();
+        self.with_session(AuthSession::Password, f)
     }
 }
 

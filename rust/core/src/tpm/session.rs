@@ -131,12 +131,20 @@ impl Tpm {
         session: AuthSession,
         f: impl FnMut(&mut Context) -> tss_esapi::Result<T>,
     ) -> std::result::Result<T, (u32, tss_esapi::Error)> {
-        if let Some(ctx) = self.opened() {
+        self.with_session(session, |tpm| tpm.call(f))
+    }
+
+    /// Runs `f` with `session` as the open ESYS context's session, then puts back the sessions it
+    /// found there (as tss-esapi's `execute_with_sessions` does), so that scoped helpers nest.
+    pub(crate) fn with_session<T>(&mut self, session: AuthSession, f: impl FnOnce(&mut Tpm) -> T) -> T {
+        let found = self.opened().map(|ctx| {
+            let found = ctx.sessions();
             ctx.set_sessions((Some(session), None, None));
-        }
-        let result = self.call(f);
-        if let Some(ctx) = self.opened() {
-            ctx.clear_sessions();
+            found
+        });
+        let result = f(self);
+        if let (Some(found), Some(ctx)) = (found, self.opened()) {
+            ctx.set_sessions(found);
         }
         result
     }
