@@ -20,22 +20,10 @@ KX_MAKE_DB=$KX_BIN/src/keepassxc-tpm-make-db
 # never its build tree: a build run from the tree names it, as a user would set LD_PRELOAD.
 KX_BACKEND=$KX_BIN/cargo/release/libkeepassxc_tpm_backend.so
 export KEEPASSXC_TPM_BACKEND=$KX_BACKEND
-KX_FAILURES=0
-
-say() { echo "[$KX_TEST $VERSION] $*"; }
-pass() { say "PASS: $*"; }
-fail() {
-    say "FAIL: $*" >&2
-    KX_FAILURES=$((KX_FAILURES + 1))
-}
-finish() {
-    if [ "$KX_FAILURES" -eq 0 ]; then
-        say "all checks passed"
-        exit 0
-    fi
-    say "$KX_FAILURES check(s) failed" >&2
-    exit 1
-}
+HARNESS_LABEL="$KX_TEST $VERSION"
+# shellcheck source=../lib/harness.sh
+. "$KX_HERE/../lib/harness.sh"
+finish() { harness_finish; }
 
 # Builds (incrementally) the fork; a source that cannot be downloaded is a loud skip (77).
 kx_build_fork() {

@@ -65,7 +65,7 @@ hide_tss() {
 
 if ! unshare -m true 2>/dev/null; then
     say "SKIP: no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN); the readelf checks above ran" >&2
-    [ "$KX_FAILURES" -eq 0 ] && exit 77
+    [ "$HARNESS_FAILURES" -eq 0 ] && exit 77
     finish
 fi
 if hide_tss sh -c "ls $LIBDIR/libtss2-esys.so.0" >/dev/null 2>&1; then

@@ -14,10 +14,9 @@
 # already: SKIP (77), the machine's own packages are not touched.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-say() { echo "[keepassxc-deb] $*"; }
-failures=0
-pass() { say "PASS: $*"; }
-fail() { say "FAIL: $*" >&2; failures=$((failures + 1)); }
+HARNESS_LABEL=keepassxc-deb
+# shellcheck source=../lib/harness.sh
+. "$ROOT/tests/lib/harness.sh"
 if [ "$(id -u)" -ne 0 ]; then
   say "SKIP: installing a package needs root"
   exit 77
@@ -160,8 +159,4 @@ else
   fail "dpkg's state differs from the start: $(diff <(echo "$STATE_BEFORE") <(dpkg_state) | grep '^[<>]' | head -5 | tr '\n' ' ')"
 fi
 say "packages: $(basename "$KX_DEB") $(du -h "$KX_DEB" | cut -f1), $(basename "$TPM_DEB") $(du -h "$TPM_DEB" | cut -f1); test took $(($(date +%s) - start)) s"
-if [ "$failures" -eq 0 ]; then
-  say "all checks passed"
-else
-  exit 1
-fi
+harness_finish

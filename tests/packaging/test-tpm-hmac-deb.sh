@@ -6,9 +6,9 @@
 # Needs root (apt-get install); otherwise SKIP (77).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-say() { echo "[deb] $*"; }
-failures=0
-fail() { say "FAIL: $*" >&2; failures=$((failures + 1)); }
+HARNESS_LABEL=deb
+# shellcheck source=../lib/harness.sh
+. "$ROOT/tests/lib/harness.sh"
 if [ "$(id -u)" -ne 0 ]; then
   say "SKIP: installing a package needs root"
   exit 77
@@ -65,8 +65,4 @@ for file in /usr/bin/tpm-hmac "$DRIVER" /etc/reader.conf.d/keepassxc-tpm; do
   [ ! -e "$file" ] || fail "$file is left after purge"
 done
 say "package: $(basename "$DEB"), $(du -h "$DEB" | cut -f1); removed again"
-if [ "$failures" -eq 0 ]; then
-  say "all checks passed"
-else
-  exit 1
-fi
+harness_finish

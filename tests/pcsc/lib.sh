@@ -17,7 +17,6 @@ PC_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PC_ROOT=$(cd "$PC_HERE/../.." && pwd)
 PC_BUILD=${KEEPASSXC_TPM_BUILD_DIR:-$PC_ROOT/build}
 PC_TARGET=${CARGO_TARGET_DIR:-$PC_ROOT/target}
-PC_FAILURES=0
 PC_LABEL=${PC_TEST:-pcsc}${PC_RELEASE:+ $PC_RELEASE}
 # The key every test imports: a known secret (20 bytes), an owner handle that is not the SRK's.
 PC_SECRET=303132333435363738393a3b3c3d3e3f40414243
@@ -31,22 +30,9 @@ export TSS2_LOG=all+none
 # `tpm-hmac pcsc` would (rightly) refuse such a file as the user who ran sudo.
 unset SUDO_USER SUDO_UID SUDO_GID
 
-say() { echo "[$PC_LABEL] $*"; }
-pass() { say "PASS: $*"; }
-fail() {
-  say "FAIL: $*" >&2
-  PC_FAILURES=$((PC_FAILURES + 1))
-}
-skip() {
-  echo "######################################################################" >&2
-  say "SKIP: $*" >&2
-  echo "######################################################################" >&2
-  exit 77
-}
-die() {
-  say "FAIL: $*" >&2
-  exit 1
-}
+HARNESS_LABEL=$PC_LABEL
+# shellcheck source=../lib/harness.sh
+. "$PC_HERE/../lib/harness.sh"
 # The machine's own /run/pcscd, to show it untouched at the end.
 pc_host_pcscd() { if [ -e /run/pcscd ]; then ls -1A /run/pcscd 2>&1 | tr '\n' ' '; else echo absent; fi; }
 PC_HOST_PCSCD_BEFORE=$(pc_host_pcscd)
@@ -59,12 +45,7 @@ finish() {
     fail "the machine's /run/pcscd changed: before \"$PC_HOST_PCSCD_BEFORE\", after \"$after\""
   fi
   pc_times
-  if [ "$PC_FAILURES" -eq 0 ]; then
-    say "all checks passed"
-    exit 0
-  fi
-  say "$PC_FAILURES check(s) failed" >&2
-  exit 1
+  harness_finish
 }
 
 # ---- timings: pc_timed LABEL COMMAND... runs COMMAND and notes its seconds -----------------------

@@ -6,63 +6,19 @@
 # `pcsc disable` takes the card out and `enable` puts it back, without restarting pcscd.
 # Needs root (mount namespace, pcscd); otherwise SKIP (77). The machine's own pcscd is not touched.
 set -euo pipefail
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-say() { echo "[pcsc] $*"; }
-failures=0
-fail() { say "FAIL: $*" >&2; failures=$((failures + 1)); }
-pass() { say "PASS: $*"; }
-if [ "$(id -u)" -ne 0 ]; then
-  say "SKIP: a private pcscd needs root (a mount namespace for /run/pcscd)"
-  exit 77
-fi
-for tool in pcscd scriptor swtpm unshare python3; do
-  command -v "$tool" >/dev/null 2>&1 || { say "FAIL: $tool is not installed (scripts/install-deps.sh)" >&2; exit 1; }
-done
-
-(cd "$ROOT" && cargo build --locked -q -p tpm-hmac -p keepassxc-tpm-pcsc)
-TPM_HMAC=$ROOT/target/debug/tpm-hmac
-DRIVER=$ROOT/target/debug/libkeepassxc_tpm_pcsc.so
-SECRET=303132333435363738393a3b3c3d3e3f40414243
-HANDLE=0x81000100
-READER="KeePassXC TPM 00 00"
-
-# shellcheck source=../../scripts/swtpm.sh
-. "$ROOT/scripts/swtpm.sh"
-WORK=$(mktemp -d)
-PCSCD_PID_FILE=$WORK/pcscd.pid
-# shellcheck disable=SC2317 # run by the EXIT trap
-cleanup() {
-  # The namespace's own script stops pcscd; this is for when that script itself was killed.
-  if [ -s "$PCSCD_PID_FILE" ]; then
-    kill "$(cat "$PCSCD_PID_FILE")" 2>/dev/null || true
-  fi
-  stop_swtpm
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-start_swtpm "$WORK/swtpm"
-export TSS2_LOG=all+none KEEPASSXC_TPM_METADATA=$WORK/keys.json
-echo "$SECRET" >"$WORK/secret.hex"
-"$TPM_HMAC" --tcti "$SWTPM_TCTI" import --secret-file "$WORK/secret.hex" --handle "$HANDLE" >/dev/null 2>"$WORK/import.err"
-CONFIG=$WORK/etc/pcsc.json
-if "$TPM_HMAC" --tcti "$SWTPM_TCTI" pcsc enable --handle "$HANDLE" --config "$CONFIG" 2>"$WORK/enable.err"; then
-  pass "tpm-hmac pcsc enable"
-else
-  fail "tpm-hmac pcsc enable: $(cat "$WORK/enable.err")"
-  exit 1
-fi
-[ "$(stat -c '%U %a' "$CONFIG")" = "root 600" ] || fail "the config file is $(stat -c '%U %a' "$CONFIG"), not root 600"
-status_out=$("$TPM_HMAC" pcsc status --config "$CONFIG")
-grep -q "served   $HANDLE" <<<"$status_out" || fail "pcsc status does not list the key: $status_out"
-
-mkdir -p "$WORK/reader.conf.d"
-cat >"$WORK/reader.conf.d/keepassxc-tpm" <<EOF
-FRIENDLYNAME "KeePassXC TPM"
-DEVICENAME   $CONFIG
-LIBPATH      $DRIVER
-CHANNELID    0
-EOF
+PC_TEST=pcsc
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+pc_need_root
+pc_need_tools pcscd scriptor unshare python3
+# Built, a swtpm of its own, the key imported and enabled (PC_CONFIG) in build/pcsc/private-pcscd.
+pc_setup_key private-pcscd
+status_out=$(tpm_hmac pcsc status --config "$PC_CONFIG")
+grep -q "served   $PC_HANDLE" <<<"$status_out" || fail "pcsc status does not list the key: $status_out"
+pc_reader_conf "$WORK/reader.conf.d/keepassxc-tpm" "$PC_CONFIG" "$PC_DRIVER"
+# The namespace's own script stops pcscd; this is for when that script itself was killed.
+kill_pcscd() { if [ -s "$1" ]; then kill "$(cat "$1")" 2>/dev/null || true; fi; }
+pc_on_exit kill_pcscd "$WORK/pcscd.pid"
 
 # KeePassXC's APDUs: SELECT, GET_SERIAL (with its Le of 6), slot 2, and a 64-byte PKCS#7 block of a
 # 32-byte seed; the expected answers, computed here with Python's hmac.
@@ -75,7 +31,7 @@ for apdu in ["00 A4 04 00 07 A0 00 00 05 27 20 01", "00 01 10 00 06", "00 01 38 
              "00 01 30 00 40 " + block.hex(" ").upper()]:
     print(apdu)
 EOF
-EXPECTED=$(python3 -c 'import hmac, hashlib, sys; print(hmac.new(bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), hashlib.sha1).hexdigest())' "$SECRET" "$SEED")
+EXPECTED=$(python3 -c 'import hmac, hashlib, sys; print(hmac.new(bytes.fromhex(sys.argv[1]), bytes.fromhex(sys.argv[2]), hashlib.sha1).hexdigest())' "$PC_SECRET" "$SEED")
 
 # Inside the namespace: a tmpfs on /run/pcscd, pcscd on the private reader.conf.d, the probes, and
 # pcscd stopped by PID and the tmpfs unmounted on every path. Prints what scriptor answered.
@@ -122,8 +78,8 @@ for _ in $(seq 100); do [ -S /run/pcscd/pcscd.comm ] && break; sleep 0.05; done
 sleep 1
 echo "=== restarted"; card
 EOF
-unshare -m --propagation private bash "$WORK/inside.sh" "$WORK" "$CONFIG" "$TPM_HMAC" "$HANDLE" "$READER" \
-  "$SWTPM_TCTI" >"$WORK/out" 2>&1 || fail "the private pcscd run failed: $(cat "$WORK/out")"
+unshare -m --propagation private bash "$WORK/inside.sh" "$WORK" "$PC_CONFIG" "$TPM_HMAC" "$PC_HANDLE" \
+  "$PC_READER" "$SWTPM_TCTI" >"$WORK/out" 2>&1 || fail "the private pcscd run failed: $(cat "$WORK/out")"
 [ -z "$(findmnt -n /run/pcscd 2>/dev/null | grep tmpfs || true)" ] || fail "a tmpfs is left on the machine's /run/pcscd"
 
 section() { awk -v s="=== $1" '$0 == s {on = 1; next} /^===/ {on = 0} on' "$WORK/out"; }
@@ -163,9 +119,5 @@ if grep -q "keepassxc-tpm-pcsc: .*$(printf '%s' "$EXPECTED" | cut -c1-8)" "$WORK
   fail "a response reached pcscd's log"
 fi
 
-if [ "$failures" -eq 0 ]; then
-  say "all checks passed"
-else
-  say "$failures check(s) failed; pcscd's log: $(tail -5 "$WORK/pcscd.log" | tr '\n' '|')"
-  exit 1
-fi
+[ "$HARNESS_FAILURES" -eq 0 ] || say "pcscd's log: $(tail -5 "$WORK/pcscd.log" | tr '\n' '|')"
+finish

@@ -201,7 +201,7 @@ else
   fail "LastChallengeResponse does not name $GUI_DB and $PC_SERIAL:1: \"$last_cr\" ($(section "local config" | grep LastChallengeResponse))"
 fi
 if [ "$DOCS" = 1 ]; then
-  if [ -s "$WORK/unlock-dialog-crop.png" ] && [ "$PC_FAILURES" -eq 0 ]; then
+  if [ -s "$WORK/unlock-dialog-crop.png" ] && [ "$HARNESS_FAILURES" -eq 0 ]; then
     cp "$WORK/unlock-dialog-crop.png" "$PC_ROOT/docs/stock-unlock-dialog.png"
     say "screenshot saved as docs/stock-unlock-dialog.png ($crop of the screen)"
   else

@@ -2,10 +2,9 @@
 //! status codes, and detection running on one thread while challenges run on others.
 //! One test function: the bridge reads the TCTI from the environment once per process.
 
-use hmac::{Hmac, Mac};
 use keepassxc_tpm::{KeySpec, Metadata, PersistentHandle, Pin, Secret, Tpm, TpmOptions};
 use keepassxc_tpm_bridge::testing::{challenge, challenge_with_pin, is_tpm_serial, list_keys, test_challenge, Status};
-use sha1::Sha1;
+use swtpm_fixture::yubikey::hmac_sha1;
 use swtpm_fixture::{persist_srk, Swtpm};
 
 const SECRET: &str = "1ce30fd78d20dcfa40b50c18779afb0f02288db7";
@@ -47,9 +46,7 @@ fn keepassxc_path_against_swtpm() {
     let result = challenge(0x8100_0100, 1, b"UnitTest", &mut response);
     assert_eq!(result.status, Status::Ok, "{}", result.message);
     assert_eq!(result.response_len, 20);
-    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
-    mac.update(b"UnitTest");
-    let expected = mac.finalize().into_bytes();
+    let expected = hmac_sha1(&hex::decode(SECRET).unwrap(), b"UnitTest");
     assert_eq!(&response[..20], &expected[..]);
 
     assert_eq!(test_challenge(0x8100_0100, 1).status, Status::Ok);

@@ -4,13 +4,11 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha1::Sha1;
 use swtpm_fixture::commands::{HMAC, READ_PUBLIC, START_AUTH_SESSION};
 use swtpm_fixture::{persist_srk, transient_objects, CommandLog, Swtpm};
 
-const SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
+use swtpm_fixture::yubikey::{hmac_sha1, yubikey_hmac, YUBIKEY_SECRET as SECRET};
 
 fn tpm_hmac(tcti: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
@@ -91,9 +89,8 @@ fn list_create_import_challenge_info_delete() {
 
     let challenge = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
     let response = ok(&tcti, &["challenge", "--handle", "0x81000101", "--hex", challenge]);
-    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
-    mac.update(&hex::decode(challenge).unwrap());
-    assert_eq!(response.trim(), hex::encode(mac.finalize().into_bytes()), "lowercase hex HMAC-SHA1");
+    let expected = yubikey_hmac(&hex::decode(challenge).unwrap());
+    assert_eq!(response.trim(), hex::encode(expected), "lowercase hex HMAC-SHA1");
     // The decimal serial KeePassXC shows works as a handle too.
     assert_eq!(ok(&tcti, &["challenge", "--handle", "2164261121", "--hex", challenge]), response);
 
@@ -220,11 +217,9 @@ fn every_documented_flag_works() {
     let seed = [[7u8; 30].as_slice(), &[0x20, 0x20]].concat();
     let mut block = seed.clone();
     block.resize(64, 32);
-    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(SECRET).unwrap()).unwrap();
-    mac.update(&block);
     assert_eq!(
         ok(&tcti, &["challenge", "--handle", &fixed, "--hex", &hex::encode(&seed)]).trim(),
-        hex::encode(mac.finalize().into_bytes())
+        hex::encode(yubikey_hmac(&block))
     );
     assert!(tpm_hmac(&tcti, &["create", "--yubikey-mode", "sometimes"]).status.code() == Some(2));
     // calculate is challenge's alias; --no-bus-encryption works for keys without a PIN only.
@@ -417,9 +412,8 @@ fn recovery_survives_a_tpm_clear() {
     assert_eq!(hex.len(), 40);
     let seed = "8f".repeat(32);
     let before = ok(&tcti, &["challenge", "--handle", "0x81000100", "--hex", &seed]);
-    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(&hex).unwrap()).unwrap();
-    mac.update(&hex::decode(&seed).unwrap());
-    assert_eq!(before.trim(), hex::encode(mac.finalize().into_bytes()), "the shown secret is the key's");
+    let expected = hmac_sha1(&hex::decode(&hex).unwrap(), &hex::decode(&seed).unwrap());
+    assert_eq!(before.trim(), hex::encode(expected), "the shown secret is the key's");
 
     // The TPM is reset: every key is gone.
     swtpm_fixture::tpm2(&tcti, &["tpm2_clear", "-c", "p"]);

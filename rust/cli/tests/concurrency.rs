@@ -90,7 +90,7 @@ fn two_programs_share_the_tpm_through_abrmd() {
     let abrmd = Abrmd::start(&swtpm);
     let metadata = swtpm.dir().join("keys.json");
     let secret = swtpm.dir().join("secret.hex");
-    std::fs::write(&secret, "303132333435363738393a3b3c3d3e3f40414243").unwrap();
+    std::fs::write(&secret, swtpm_fixture::yubikey::YUBIKEY_SECRET).unwrap();
     wait_for(&abrmd, &metadata);
     let import = tpm_hmac(&abrmd, &metadata, &["import", "--secret-file", secret.to_str().unwrap()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 use swtpm_fixture::Swtpm;
 
-const SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
+use swtpm_fixture::yubikey::YUBIKEY_SECRET as SECRET;
 
 fn command(swtpm: &Swtpm, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"));

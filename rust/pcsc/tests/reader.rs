@@ -6,50 +6,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use keepassxc_tpm::{KeyRecord, KeySpec, Metadata, PersistentHandle, Pin, Secret, SlotMode, Tpm, TpmOptions};
 use keepassxc_tpm_pcsc::apdu::{status_block, OTP_AID};
 use keepassxc_tpm_pcsc::ifd::*;
 use keepassxc_tpm_pcsc::reader::{Reader, ATR};
-use sha1::Sha1;
+use swtpm_fixture::yubikey::{keepassxc_block, slot_message, yubikey_hmac as hmac_sha1, yubikit_block, YUBIKEY_SECRET};
 use swtpm_fixture::{commands, lockout_counter, persist_authvalue_key, replace_with_pin_key, CommandLog, Swtpm};
 
-const YUBIKEY_SECRET: &str = "303132333435363738393a3b3c3d3e3f40414243";
 const KEY: u32 = 0x8100_0100;
 
 fn handle(value: u32) -> PersistentHandle {
     PersistentHandle::new(value).unwrap()
-}
-
-fn hmac_sha1(message: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha1>::new_from_slice(&hex::decode(YUBIKEY_SECRET).unwrap()).unwrap();
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// What a variable-length YubiKey slot hashes of a 64-byte block: the block without its last
-/// byte and every byte before it that equals it (stated independently of the core).
-fn slot_message(block: &[u8; 64]) -> Vec<u8> {
-    let mut message = block.to_vec();
-    let last = block[63];
-    while message.last() == Some(&last) {
-        message.pop();
-    }
-    message
-}
-
-fn keepassxc_block(challenge: &[u8]) -> [u8; 64] {
-    let pad = 64 - challenge.len();
-    let mut block = challenge.to_vec();
-    block.resize(64, pad as u8);
-    block.try_into().unwrap()
-}
-
-/// yubikit's `calculate_hmac_sha1` padding: a byte that differs from the last one.
-fn yubikit_block(challenge: &[u8]) -> [u8; 64] {
-    let mut block = challenge.to_vec();
-    block.resize(64, if challenge.last() == Some(&0) { 1 } else { 0 });
-    block.try_into().unwrap()
 }
 
 struct Setup {

@@ -1,12 +1,13 @@
 //! Test support shared by the crates' integration tests: a private software TPM per test
-//! (swtpm on free loopback ports, killed in Drop) and a loopback proxy that counts the TPM
-//! commands a client sends. swtpm gives no security; it stands in for a TPM only in tests.
+//! (swtpm on free loopback ports, killed in Drop), a loopback proxy that counts the TPM
+//! commands a client sends, tpm2-tools helpers, and what a YubiKey slot answers ([`yubikey`]). swtpm gives no security; it stands in for a TPM only in tests.
 #![forbid(unsafe_code)]
 
 mod abrmd;
 pub mod commands;
 mod proxy;
 mod swtpm;
+pub mod yubikey;
 
 pub use abrmd::Abrmd;
 pub use proxy::{CommandLog, Tamper};
