@@ -15,7 +15,8 @@ pub const OTP_AID: [u8; 7] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x20, 0x01];
 pub const MANAGEMENT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
 
 /// The challenge block an HMAC slot takes: KeePassXC pads with PKCS#7, yubikit with a byte that
-/// differs from the last one; the slot's own rule (the key's record) decides what is hashed.
+/// differs from the last one; the slot's mode (the key's record: variable or fixed length) decides
+/// what of it is hashed.
 pub const HMAC_BLOCK: usize = 64;
 /// An HMAC-SHA1 response.
 pub const HMAC_RESPONSE: usize = 20;

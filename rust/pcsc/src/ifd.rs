@@ -56,14 +56,14 @@ pub const IFD_ICC_NOT_PRESENT: ResponseCode = 616;
 /// The buffer given is too small.
 pub const IFD_ERROR_INSUFFICIENT_BUFFER: ResponseCode = 618;
 
-/// Power actions.
+/// IFDHPowerICC's actions: power the card up.
 pub const IFD_POWER_UP: Dword = 500;
-/// Power down.
+/// Power the card down.
 pub const IFD_POWER_DOWN: Dword = 501;
-/// Warm reset.
+/// A warm reset.
 pub const IFD_RESET: Dword = 502;
 
-/// Capability tags.
+/// IFDHGetCapabilities' tags: the card's ATR.
 pub const TAG_IFD_ATR: Dword = 0x0303;
 /// SCARD_ATTR_ATR_STRING, the same as TAG_IFD_ATR.
 pub const SCARD_ATTR_ATR_STRING: Dword = 0x0009_0303;

@@ -8,8 +8,8 @@
 //! - [`config`]: the driver's view of the root-owned file of enabled keys (its path and a stamp to
 //!   notice changes); the core reads and checks it ([`keepassxc_tpm::cards`]: a record file with
 //!   the TCTI, read as root's file for a service) and says which records become cards.
-//! - `backend`: the only module that calls the core: a TPM worker kept for hours, timeouts, and
-//!   TPM failures sorted into "try again" and "not served".
+//! - `backend`: the challenges: a TPM worker kept for hours (the driver's file as its records),
+//!   timeouts, and TPM failures sorted into "try again" and "not served".
 //! - [`reader`]: a reader's slots (one card per served key), the file re-read when it changes.
 //! - [`ifd`]: the `extern "C"` entry points pcscd calls (ifdhandler.h, version 3); the only unsafe
 //!   code, each entry catching panics.

@@ -71,14 +71,45 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
     need_root(path, "enable")?;
     let mut content = current(path)?;
     // Everything from files is read here, before the TPM is asked.
+    let record = record_to_copy(handle, metadata)?;
+    let tcti = servable_key(tpm, handle, &record, metadata)?;
+    match content.tcti.as_deref() {
+        Some(other) if other != tcti && !content.keys.is_empty() => {
+            return Err(CliError::Input(format!(
+                "{} serves keys of the TPM at \"{other}\", not of \"{tcti}\": give --tcti \"{other}\", or disable those keys first",
+                path.display()
+            )))
+        }
+        _ => content.tcti = Some(tcti.clone()),
+    }
+    let value = serde_json::to_value(&record).map_err(|e| CliError::Input(e.to_string()))?;
+    content.keys.insert(handle.to_string(), value);
+    tried_and_installed(path, &content, &tcti, handle)?;
+    say_enabled(path, handle, &tcti);
+    Ok(())
+}
+
+/// The key's record as the driver's file will hold it: only a label a person can read is copied
+/// (root's terminal and pcscd's log show it).
+fn record_to_copy(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRecord, CliError> {
     let mut record = key_record(handle, metadata)?;
     if let Some(label) = record.label.take() {
-        // Root's terminal and pcscd's log show what is copied here: only a label a person can read.
         match keepassxc_tpm::check_label(&label) {
             Ok(checked) if checked == label => record.label = Some(label),
             _ => eprintln!("tpm-hmac: the key's label is not copied: it is not one `tpm-hmac label` would set"),
         }
     }
+    Ok(record)
+}
+
+/// The TCTI of the TPM whose key at `handle` may be served as a card (no PIN, HMAC-SHA1, and
+/// `record` a record the driver serves), or why it may not.
+fn servable_key(
+    tpm: &CliWorker,
+    handle: PersistentHandle,
+    record: &KeyRecord,
+    metadata: Option<&Path>,
+) -> Result<String, CliError> {
     let (key, tcti) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.tcti().to_string())))?;
     if key.needs_pin() {
         return Err(CliError::Input(format!(
@@ -93,28 +124,25 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
             key.algorithm
         )));
     }
-    cards::servable(handle, &record).map_err(|why| {
+    cards::servable(handle, record).map_err(|why| {
         CliError::Input(format!(
             "the key at {handle} cannot be served: {why}; its record is in {}",
             record_place(metadata)
         ))
     })?;
-    match content.tcti.as_deref() {
-        Some(other) if other != tcti && !content.keys.is_empty() => {
-            return Err(CliError::Input(format!(
-                "{} serves keys of the TPM at \"{other}\", not of \"{tcti}\": give --tcti \"{other}\", or disable those keys first",
-                path.display()
-            )))
-        }
-        _ => content.tcti = Some(tcti.clone()),
-    }
-    let value = serde_json::to_value(&record).map_err(|e| CliError::Input(e.to_string()))?;
-    content.keys.insert(handle.to_string(), value);
+    Ok(tcti)
+}
 
-    // The new file is tried the way the driver will use it (a connection that takes it as root's
-    // file of records, its pins against this TPM) before it takes the old one's place.
-    let tmp = write_temporary(path, &content)?;
-    let options = TpmOptions::tcti(Some(tcti.clone())).with_metadata(Metadata::service_file(&tmp));
+/// Writes `content` beside `path`, tries it the way the driver will use it (a connection that
+/// takes it as root's file of records, its pins against this TPM), and only then puts it in place.
+fn tried_and_installed(
+    path: &Path,
+    content: &FileContent,
+    tcti: &str,
+    handle: PersistentHandle,
+) -> Result<(), CliError> {
+    let tmp = write_temporary(path, content)?;
+    let options = TpmOptions::tcti(Some(tcti)).with_metadata(Metadata::service_file(&tmp));
     let tried =
         TpmWorker::start(options, DRY_RUN_TIMEOUT).run(move |tpm| tpm.challenge_block(handle, &[0u8; 64], None));
     if let Err(e) = tried {
@@ -124,7 +152,10 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
             e.explained()
         )));
     }
-    install(&tmp, path)?;
+    install(&tmp, path)
+}
+
+fn say_enabled(path: &Path, handle: PersistentHandle, tcti: &str) {
     eprintln!(
         "The key at {handle} is served as a card (serial {}, slot 1) through the TPM at \"{tcti}\".",
         handle.serial()
@@ -142,7 +173,6 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
         );
     }
     warn_unregistered();
-    Ok(())
 }
 
 fn disable(path: &Path, handle: PersistentHandle) -> Result<(), CliError> {

@@ -340,7 +340,8 @@ impl Tpm {
             if key.record.pcrs.is_empty() {
                 return Err((0, Error::PolicyUnknown { rc: 0 }));
             }
-            // A policy session is used up by the command it authorises: a new one each time.
+            // The PCR policy is satisfied anew for each command (its PolicyPCR reads the PCRs then):
+            // a new session each time, ended by the HMAC.
             self.policy_session(key).map_err(|e| (0, e))?
         } else if self.bus_encryption {
             self.encrypting_session(key).map_err(|e| (0, e))?
@@ -351,7 +352,7 @@ impl Tpm {
         };
         let hmac = |ctx: &mut Context| ctx.hmac(object, message.clone(), HashingAlgorithm::Null);
         let result = if policy {
-            // A policy session is used up by the command it authorises.
+            // Not continued: the HMAC ends it (or, when it fails, it is flushed).
             self.call_in_one_shot_session(session, hmac)
         } else {
             // The encrypting session: kept, or ended by the HMAC (a failure ends it in the caller).

@@ -18,6 +18,14 @@ use tss_esapi::structures::{Auth, Public, SensitiveData};
 
 use super::Tpm;
 
+/// A key just created and loaded, with what its record pins of the storage parent.
+struct MadeKey {
+    loaded: ObjectHandle,
+    public: Public,
+    parent_name: Result<String>,
+    parent_public: Option<Public>,
+}
+
 /// Handles tried when other programs keep taking the free one first.
 const PERSIST_ATTEMPTS: usize = 5;
 
@@ -131,34 +139,63 @@ impl Tpm {
         let label = spec.label.as_deref().map(check_label).transpose()?;
         let metadata = self.metadata.clone();
         let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
+        let handle = self.handle_for(spec, &metadata)?;
+        let (template, auth, sensitive) = self.new_key_inputs(spec, secret)?;
+        let made = self.create_and_load(&template, auth, sensitive)?;
+        let (handle, persisted) = self.persist(made.loaded, handle, spec.handle.is_none());
+        let object = persisted?;
+        self.keys.resolved(handle, object);
+        let record = self.record_of_new_key(object, made, spec, label);
+        if let Err(cause) = record.and_then(|record| lock.set(handle, Some(&record))) {
+            // A key without its record cannot be checked against a swapped storage key (and a
+            // PCR-bound one cannot be used at all): take it out again.
+            let removed = self.evict(handle, object).is_ok();
+            return Err(Error::NotRecorded { handle, removed, cause: Box::new(cause) });
+        }
+        drop(lock);
+        self.key_info(handle)
+    }
+
+    /// Where the new key goes: the handle asked for, if it is free, else the first free one of
+    /// the project's range; either way one whose record (if any) can be read.
+    fn handle_for(&mut self, spec: &KeySpec, metadata: &crate::metadata::Metadata) -> Result<PersistentHandle> {
         let handle = match spec.handle {
             Some(handle) => {
-                metadata.get(handle)?;
                 self.ensure_free(handle)?;
                 handle
             }
-            None => {
-                let handle = self.first_free_handle()?;
-                metadata.get(handle)?;
-                handle
-            }
+            None => self.first_free_handle()?,
         };
+        metadata.get(handle)?;
+        Ok(handle)
+    }
+
+    /// The new key's template (its policy: PCRs, the empty policy, or its authValue), authValue (the
+    /// PIN's) and secret (imported, else generated in the TPM).
+    fn new_key_inputs(
+        &mut self,
+        spec: &KeySpec,
+        secret: Option<&Secret>,
+    ) -> Result<(Public, Option<Auth>, Option<SensitiveData>)> {
         let origin = if secret.is_some() { Origin::Imported } else { Origin::Generated };
         let with_pin = spec.pin.is_some();
         let pcr_policy = if spec.pcrs.is_empty() { None } else { Some(self.policy_digest(&spec.pcrs, with_pin)?) };
         let template = hmac_template(spec.algorithm, origin, key_policy(spec, pcr_policy)?, with_pin)?;
-        let auth = spec
-            .pin
-            .as_ref()
-            .map(|pin| Auth::try_from(pin.auth_value().to_vec()))
-            .transpose()
-            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
-        let sensitive = secret
-            .map(|s| SensitiveData::try_from(s.bytes()))
-            .transpose()
-            .map_err(|e| Error::BadSecret { reason: e.to_string() })?;
+        let bad = |e: tss_esapi::Error| Error::BadSecret { reason: e.to_string() };
+        let auth = spec.pin.as_ref().map(|pin| Auth::try_from(pin.auth_value().to_vec())).transpose().map_err(bad)?;
+        let sensitive = secret.map(|s| SensitiveData::try_from(s.bytes())).transpose().map_err(bad)?;
+        Ok((template, auth, sensitive))
+    }
 
-        let (loaded, public, parent_name, parent_public) = self.with_parent(true, |tpm, parent| {
+    /// Creates the key under the storage parent and loads it (transient, for EvictControl), with
+    /// what its record pins of the parent.
+    fn create_and_load(
+        &mut self,
+        template: &Public,
+        auth: Option<Auth>,
+        sensitive: Option<SensitiveData>,
+    ) -> Result<MadeKey> {
+        self.with_parent(true, |tpm, parent| {
             // Pinned so that challenges can tell this storage key from a stand-in.
             let parent_name = tpm.esys_name(parent.handle.into());
             let parent_public = if parent.is_transient() {
@@ -168,49 +205,39 @@ impl Tpm {
             };
             // The new key's secret and authValue (inSensitive) cross the bus encrypted: Create runs
             // in a session salted with the parent, with parameter decryption on.
-            let key = tpm.create_encrypted(parent.handle, &template, auth, sensitive)?;
+            let key = tpm.create_encrypted(parent.handle, template, auth, sensitive)?;
             let loaded = tpm.with_password(|tpm| {
                 tpm.run("loading the key", |ctx| {
                     ctx.load(parent.handle, key.out_private.clone(), key.out_public.clone())
                 })
             })?;
-            Ok((loaded, key.out_public, parent_name, parent_public))
-        })?;
-        let loaded: ObjectHandle = loaded.into();
+            Ok(MadeKey { loaded: loaded.into(), public: key.out_public, parent_name, parent_public })
+        })
+    }
 
-        let (handle, persisted) = self.persist(loaded, handle, spec.handle.is_none());
-        let object = persisted?;
-        self.keys.resolved(handle, object);
-        let recorded = (|| {
-            let key_name = self.esys_name(object)?;
-            let key_public = crate::tpm::pinned::public_and_name(&public)
-                .filter(|(_, name)| *name == key_name)
-                .map(|(bytes, _)| hex::encode(bytes));
-            let storage_key_name = parent_name?;
-            let storage_key_public = parent_public
-                .as_ref()
-                .and_then(crate::tpm::pinned::public_and_name)
-                .filter(|(_, name)| *name == storage_key_name)
-                .map(|(bytes, _)| hex::encode(bytes));
-            let record = KeyRecord {
-                key_name: Some(key_name),
-                key_public,
-                storage_key_name: Some(storage_key_name),
-                storage_key_public,
-                pcrs: spec.pcrs.clone(),
-                yubikey_mode: spec.yubikey_mode,
-                label: label.clone(),
-            };
-            lock.set(handle, Some(&record))
-        })();
-        if let Err(cause) = recorded {
-            // A key without its record cannot be checked against a swapped storage key (and a
-            // PCR-bound one cannot be used at all): take it out again.
-            let removed = self.evict(handle, object).is_ok();
-            return Err(Error::NotRecorded { handle, removed, cause: Box::new(cause) });
-        }
-        drop(lock);
-        self.key_info(handle)
+    /// The record of a key just made and persisted as `object`: its name and public area, the
+    /// storage key's, and what `spec` says.
+    fn record_of_new_key(
+        &mut self,
+        object: ObjectHandle,
+        made: MadeKey,
+        spec: &KeySpec,
+        label: Option<String>,
+    ) -> Result<KeyRecord> {
+        let key_name = self.esys_name(object)?;
+        let pinned_public = |public: &Public, name: &str| {
+            crate::tpm::pinned::public_and_name(public).filter(|(_, n)| n == name).map(|(bytes, _)| hex::encode(bytes))
+        };
+        let storage_key_name = made.parent_name?;
+        Ok(KeyRecord {
+            key_public: pinned_public(&made.public, &key_name),
+            key_name: Some(key_name),
+            storage_key_public: made.parent_public.as_ref().and_then(|p| pinned_public(p, &storage_key_name)),
+            storage_key_name: Some(storage_key_name),
+            pcrs: spec.pcrs.clone(),
+            yubikey_mode: spec.yubikey_mode,
+            label,
+        })
     }
 
     /// EvictControl of the loaded key to `handle`, or with `any_handle` to the next free one when

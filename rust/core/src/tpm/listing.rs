@@ -133,7 +133,7 @@ impl Tpm {
             };
             match object {
                 Ok(Object::Hmac(info)) => keys.push(self.labelled(info)),
-                // Kept resolved: the SRK is needed again to salt the session.
+                // Not an HMAC key (the SRK, an endorsement key, another program's object): not listed.
                 Ok(Object::Other { .. }) => {}
                 // Deleted between the two calls by another program: not a key any more.
                 Err(Error::EmptyHandle { .. }) => {}

@@ -117,27 +117,10 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
         }
     };
     let mut findings = Vec::new();
-    let (mut served, mut broken) = (Vec::new(), Vec::new());
-    if !config.served.is_empty() {
-        let handles: Vec<PersistentHandle> = config.served.iter().map(|k| k.handle).collect();
-        let file = path.to_owned();
-        let options = TpmOptions::tcti(config.tcti.clone()).with_metadata(Metadata::service_file(file));
-        let checked = TpmWorker::start(options, DEFAULT_TIMEOUT)
-            .run(move |tpm| Ok(handles.into_iter().map(|h| (h, tpm.checked_key(h))).collect::<Vec<_>>()));
-        match checked {
-            Ok(results) => {
-                for (handle, result) in results {
-                    match result {
-                        Ok(key) if key.needs_pin() => broken.push(format!("{handle}: it has a PIN now")),
-                        Ok(_) => served.push(format!("{handle} (--yubikey 1:{})", handle.serial())),
-                        Err(e @ (Error::RecordMismatch { .. } | Error::EmptyHandle { .. })) => {
-                            broken.push(format!("{handle}: {}", not_the_enabled_key(&e)))
-                        }
-                        Err(e) => broken.push(format!("{handle}: {}", e.explained())),
-                    }
-                }
-            }
-            Err(e) => findings.push(Finding::problem(
+    let (served, broken) = match checked_cards(path, &config) {
+        Ok(sorted) => sorted,
+        Err(e) => {
+            findings.push(Finding::problem(
                 "pcsc-keys",
                 format!(
                     "the TPM the driver uses ({}) does not answer: {}",
@@ -145,9 +128,10 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
                     e.explained()
                 ),
                 "see the connection lines above",
-            )),
+            ));
+            Default::default()
         }
-    }
+    };
     if !served.is_empty() {
         findings.push(Finding::ok(
             "pcsc-keys",
@@ -161,6 +145,40 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
             "sudo tpm-hmac pcsc disable --handle HANDLE, then enable the key that is there now",
         ));
     }
+    let hidden = not_served(&config, tpm);
+    if !hidden.is_empty() {
+        findings.push(Finding::note("pcsc-keys", format!("the PC/SC driver does not serve {}", hidden.join("; "))));
+    }
+    findings
+}
+
+/// The driver's cards checked against the TPM as the driver checks them (its file as the records):
+/// those it serves, and those it would refuse now, each with why.
+fn checked_cards(path: &Path, config: &Cards) -> Result<(Vec<String>, Vec<String>), Error> {
+    let (mut served, mut broken) = (Vec::new(), Vec::new());
+    if config.served.is_empty() {
+        return Ok((served, broken));
+    }
+    let handles: Vec<PersistentHandle> = config.served.iter().map(|k| k.handle).collect();
+    let options = TpmOptions::tcti(config.tcti.clone()).with_metadata(Metadata::service_file(path));
+    let results = TpmWorker::start(options, DEFAULT_TIMEOUT)
+        .run(move |tpm| Ok(handles.into_iter().map(|h| (h, tpm.checked_key(h))).collect::<Vec<_>>()))?;
+    for (handle, result) in results {
+        match result {
+            Ok(key) if key.needs_pin() => broken.push(format!("{handle}: it has a PIN now")),
+            Ok(_) => served.push(format!("{handle} (--yubikey 1:{})", handle.serial())),
+            Err(e @ (Error::RecordMismatch { .. } | Error::EmptyHandle { .. })) => {
+                broken.push(format!("{handle}: {}", not_the_enabled_key(&e)))
+            }
+            Err(e) => broken.push(format!("{handle}: {}", e.explained())),
+        }
+    }
+    Ok((served, broken))
+}
+
+/// The keys the driver does not serve, each with why: refused from its file, or on the TPM and
+/// not enabled (or with a PIN).
+fn not_served(config: &Cards, tpm: Option<&Facts>) -> Vec<String> {
     let mut hidden: Vec<String> = config.refused.iter().map(|(h, why)| format!("{h}: {why}")).collect();
     let enabled = |h: &String| {
         config.served.iter().any(|k| k.handle.to_string() == *h) || config.refused.iter().any(|(r, _)| r == h)
@@ -172,10 +190,7 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
             hidden.push(format!("{handle}: not enabled (sudo tpm-hmac pcsc enable --handle {handle})"));
         }
     }
-    if !hidden.is_empty() {
-        findings.push(Finding::note("pcsc-keys", format!("the PC/SC driver does not serve {}", hidden.join("; "))));
-    }
-    findings
+    hidden
 }
 
 fn not_the_enabled_key(e: &Error) -> &'static str {
