@@ -139,33 +139,12 @@ impl Cards {
 
 #[cfg(test)]
 mod tests {
-    use sha2::{Digest, Sha256};
+    use swtpm_fixture::records::{hmac_public as public, record_json};
 
     use super::*;
 
-    /// A keyed-hash TPMT_PUBLIC: type, nameAlg SHA-256, attributes (fixedTPM, fixedParent,
-    /// sensitiveDataOrigin, sign; userWithAuth without a policy), policy, HMAC scheme, unique.
-    fn public(no_da: bool, policy: &[u8], hash: u16) -> Vec<u8> {
-        let user_with_auth = if policy.is_empty() { 0x40 } else { 0 };
-        let attributes: u32 = 0x0004_0032 | user_with_auth | if no_da { 1 << 10 } else { 0 };
-        let mut p = vec![0x00, 0x08, 0x00, 0x0B];
-        p.extend(attributes.to_be_bytes());
-        p.extend((policy.len() as u16).to_be_bytes());
-        p.extend(policy);
-        p.extend([0x00, 0x05]);
-        p.extend(hash.to_be_bytes());
-        p.extend([0x00, 0x20]);
-        p.extend([0xAB; 32]);
-        p
-    }
-
     fn record(public: &[u8]) -> KeyRecord {
-        KeyRecord {
-            key_name: Some(format!("000b{}", hex::encode(Sha256::digest(public)))),
-            key_public: Some(hex::encode(public)),
-            storage_key_name: Some("000b00".into()),
-            ..KeyRecord::default()
-        }
+        serde_json::from_str(&record_json(public)).unwrap()
     }
 
     #[test]

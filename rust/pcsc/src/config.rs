@@ -61,35 +61,12 @@ pub fn path_from_device_name(name: Option<&str>) -> PathBuf {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use sha2::{Digest, Sha256};
-
-    use keepassxc_tpm::KeyRecord;
+    use swtpm_fixture::records::{hmac_public as public, record_json};
 
     use super::*;
 
-    /// A keyed-hash TPMT_PUBLIC: type, nameAlg SHA-256, attributes (fixedTPM, fixedParent,
-    /// sensitiveDataOrigin, sign; userWithAuth without a policy), policy, HMAC scheme, unique.
-    fn public(no_da: bool, policy: &[u8], hash: u16) -> Vec<u8> {
-        let user_with_auth = if policy.is_empty() { 0x40 } else { 0 };
-        let attributes: u32 = 0x0004_0032 | user_with_auth | if no_da { 1 << 10 } else { 0 };
-        let mut p = vec![0x00, 0x08, 0x00, 0x0B];
-        p.extend(attributes.to_be_bytes());
-        p.extend((policy.len() as u16).to_be_bytes());
-        p.extend(policy);
-        p.extend([0x00, 0x05]);
-        p.extend(hash.to_be_bytes());
-        p.extend([0x00, 0x20]);
-        p.extend([0xAB; 32]);
-        p
-    }
-
-    fn record(public: &[u8]) -> KeyRecord {
-        KeyRecord {
-            key_name: Some(format!("000b{}", hex::encode(Sha256::digest(public)))),
-            key_public: Some(hex::encode(public)),
-            storage_key_name: Some("000b00".into()),
-            ..KeyRecord::default()
-        }
+    fn record(public: &[u8]) -> serde_json::Value {
+        serde_json::from_str(&record_json(public)).unwrap()
     }
 
     #[test]
@@ -100,9 +77,9 @@ mod tests {
         let text = serde_json::json!({
             "tcti": "swtpm:port=1",
             "keys": {
-                "0x81000102": serde_json::to_value(record(&good)).unwrap(),
-                "0x81000101": serde_json::to_value(record(&public(false, &[], 4))).unwrap(),
-                "0x81000100": serde_json::to_value(record(&good)).unwrap(),
+                "0x81000102": record(&good),
+                "0x81000101": record(&public(false, &[], 4)),
+                "0x81000100": record(&good),
                 "nonsense": {}
             },
             "future": 1
@@ -144,7 +121,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("etc/pcsc.json");
         let mut content = FileContent { tcti: Some("device:/dev/tpmrm0".into()), ..FileContent::default() };
-        content.keys.insert("0x81000100".into(), serde_json::to_value(record(&public(true, &[], 4))).unwrap());
+        content.keys.insert("0x81000100".into(), record(&public(true, &[], 4)));
         content.other.insert("future".into(), 1.into());
         let tmp = content.write_temporary(&path, 0o755).unwrap();
         install(&tmp, &path).unwrap();

@@ -6,6 +6,7 @@
 mod abrmd;
 pub mod commands;
 mod proxy;
+pub mod records;
 mod swtpm;
 pub mod yubikey;
 
