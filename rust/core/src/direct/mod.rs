@@ -21,7 +21,6 @@ mod transport;
 pub(crate) mod wire;
 
 use hmac::Mac;
-use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use crypto::DIGEST;
@@ -66,9 +65,6 @@ pub(crate) struct Direct {
     keep: bool,
 }
 
-/// The name algorithm of the objects the direct path serves (TPM_ALG_SHA256).
-const NAME_ALG_SHA256: [u8; 2] = [0x00, 0x0B];
-
 impl Direct {
     /// The direct path for `tcti`, when it speaks that TCTI. A session is kept where a resource
     /// manager flushes it when the connection closes, or when the caller promises to close the
@@ -90,8 +86,8 @@ impl Direct {
     pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Fallback> {
         let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Fallback::Io)?;
         let answer = wire::public_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
-        let computed = [&NAME_ALG_SHA256[..], &Sha256::digest(answer.public)].concat();
-        if answer.public.get(2..4) != Some(&NAME_ALG_SHA256[..]) || answer.name != computed {
+        let computed = crate::tpm::pinned::sha256_name(answer.public).ok_or(Fallback::Refused(0))?;
+        if answer.name != computed {
             return Err(Fallback::Refused(0));
         }
         Ok((answer.public.to_vec(), computed))

@@ -47,8 +47,15 @@ pub(crate) fn public_and_name(public: &Public) -> Option<(Vec<u8>, String)> {
         return None;
     }
     let bytes = public.marshall().ok()?;
-    let name = format!("000b{}", hex::encode(Sha256::digest(&bytes)));
+    let name = hex::encode(sha256_name(&bytes)?);
     Some((bytes, name))
+}
+
+/// The TPM name of a marshalled TPMT_PUBLIC whose name algorithm is SHA-256 (`None` for another
+/// name algorithm): TPM_ALG_SHA256 and the SHA-256 of those bytes. The one place names are made.
+pub(crate) fn sha256_name(public: &[u8]) -> Option<Vec<u8>> {
+    const NAME_ALG_SHA256: [u8; 2] = [0x00, 0x0B];
+    (public.get(2..4) == Some(&NAME_ALG_SHA256[..])).then(|| [&NAME_ALG_SHA256[..], &Sha256::digest(public)].concat())
 }
 
 /// The public area recorded as `hex`, if it is the one named `name`.
