@@ -138,9 +138,5 @@ fn keepassxc_path_against_swtpm() {
 
 /// The backend cdylib cargo built next to this test (`cargo build --workspace`).
 fn backend_library() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let library = profile_dir.join("libkeepassxc_tpm_backend.so");
-    assert!(library.exists(), "{} is missing: run `cargo build --workspace` first", library.display());
-    library
+    swtpm_fixture::workspace_library("libkeepassxc_tpm_backend.so")
 }

@@ -1,6 +1,8 @@
 //! `tpm-hmac` as a user runs it, against a private swtpm: output formats, responses, the TPM
 //! commands one challenge costs, and one clear line on stderr for every failure.
 
+mod common;
+
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -11,15 +13,8 @@ use swtpm_fixture::{persist_srk, transient_objects, CommandLog, Swtpm};
 use swtpm_fixture::yubikey::{hmac_sha1, yubikey_hmac, YUBIKEY_SECRET as SECRET};
 
 fn tpm_hmac(tcti: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .arg("--tcti")
-        .arg(tcti)
-        .args(args)
-        .env_remove("TSS2_LOG")
-        // The test's own metadata file (the per-user default must not be touched by tests).
-        .env("KEEPASSXC_TPM_METADATA", metadata_path(tcti))
-        .output()
-        .expect("run tpm-hmac")
+    // The test's own metadata file (the per-user default must not be touched by tests).
+    common::tpm_hmac(tcti, &metadata_path(tcti)).args(args).env_remove("TSS2_LOG").output().expect("run tpm-hmac")
 }
 
 /// One file per TPM and test run: a record left by an earlier run for a TPM on the same port

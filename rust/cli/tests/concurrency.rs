@@ -2,7 +2,8 @@
 //! 2 × 500 challenge processes at the same time, every one answered correctly; and two
 //! provisioning at the same time, every record kept.
 
-use std::process::Command;
+mod common;
+
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,9 @@ use swtpm_fixture::{Abrmd, Swtpm};
 const CHALLENGES_PER_PROCESS: usize = 500;
 
 fn tpm_hmac(abrmd: &Abrmd, metadata: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .args(["--tcti", abrmd.tcti()])
+    common::tpm_hmac(abrmd.tcti(), metadata)
         .args(args)
         .env("DBUS_SESSION_BUS_ADDRESS", abrmd.bus_address())
-        .env("KEEPASSXC_TPM_METADATA", metadata)
         .output()
         .expect("run tpm-hmac")
 }

@@ -2,6 +2,8 @@
 //! reported on one line with its fix, the exit status says whether anything is wrong, and where
 //! the fix is a command, running it makes the problem go away.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -9,10 +11,9 @@ use serde_json::Value;
 use swtpm_fixture::{persist_srk, tpm2, Swtpm};
 
 fn doctor_in(tcti: &str, metadata: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .args(["--tcti", tcti, "doctor"])
+    common::tpm_hmac(tcti, metadata)
+        .arg("doctor")
         .args(extra)
-        .env("KEEPASSXC_TPM_METADATA", metadata)
         .env_remove("KEEPASSXC_TPM_BACKEND")
         .env_remove("TSS2_LOG")
         .output()
@@ -25,12 +26,7 @@ fn doctor(swtpm: &Swtpm, extra: &[&str]) -> Output {
 
 /// Another tpm-hmac subcommand on the same TPM and metadata file as `doctor`.
 fn tpm_hmac(swtpm: &Swtpm, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tpm-hmac"))
-        .args(["--tcti", &swtpm.tcti()])
-        .args(args)
-        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
-        .output()
-        .expect("run tpm-hmac")
+    common::tpm_hmac(&swtpm.tcti(), &swtpm.dir().join("keys.json")).args(args).output().expect("run tpm-hmac")
 }
 
 fn stdout(out: &Output) -> String {
@@ -75,12 +71,9 @@ fn run_fix(swtpm: &Swtpm, fix: &str) {
     tpm2(&swtpm.tcti(), &["tpm2_flushcontext", "-t"]);
 }
 
-/// The backend cdylib cargo built for the workspace (the bridge's tests need it too).
+/// The backend cdylib cargo built for the workspace.
 fn backend_library() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_tpm-hmac"));
-    let library = exe.parent().unwrap().join("libkeepassxc_tpm_backend.so");
-    assert!(library.exists(), "{} is missing: run `cargo build --workspace` first", library.display());
-    library
+    swtpm_fixture::workspace_library("libkeepassxc_tpm_backend.so")
 }
 
 #[test]

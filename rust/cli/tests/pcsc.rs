@@ -1,6 +1,8 @@
 //! `tpm-hmac pcsc enable|disable|status` against a private swtpm and a private config file: what
 //! root enables is what the driver serves; a PIN key is refused with the fork named as its way.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -10,17 +12,8 @@ use swtpm_fixture::Swtpm;
 use swtpm_fixture::yubikey::YUBIKEY_SECRET as SECRET;
 
 fn command(swtpm: &Swtpm, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tpm-hmac"));
-    command
-        .arg("--tcti")
-        .arg(swtpm.tcti())
-        .args(args)
-        .env("TSS2_LOG", "all+none")
-        .env("KEEPASSXC_TPM_METADATA", swtpm.dir().join("keys.json"))
-        // Root itself, as the tests run: not on behalf of a user who ran sudo.
-        .env_remove("SUDO_USER")
-        .env_remove("SUDO_UID")
-        .env_remove("SUDO_GID");
+    let mut command = common::tpm_hmac(&swtpm.tcti(), &swtpm.dir().join("keys.json"));
+    command.args(args).env("TSS2_LOG", "all+none");
     command
 }
 

@@ -88,6 +88,16 @@ fn persist_hmac_key(tcti: &str, dir: &std::path::Path, handle: u32, attributes: 
     tpm2(tcti, &["tpm2_flushcontext", "-t"]);
 }
 
+/// A library cargo built for the workspace, next to the running test's executable (the test is in
+/// target/PROFILE/deps, the libraries in target/PROFILE): run `cargo build --workspace` first.
+pub fn workspace_library(file_name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's executable");
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/PROFILE/deps/TEST");
+    let library = profile_dir.join(file_name);
+    assert!(library.exists(), "{} is missing: run `cargo build --workspace` first", library.display());
+    library
+}
+
 /// Number of transient objects loaded in the TPM (swtpm without a resource manager has 3 slots).
 pub fn transient_objects(tcti: &str) -> usize {
     tpm2(tcti, &["tpm2_getcap", "handles-transient"]).lines().filter(|l| l.trim_start().starts_with("- 0x")).count()
