@@ -267,7 +267,7 @@ impl Tpm {
             // The ESYS path: only keys ESYS already resolved, with a record that needs nothing
             // more from the TPM (no ReadPublic, no storage key to pin now).
             let Some(object) = self.keys.object(handle) else { continue };
-            let complete = matches!(self.metadata.get(handle), Ok(Some(record))
+            let complete = matches!(self.record(handle), Ok(Some(record))
                 if record.key_public.is_some() && record.storage_key_name.is_some());
             if key.policy_bound || !complete {
                 continue;
@@ -286,7 +286,7 @@ impl Tpm {
     fn direct_plan(&mut self, handle: PersistentHandle) -> Option<DirectPlan> {
         let record = match self.keys.checked(handle) {
             Some(key) => key.record.clone(),
-            None => self.metadata.get(handle).ok()??,
+            None => self.record(handle).ok()??,
         };
         let key_name = record.key_name.as_deref()?;
         let public = recorded_public(record.key_public.as_deref()?, key_name)?;

@@ -88,7 +88,7 @@ impl Tpm {
     /// that [`check_label`] allows (a missing or broken file, or an edited label, only loses the
     /// label).
     pub(crate) fn labelled(&mut self, mut info: KeyInfo) -> KeyInfo {
-        let Ok(Some(record)) = self.metadata.get(info.handle) else { return info };
+        let Ok(Some(record)) = self.record(info.handle) else { return info };
         let name = self.listed_name(info.handle);
         if name.is_some() && record.key_name == name {
             info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));

@@ -115,9 +115,11 @@ impl Tpm {
     /// listing, when KeePassXC's user clicks Unlock, is the HMAC alone.
     pub fn list_keys(&mut self) -> Result<Vec<KeyInfo>> {
         let handles = self.persistent_handles()?;
-        let keys = self.keys_among(&handles)?;
-        self.prepare_challenges(&keys);
-        Ok(keys)
+        self.with_snapshot(|tpm| {
+            let keys = tpm.keys_among(&handles)?;
+            tpm.prepare_challenges(&keys);
+            Ok(keys)
+        })
     }
 
     /// The HMAC keys among `handles` (as [`Tpm::persistent_handles`] lists them), for a caller

@@ -14,9 +14,10 @@ use std::time::Duration;
 use tss_esapi::handles::ObjectHandle;
 use tss_esapi::Context;
 
+use crate::address::PersistentHandle;
 use crate::direct::{Direct, Fallback};
 use crate::error::{Error, Result};
-use crate::metadata::Metadata;
+use crate::metadata::{FileContent, Metadata};
 use crate::options::TpmOptions;
 use crate::rc;
 use crate::tcti::Tcti;
@@ -58,6 +59,8 @@ pub struct Tpm {
     direct: Option<Direct>,
     direct_path: bool,
     metadata: Metadata,
+    /// The record file as read once for the operation under way (a listing), when one is.
+    snapshot: Option<FileContent>,
 }
 
 impl Tpm {
@@ -116,6 +119,7 @@ impl Tpm {
             direct,
             direct_path: options.direct_path,
             metadata: options.metadata.clone().unwrap_or_else(Metadata::default_location),
+            snapshot: None,
         })
     }
 
@@ -147,6 +151,28 @@ impl Tpm {
             self.direct = None;
         }
         Some(result)
+    }
+
+    /// The record of the key at `handle`: from the operation's snapshot of the record file when
+    /// one is taken ([`Tpm::with_snapshot`]), else read now.
+    fn record(&self, handle: PersistentHandle) -> Result<Option<crate::metadata::KeyRecord>> {
+        match &self.snapshot {
+            Some(content) => content.record(handle).map_err(|reason| Error::Metadata {
+                path: self.metadata.path().map_or_else(String::new, |p| p.display().to_string()),
+                reason,
+            }),
+            None => self.metadata.get(handle),
+        }
+    }
+
+    /// Runs `f` with the record file read once for all of it (a listing asks for every key's
+    /// record, some twice); a file that cannot be read is read again by each question, which
+    /// then says why.
+    fn with_snapshot<T>(&mut self, f: impl FnOnce(&mut Tpm) -> T) -> T {
+        self.snapshot = self.metadata.content().ok();
+        let result = f(self);
+        self.snapshot = None;
+        result
     }
 
     /// The metadata file this connection checks keys against.

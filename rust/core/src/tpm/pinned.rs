@@ -83,7 +83,7 @@ impl Tpm {
             return Ok(key.clone());
         }
         let name = self.esys_name(object)?;
-        let key = match self.metadata.get(handle)? {
+        let key = match self.record(handle)? {
             Some(record) => self.check_record(handle, &name, record)?,
             None => self.first_use(handle, name)?,
         };
