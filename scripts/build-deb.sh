@@ -6,8 +6,10 @@
 # root enables with `tpm-hmac pcsc enable`), made from the crates' release builds (offline from
 # vendored crates when KEEPASSXC_TPM_CARGO_VENDOR names them; source paths remapped, so no build path
 # is in the binaries). Its dependencies are the shared libraries both link (dpkg-shlibdeps) and the
-# TCTI module of the kernel's resource manager; it recommends tpm-udev (the tss group's access to
-# /dev/tpmrm0), the tpm2-abrmd client module and pcscd.
+# TCTI module of the kernel's resource manager, and tpm-udev (the tss group's access to /dev/tpmrm0,
+# which the drop-in for pcscd's unit names); it recommends the tpm2-abrmd client module and pcscd.
+# Maintainer scripts (packaging/tpm-hmac/maintscripts) register the reader with pcscd only once the
+# driver's file exists, take the entry away before the library goes, and purge the enabled keys.
 # Usage: scripts/build-deb.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,13 +37,20 @@ rm -rf "$STAGE"
 install -d "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/usr/share/doc/tpm-hmac" "$STAGE/usr/share/man/man1"
 install -m 0755 "$OUT/target/release/tpm-hmac" "$STAGE/usr/bin/tpm-hmac"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/tpm-hmac"
-install -d "$STAGE$DRIVER_DIR" "$STAGE/etc/reader.conf.d"
+# The reader entry is shipped in /usr/share and put into /etc/reader.conf.d by the postinst (and
+# taken away by the prerm), so that pcscd never meets it without its library or its file.
+ENTRY_DIR=/usr/share/keepassxc-tpm/reader.conf.d
+DROPIN_DIR=/usr/lib/systemd/system/pcscd.service.d
+install -d "$STAGE$DRIVER_DIR" "$STAGE$ENTRY_DIR" "$STAGE$DROPIN_DIR"
 install -m 0644 "$OUT/target/release/libkeepassxc_tpm_pcsc.so" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so"
 sed "s|^LIBPATH .*|LIBPATH      $DRIVER_DIR/libkeepassxc_tpm_pcsc.so|" "$ROOT/packaging/pcsc/keepassxc-tpm" \
-  >"$STAGE/etc/reader.conf.d/keepassxc-tpm"
-chmod 0644 "$STAGE/etc/reader.conf.d/keepassxc-tpm"
-echo /etc/reader.conf.d/keepassxc-tpm >"$STAGE/DEBIAN/conffiles"
+  >"$STAGE$ENTRY_DIR/keepassxc-tpm"
+chmod 0644 "$STAGE$ENTRY_DIR/keepassxc-tpm"
+install -m 0644 "$ROOT/packaging/pcsc/pcscd-keepassxc-tpm.conf" "$STAGE$DROPIN_DIR/keepassxc-tpm.conf"
+for script in postinst prerm postrm; do
+  install -m 0755 "$ROOT/packaging/tpm-hmac/maintscripts/$script" "$STAGE/DEBIAN/$script"
+done
 install -m 0644 "$ROOT/packaging/tpm-hmac/copyright" "$STAGE/usr/share/doc/tpm-hmac/copyright"
 gzip -9n <"$ROOT/packaging/tpm-hmac/changelog" >"$STAGE/usr/share/doc/tpm-hmac/changelog.Debian.gz"
 "$STAGE/usr/bin/tpm-hmac" --man >"$OUT/tpm-hmac.1"
@@ -61,7 +70,7 @@ printf 'Source: tpm-hmac\n\nPackage: tpm-hmac\nArchitecture: any\n' >"$SHLIBS/de
 # providing the old name, as its other tpm2-tss packages do: name both, so the package installs there.
 depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so" |
   sed -n 's/^shlibs:Depends=//p' | sed 's/libtss2-mu0\( ([^)]*)\)\{0,1\}/& | libtss2-mu-4.0.1-0t64/')
-sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0/" \
+sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0, tpm-udev/" \
   -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)/" "$ROOT/packaging/tpm-hmac/control" >"$STAGE/DEBIAN/control"
 dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null
 echo "build-deb: $DEB ($(du -h "$DEB" | cut -f1))"

@@ -2,6 +2,15 @@
 //! challenge-response slot. One file per subcommand under `cmd/`.
 #![forbid(unsafe_code)]
 
+/// `println!` for the CLI's output: a reader that closed the pipe (`tpm-hmac list | head -1`,
+/// `grep -q`) ends the program quietly, as a killed-by-SIGPIPE one would (exit status 141),
+/// instead of a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+
 mod cmd;
 mod error;
 mod input;

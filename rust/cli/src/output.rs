@@ -25,6 +25,18 @@ pub fn line(key: &KeyInfo) -> String {
     )
 }
 
+/// Writes one line to stdout (see `out!`); a closed pipe ends the program with status 141.
+pub fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{line}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
+        }
+        let _ = writeln!(std::io::stderr(), "tpm-hmac: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
 pub fn json<T: Serialize>(value: &T) -> String {
     serde_json::to_string_pretty(value).expect("key JSON has only plain fields")
 }

@@ -509,3 +509,22 @@ fn secrets_come_from_the_kernels_generator_not_a_device_file() {
     let listed: Value = serde_json::from_str(&ok(&tcti, &["list", "--json"])).unwrap();
     assert_eq!(listed[0]["origin"], "imported", "the recovery key was made");
 }
+
+/// A reader that closes the pipe early (`tpm-hmac list | head -1`, `grep -q`) ends tpm-hmac
+/// quietly, as SIGPIPE would (status 141): no panic, no message.
+#[test]
+fn a_closed_pipe_is_no_panic() {
+    let swtpm = Swtpm::start();
+    ok(&swtpm.tcti(), &["import", "--secret-file", &secret_file(&swtpm, SECRET)]);
+    let mut child = common::tpm_hmac(&swtpm.tcti(), &metadata_path(&swtpm.tcti()))
+        .arg("list")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}

@@ -116,13 +116,18 @@ impl FileContent {
             .transpose()
     }
 
-    /// Writes this content to a new file beside `path` (see [`write_temporary`]; a missing directory
-    /// is made with `dir_mode`), for [`install`] to put in place.
-    pub fn write_temporary(&self, path: &Path, dir_mode: u32) -> std::io::Result<PathBuf> {
+    /// Writes this content to a new file beside `path` (see [`write_temporary`]) with mode
+    /// `file_mode` (a missing directory is made with `dir_mode`), for [`install`] to put in place.
+    pub fn write_temporary(&self, path: &Path, dir_mode: u32, file_mode: u32) -> std::io::Result<PathBuf> {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         DirBuilder::new().recursive(true).mode(dir_mode).create(dir)?;
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        write_temporary(path, text.as_bytes())
+        let tmp = write_temporary(path, text.as_bytes())?;
+        if let Err(e) = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(file_mode)) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        Ok(tmp)
     }
 }
 

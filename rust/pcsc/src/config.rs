@@ -123,7 +123,7 @@ mod tests {
         let mut content = FileContent { tcti: Some("device:/dev/tpmrm0".into()), ..FileContent::default() };
         content.keys.insert("0x81000100".into(), record(&public(true, &[], 4)));
         content.other.insert("future".into(), 1.into());
-        let tmp = content.write_temporary(&path, 0o755).unwrap();
+        let tmp = content.write_temporary(&path, 0o755, 0o600).unwrap();
         install(&tmp, &path).unwrap();
         assert!(!tmp.exists());
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);

@@ -34,6 +34,6 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
         other => other?,
     };
     let text = Zeroizing::new(hex::encode(&response[..]));
-    println!("{}", text.as_str());
+    out!("{}", text.as_str());
     Ok(())
 }

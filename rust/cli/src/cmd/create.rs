@@ -116,9 +116,9 @@ fn show_recovery(secret: &Secret) {
 /// Prints a new key: its handle, or the JSON object `list --json` prints.
 pub fn report(key: &KeyInfo, json: bool) {
     if json {
-        println!("{}", output::json(&KeyJson::from(key)));
+        out!("{}", output::json(&KeyJson::from(key)));
     } else {
-        println!("{}", key.handle);
+        out!("{}", key.handle);
         eprintln!("Use it in keepassxc-cli with --yubikey {}", output::keepassxc_address(key));
     }
 }

@@ -20,28 +20,23 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let handle = args.handle;
     let (key, record) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.metadata().get(handle).ok().flatten())))?;
     if args.json {
-        println!("{}", output::json(&KeyJson::from(&key)));
+        out!("{}", output::json(&KeyJson::from(&key)));
         return Ok(());
     }
-    println!("Handle:        {}", key.handle);
+    out!("Handle:        {}", key.handle);
     if let Some(label) = &key.label {
-        println!("Label:         {label}");
+        out!("Label:         {label}");
     }
-    println!("Algorithm:     {}", key.algorithm);
-    println!("Origin:        {:?}", key.origin);
-    println!(
-        "KeePassXC:     serial {} slot {} (--yubikey {})",
-        key.serial(),
-        key.slot(),
-        output::keepassxc_address(&key)
-    );
-    println!("Display name:  {}", key.display_name());
-    println!("Attributes:    fixedTPM={} fixedParent={} noDA={}", key.fixed_tpm, key.fixed_parent, key.no_da);
+    out!("Algorithm:     {}", key.algorithm);
+    out!("Origin:        {:?}", key.origin);
+    out!("KeePassXC:     serial {} slot {} (--yubikey {})", key.serial(), key.slot(), output::keepassxc_address(&key));
+    out!("Display name:  {}", key.display_name());
+    out!("Attributes:    fixedTPM={} fixedParent={} noDA={}", key.fixed_tpm, key.fixed_parent, key.no_da);
     if let Some(record) = &record {
-        println!("YubiKey twin:  a slot for {}", record.yubikey_mode);
+        out!("YubiKey twin:  a slot for {}", record.yubikey_mode);
     }
     if key.policy_bound {
-        println!("Bound to:      the boot state (PCR policy); it answers only while the PCRs keep their values");
+        out!("Bound to:      the boot state (PCR policy); it answers only while the PCRs keep their values");
     }
     Ok(())
 }

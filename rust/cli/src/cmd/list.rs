@@ -14,12 +14,12 @@ pub struct Args {
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let keys = tpm.run(|tpm| tpm.list_keys())?;
     if args.json {
-        println!("{}", output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>()));
+        out!("{}", output::json(&keys.iter().map(KeyJson::from).collect::<Vec<_>>()));
     } else if keys.is_empty() {
         eprintln!("No HMAC keys in this TPM. Create one with `tpm-hmac create`.");
     } else {
         for key in &keys {
-            println!("{}", output::line(key));
+            out!("{}", output::line(key));
         }
     }
     Ok(())

@@ -251,26 +251,26 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
         pcscd_running: Path::new("/run/pcscd/pcscd.comm").exists(),
     };
     if json {
-        println!("{}", crate::output::json(&status));
+        out!("{}", crate::output::json(&status));
         return Ok(());
     }
     match (&status.unusable, missing) {
-        (Some(why), _) => println!("{}: serves no key: {why}", status.config),
-        (None, true) => println!("{}: no key enabled (tpm-hmac pcsc enable --handle HANDLE)", status.config),
-        (None, false) => println!("{}: TPM {}", status.config, status.tcti.as_deref().unwrap_or("(default search)")),
+        (Some(why), _) => out!("{}: serves no key: {why}", status.config),
+        (None, true) => out!("{}: no key enabled (tpm-hmac pcsc enable --handle HANDLE)", status.config),
+        (None, false) => out!("{}: TPM {}", status.config, status.tcti.as_deref().unwrap_or("(default search)")),
     }
     for key in &status.served {
         let label = key.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
-        println!("  served   {}  --yubikey {}{label}", key.handle, key.keepassxc);
+        out!("  served   {}  --yubikey {}{label}", key.handle, key.keepassxc);
     }
     for key in &status.refused {
-        println!("  refused  {}  {}", key.handle, key.reason);
+        out!("  refused  {}  {}", key.handle, key.reason);
     }
     if !status.registered {
-        println!("The driver is not registered with pcscd: {READER_CONF} is missing (install the package).");
+        out!("The driver is not registered with pcscd: {READER_CONF} is missing (install the package).");
     }
     if !status.pcscd_running {
-        println!("pcscd is not running (it starts when a program such as KeePassXC asks for a card reader).");
+        out!("pcscd is not running (it starts when a program such as KeePassXC asks for a card reader).");
     }
     Ok(())
 }
@@ -294,16 +294,17 @@ fn current(path: &Path) -> Result<FileContent, CliError> {
             other => other.to_string(),
         };
         CliError::Input(format!(
-            "{}: {why}; the driver refuses it too: make it a regular file owned by root with mode 600, or move it away",
+            "{}: {why}; the driver refuses it too: make it a regular file owned by root with mode 644, or move it away",
             path.display()
         ))
     })
 }
 
-/// `content` in a new file beside `path` (mode 0600; a missing directory is made 0755, as pcscd's
-/// user must be able to enter it), for [`install`].
+/// `content` in a new file beside `path`, for [`install`]: mode 0644 (root writes it; pcscd's user,
+/// root or `pcscd` where its unit says `User=`, must read it; it holds public areas and names, no
+/// secret), in a directory made 0755 when missing, so that pcscd's user can enter it.
 fn write_temporary(path: &Path, content: &FileContent) -> Result<PathBuf, CliError> {
-    content.write_temporary(path, 0o755).map_err(|e| cannot_write(path, e))
+    content.write_temporary(path, 0o755, 0o644).map_err(|e| cannot_write(path, e))
 }
 
 /// Puts the file [`write_temporary`] made in place of `path` (a regular file or nothing).

@@ -85,7 +85,7 @@ pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
     let problems = findings.iter().filter(|f| f.verdict == Verdict::Problem).count();
     if args.json {
         let report = Report { healthy: problems == 0, findings: &findings, tpm: facts };
-        println!("{}", crate::output::json(&report));
+        out!("{}", crate::output::json(&report));
     } else {
         for finding in &findings {
             let verdict = match finding.verdict {
@@ -94,8 +94,8 @@ pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
                 Verdict::Problem => "PROBLEM",
             };
             match &finding.fix {
-                Some(fix) => println!("{verdict:<8}{}: {}; fix: {fix}", finding.check, finding.detail),
-                None => println!("{verdict:<8}{}: {}", finding.check, finding.detail),
+                Some(fix) => out!("{verdict:<8}{}: {}; fix: {fix}", finding.check, finding.detail),
+                None => out!("{verdict:<8}{}: {}", finding.check, finding.detail),
             }
         }
     }

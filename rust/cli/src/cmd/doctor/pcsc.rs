@@ -111,7 +111,7 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
                 "pcsc-keys",
                 format!("the driver refuses {shown}: {why}"),
                 format!(
-                    "sudo chown root:root {shown} && sudo chmod 600 {shown}, or move it away and enable the keys again"
+                    "sudo chown root:root {shown} && sudo chmod 644 {shown}, or move it away and enable the keys again"
                 ),
             )]
         }
