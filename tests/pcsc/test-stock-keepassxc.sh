@@ -53,15 +53,17 @@ chroot_install_driver() {
     sed 's/^/    /' "$WORK/package-install.log" >&2
     die "the tpm-hmac package does not install in $PC_RELEASE"
   fi
-  for file in "$CHROOT_DRIVER" "$CHROOT_READER_CONF"; do
-    chroot "$chroot" dpkg -L tpm-hmac | grep -qx "$file" || die "the package installed no $file in $PC_RELEASE"
-  done
+  chroot "$chroot" dpkg -L tpm-hmac | grep -qx "$CHROOT_DRIVER" || die "the package installed no $CHROOT_DRIVER in $PC_RELEASE"
+  # The entry is the postinst's, written once the driver's (empty) file exists.
+  [ -f "$chroot$CHROOT_READER_CONF" ] && [ -f "$chroot$CHROOT_CONFIG" ] ||
+    die "the package's postinst wrote no $CHROOT_READER_CONF or no $CHROOT_CONFIG in $PC_RELEASE"
+  grep -q '"keys": {}' "$chroot$CHROOT_CONFIG" || die "the freshly installed $CHROOT_CONFIG serves keys already"
   grep -q "^DEVICENAME   $CHROOT_CONFIG\$" "$chroot$CHROOT_READER_CONF" ||
     die "the package's pcscd entry names another file than $CHROOT_CONFIG"
   pass "apt-get install $(basename "$deb") in $PC_RELEASE: $CHROOT_DRIVER and $CHROOT_READER_CONF"
   mkdir -p "$chroot$(dirname "$CHROOT_CONFIG")"
   chmod 0755 "$chroot$(dirname "$CHROOT_CONFIG")"
-  install -o root -g root -m 0600 "$PC_CONFIG" "$chroot$CHROOT_CONFIG"
+  install -o root -g root -m 0644 "$PC_CONFIG" "$chroot$CHROOT_CONFIG"
 }
 # shellcheck disable=SC2317 # run by the EXIT trap
 chroot_remove_driver() {
