@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use keepassxc_tpm::{Error, ErrorKind, Metadata, PersistentHandle, TpmOptions, TpmWorker};
+use keepassxc_tpm::{Error, ErrorKind, Hint, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use zeroize::Zeroizing;
 
 /// How long a challenge waits for the TPM: below KeePassXC's and pcscd's patience, so that an APDU
@@ -87,8 +87,41 @@ impl Backend {
             | ErrorKind::PinRequired
             | ErrorKind::PolicyFailed
             | ErrorKind::StorageKeyChanged
-            | ErrorKind::Metadata => NoResponse::Refused(e.explained()),
-            _ => NoResponse::Unavailable(e.explained()),
+            | ErrorKind::Metadata => NoResponse::Refused(in_pcscd(&e)),
+            _ => NoResponse::Unavailable(in_pcscd(&e)),
         }
+    }
+}
+
+/// `e` with the remedy that fits a driver inside pcscd: a user's remedy for the device's permissions
+/// ("add yourself to the group") is wrong for a daemon, whose unit decides its groups.
+fn in_pcscd(e: &Error) -> String {
+    match e.hint() {
+        Some(Hint::JoinGroup { group }) => format!(
+            "{e}; pcscd's unit must grant the group \"{group}\": the tpm-hmac package's drop-in \
+             {DROP_IN} adds it (reinstall the package if it is missing, then systemctl daemon-reload and \
+             systemctl restart pcscd)"
+        ),
+        Some(Hint::AskForAccess) => {
+            format!("{e}; pcscd's unit must be able to open it: see {DROP_IN}, and the device's owner and mode")
+        }
+        _ => e.explained(),
+    }
+}
+
+/// The package's drop-in for pcscd's unit (packaging/pcsc/pcscd-keepassxc-tpm.conf).
+const DROP_IN: &str = "/usr/lib/systemd/system/pcscd.service.d/keepassxc-tpm.conf";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_permission_problem_names_the_unit_not_a_users_group() {
+        let mut backend = Backend::new(None, PathBuf::from("/etc/keepassxc-tpm/pcsc.json"));
+        let denied = Error::PermissionDenied { device: "/dev/tpmrm0".into(), group: Some("tss".into()) };
+        let NoResponse::Unavailable(said) = backend.failed(denied) else { panic!("not a refusal of the key") };
+        assert!(said.contains("/dev/tpmrm0") && said.contains(DROP_IN) && said.contains("\"tss\""), "{said}");
+        assert!(!said.contains("usermod") && !said.contains("log in again"), "{said}");
     }
 }
