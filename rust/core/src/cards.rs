@@ -108,11 +108,7 @@ impl Cards {
     /// The driver's file at `path`, read once; the error says why it serves nothing at all, in
     /// words that follow "it" (a missing file serves nothing and is no error).
     pub fn read(path: &Path) -> Result<Cards, String> {
-        match Metadata::service_file(path).content() {
-            Ok(content) => Ok(Cards::of(content)),
-            Err(Error::Metadata { reason, .. }) => Err(reason),
-            Err(e) => Err(e.to_string()),
-        }
+        Metadata::service_file(path).content().map(Cards::of).map_err(Error::file_reason)
     }
 
     /// Sorts `content`'s keys into served and refused.

@@ -459,6 +459,15 @@ impl Error {
         })
     }
 
+    /// What is wrong with a record file, in words that follow "it" and without the file's name (the
+    /// caller names it); any other error as it displays.
+    pub fn file_reason(self) -> String {
+        match self {
+            Error::Metadata { reason, .. } => reason,
+            other => other.to_string(),
+        }
+    }
+
     /// What happened and, in the general wording, what to do about it: for front ends with no
     /// words of their own.
     pub fn explained(&self) -> String {

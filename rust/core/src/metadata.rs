@@ -180,11 +180,6 @@ impl Metadata {
         Metadata { path: Some(path.into()), trust: Trust::ServiceReadOnly }
     }
 
-    /// Whether records may be written to this file.
-    pub fn writable(&self) -> bool {
-        self.trust == Trust::Private
-    }
-
     /// The file's path; `None` when no location could be found (no home directory).
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
@@ -228,7 +223,7 @@ impl Metadata {
     /// `wait` for another process that holds it.
     pub fn lock(&self, wait: Duration) -> Result<MetadataLock<'_>> {
         let Some(path) = &self.path else { return Ok(MetadataLock { metadata: self, _file: None }) };
-        if !self.writable() {
+        if self.trust != Trust::Private {
             return Err(broken(path, "it is root's file, read by a service, and never written by one".to_owned()));
         }
         let fail = |e: std::io::Error| broken(path, format!("cannot lock it ({e})"));
@@ -299,11 +294,7 @@ fn lock_path(path: &Path) -> PathBuf {
 /// user's file, whose record is checked against the TPM before it is used): a regular file, not a
 /// symlink, at most [`MAX_FILE_SIZE`] bytes, whoever owns it. The error follows "it".
 pub fn read_input(path: &Path) -> std::result::Result<FileContent, String> {
-    match read_checked(path, None) {
-        Ok(content) => Ok(content),
-        Err(Error::Metadata { reason, .. }) => Err(reason),
-        Err(e) => Err(e.to_string()),
-    }
+    read_checked(path, None).map_err(Error::file_reason)
 }
 
 /// Reads the file without following a symlink or blocking on a special file, if only those `trust`

@@ -80,11 +80,6 @@ impl TpmWorker {
         TpmWorker { thread: Mutex::new(WorkerThread::spawn(0, &running)), running, options, timeout }
     }
 
-    /// Threads still running, stuck ones included (for tests of the cap).
-    pub fn threads(&self) -> usize {
-        self.running.load(Ordering::SeqCst)
-    }
-
     fn thread(&self) -> MutexGuard<'_, WorkerThread> {
         self.thread.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

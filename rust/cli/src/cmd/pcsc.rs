@@ -289,10 +289,7 @@ fn need_root(path: &Path, what: &str) -> Result<(), CliError> {
 /// The driver's file as it is now (empty when missing), refusing one the driver would refuse.
 fn current(path: &Path) -> Result<FileContent, CliError> {
     Metadata::service_file(path).content().map_err(|e| {
-        let why = match e {
-            keepassxc_tpm::Error::Metadata { reason, .. } => reason,
-            other => other.to_string(),
-        };
+        let why = e.file_reason();
         CliError::Input(format!(
             "{}: {why}; the driver refuses it too: make it a regular file owned by root with mode 644, or move it away",
             path.display()
