@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the Debian package of the tpm-hmac CLI: build/deb/tpm-hmac_<version>-1_<arch>.deb, with its
+# Builds the Debian package of the tpm-hmac CLI: build/deb/tpm-hmac_<version>-<revision>_<arch>.deb, with its
 # man page and bash, zsh and fish completions (generated from its clap definitions), and the PC/SC
 # reader driver that lets stock KeePassXC use TPM keys (/usr/lib/<multiarch>/keepassxc-tpm/
 # libkeepassxc_tpm_pcsc.so and its pcscd entry /etc/reader.conf.d/keepassxc-tpm; it serves only keys
@@ -17,7 +17,10 @@ OUT=$ROOT/build/deb
 STAGE=$OUT/tpm-hmac
 VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -1)
 ARCH=$(dpkg --print-architecture)
-DEB=$OUT/tpm-hmac_${VERSION}-1_${ARCH}.deb
+# The Debian revision is the changelog's (packaging/tpm-hmac/changelog, first line).
+REVISION=$(sed -n '1s/^tpm-hmac (\([^)]*\)).*/\1/p' "$ROOT/packaging/tpm-hmac/changelog")
+[ "${REVISION%-*}" = "$VERSION" ] || { echo "build-deb: the changelog's version $REVISION is not $VERSION-N" >&2; exit 1; }
+DEB=$OUT/tpm-hmac_${REVISION}_${ARCH}.deb
 
 MULTIARCH=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 DRIVER_DIR=/usr/lib/$MULTIARCH/keepassxc-tpm
@@ -34,6 +37,8 @@ fi
 CARGO_TARGET_DIR=$OUT/target CARGO_ENCODED_RUSTFLAGS=$rustflags cargo "${cargo_args[@]}"
 
 rm -rf "$STAGE"
+# One tpm-hmac package in build/deb, so that the tests and the README's `apt install` find this one.
+rm -f "$OUT"/tpm-hmac_*.deb
 install -d "$STAGE/DEBIAN" "$STAGE/usr/bin" "$STAGE/usr/share/doc/tpm-hmac" "$STAGE/usr/share/man/man1"
 install -m 0755 "$OUT/target/release/tpm-hmac" "$STAGE/usr/bin/tpm-hmac"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$STAGE/usr/bin/tpm-hmac"
@@ -70,7 +75,7 @@ printf 'Source: tpm-hmac\n\nPackage: tpm-hmac\nArchitecture: any\n' >"$SHLIBS/de
 # providing the old name, as its other tpm2-tss packages do: name both, so the package installs there.
 depends=$(cd "$SHLIBS" && dpkg-shlibdeps -O "$STAGE/usr/bin/tpm-hmac" "$STAGE$DRIVER_DIR/libkeepassxc_tpm_pcsc.so" |
   sed -n 's/^shlibs:Depends=//p' | sed 's/libtss2-mu0\( ([^)]*)\)\{0,1\}/& | libtss2-mu-4.0.1-0t64/')
-sed -e "s/@VERSION@/$VERSION-1/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0, tpm-udev/" \
+sed -e "s/@VERSION@/$REVISION/" -e "s/@ARCH@/$ARCH/" -e "s/@DEPENDS@/$depends, libtss2-tcti-device0, tpm-udev/" \
   -e "s/@SIZE@/$(du -sk --exclude=DEBIAN "$STAGE" | cut -f1)/" "$ROOT/packaging/tpm-hmac/control" >"$STAGE/DEBIAN/control"
 dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null
 echo "build-deb: $DEB ($(du -h "$DEB" | cut -f1))"

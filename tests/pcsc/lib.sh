@@ -320,3 +320,51 @@ pc_wait_card() {
   done
   return 1
 }
+
+# pc_check_stock_client OUT VERSION LOG: checks what stock-client.sh printed into OUT (keepassxc-cli
+# is VERSION.x; the card shows up; the held-out database opens with the key and the password, and is
+# refused with a wrong password, without the key, with another serial and with slot 2). LOG is
+# pcscd's log, shown when the card does not show up.
+pc_check_stock_client() {
+  local out=$1 version=$2 log=$3 cli_version pcscd_version case
+  section() { awk -v s="=== $1" '$0 == s { on = 1; next } /^=== / { on = 0 } on' "$out"; }
+  rc_of() { section "$1" | sed -n 's/^rc=\([0-9]*\) secs=.*/\1/p'; }
+  secs_of() { section "$1" | sed -n 's/^rc=[0-9]* secs=\(.*\)/\1/p'; }
+  body() { section "$1" | grep -v '^rc=[0-9]* secs=' | tr '\n' '|'; }
+
+  cli_version=$(section versions | head -1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)
+  pcscd_version=$(section versions | sed -n 2p | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)
+  if [[ "$cli_version" == "$version".* ]]; then
+    pass "keepassxc-cli is $PC_RELEASE's $cli_version (pcscd $pcscd_version)"
+  else
+    fail "keepassxc-cli version \"$(section versions | head -1)\" is not $version.x"
+  fi
+  [ "$(rc_of "wait card")" = 0 ] || fail "the driver's card did not show up: $(body "wait card"); pcscd: $(tail -5 "$log" | tr '\n' '|')"
+  if section readers | grep -qF "$PC_READER"; then
+    pass "pcsc_scan -r lists the driver's reader \"$PC_READER\""
+  else
+    fail "pcsc_scan -r does not list \"$PC_READER\": $(body readers)"
+  fi
+  if section cards | grep -q "Card inserted" && section cards | grep -q "ATR:"; then
+    pass "pcsc_scan -c shows a card in it ($(section cards | grep -m1 -o 'ATR: .*'))"
+  else
+    fail "pcsc_scan -c shows no card: $(body cards)"
+  fi
+  if [ "$(rc_of open)" = 0 ] && section open | grep -qx "Bank" && section open | grep -qx "Mail"; then
+    pass "stock keepassxc-cli ls --yubikey 1:$PC_SERIAL opens the held-out database: Bank, Mail ($(secs_of open) s)"
+  else
+    fail "keepassxc-cli ls --yubikey 1:$PC_SERIAL: rc $(rc_of open): $(body open)"
+  fi
+  if [ "$(rc_of "show Bank")" = 0 ] && section "show Bank" | grep -q "bank-password"; then
+    pass "keepassxc-cli show -s Bank gives its password ($(secs_of "show Bank") s)"
+  else
+    fail "keepassxc-cli show -s Bank: rc $(rc_of "show Bank"): $(body "show Bank")"
+  fi
+  for case in "wrong password" "without key" "other serial" "slot 2"; do
+    if [ "$(rc_of "$case")" != 0 ] && [ -n "$(rc_of "$case")" ] && ! section "$case" | grep -qx "Bank"; then
+      pass "keepassxc-cli ls refused with $case (rc $(rc_of "$case"), $(secs_of "$case") s: $(section "$case" | grep -v '^rc=' | grep -v '^Enter password' | tail -1))"
+    else
+      fail "keepassxc-cli ls not refused with $case: rc $(rc_of "$case"): $(body "$case")"
+    fi
+  done
+}

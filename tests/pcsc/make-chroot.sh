@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Makes (once) and caches a Debian chroot for the stock-KeePassXC tests (issue 23): debootstrap
-# minbase of RELEASE plus Debian's own keepassxc, pcscd, pcsc-tools and the tpm2-tss runtime
-# libraries the reader driver links (and the swtpm TCTI module), in build/chroots/RELEASE. A stamp
+# Makes (once) and caches a Debian root file system for the stock-KeePassXC tests (issues 23, 30):
+# debootstrap minbase of RELEASE plus Debian's own keepassxc, pcscd (with its polkit on Debian 13
+# and later), pcsc-tools, systemd, dbus and logind (so that it boots as a container:
+# test-booted-pcscd.sh), tpm-udev (the tss group), python3 (tpm-node.py) and the tpm2-tss runtime
+# libraries the reader driver links (and the device and swtpm TCTI modules), in build/chroots/RELEASE. A stamp
 # file (.keepassxc-tpm-stamp) holding the package list marks it finished; a later run with the same
 # list reuses it at once, a changed list installs what is missing, a half-made chroot is made again.
 #
-# Usage: tests/pcsc/make-chroot.sh RELEASE       (trixie or sid; prints the chroot's path last)
+# Usage: tests/pcsc/make-chroot.sh RELEASE       (bookworm, trixie or sid; prints its path last)
 # Exit codes: 0 ready, 1 failure, 2 usage, 77 skip (not root, or debootstrap/unshare missing).
 # Environment: KEEPASSXC_TPM_BUILD_DIR (default build/), KEEPASSXC_TPM_DEBIAN_SOURCES (the deb822 file
 # whose first URIs: line names the mirror; default /etc/apt/sources.list.d/debian.sources).
@@ -20,11 +22,11 @@ set -euo pipefail
 say() { echo "[make-chroot ${RELEASE:-}] $*"; }
 die() { say "FAIL: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || { echo "usage: $0 RELEASE   (trixie or sid)" >&2; exit 2; }
+[ $# -eq 1 ] || { echo "usage: $0 RELEASE   (bookworm, trixie or sid)" >&2; exit 2; }
 RELEASE=$1
 case "$RELEASE" in
-  trixie | sid) ;;
-  *) echo "make-chroot: unknown release $RELEASE (known: trixie, sid)" >&2; exit 2 ;;
+  bookworm | trixie | sid) ;;
+  *) echo "make-chroot: unknown release $RELEASE (known: bookworm, trixie, sid)" >&2; exit 2 ;;
 esac
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -40,8 +42,8 @@ ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FR
 # package names change between releases (Debian 12: libtss2-mu0; Debian 13: libtss2-mu-4.0.1-0t64,
 # which does not Provide libtss2-mu0), so each soname libtss2-STEM.so.N is resolved in the chroot to
 # the package named libtss2-STEM[-VERSION-]N[t64].
-PACKAGES="keepassxc pcscd pcsc-tools"
-TSS_SONAMES="libtss2-esys.so.0 libtss2-tctildr.so.0 libtss2-mu.so.0 libtss2-sys.so.1 libtss2-tcti-swtpm.so.0"
+PACKAGES="keepassxc pcscd pcsc-tools systemd systemd-sysv dbus libpam-systemd tpm-udev python3"
+TSS_SONAMES="libtss2-esys.so.0 libtss2-tctildr.so.0 libtss2-mu.so.0 libtss2-sys.so.1 libtss2-tcti-swtpm.so.0 libtss2-tcti-device.so.0"
 WANTED="$PACKAGES $TSS_SONAMES"
 
 # ---- inside the private mount namespace -------------------------------------------------------
@@ -62,7 +64,8 @@ if [ "${KEEPASSXC_TPM_CHROOT_NS:-}" = "$DIR" ]; then
     mkdir -p "$DIR"
     start=$SECONDS
     say "debootstrap --variant=minbase $RELEASE (the mirror of $SOURCES)"
-    debootstrap --variant=minbase "$RELEASE" "$DIR" "$URI" >"$BUILD/chroots/$RELEASE.debootstrap.log" 2>&1 ||
+    # The host's TMPDIR does not exist inside (ca-certificates' install fails on it).
+    env -u TMPDIR debootstrap --variant=minbase "$RELEASE" "$DIR" "$URI" >"$BUILD/chroots/$RELEASE.debootstrap.log" 2>&1 ||
       die "debootstrap failed: $(tail -5 "$BUILD/chroots/$RELEASE.debootstrap.log" | tr '\n' '|')"
     touch "$DONE"
     say "debootstrap: $((SECONDS - start)) s"

@@ -3,6 +3,11 @@
 //! It is a record file ([`crate::metadata`]) with the TCTI the keys were enabled through, read as
 //! root's file for a service ([`crate::metadata::Trust::ServiceReadOnly`]): never written by a reader, refused
 //! unless only root can have written it. Each record is checked here, once, for every front end.
+//!
+//! Beside the records, the file says for each key which slot of the driver's reader holds it and
+//! which users may use it (`"cards": {"0x81000100": {"slot": 0, "users": ["alice"]}}`): a slot is
+//! kept while its key stays enabled, so that a polkit rule naming a slot's reader keeps naming the
+//! same key when another is disabled.
 
 use std::fmt;
 use std::path::Path;
@@ -12,9 +17,27 @@ use crate::algorithm::Algorithm;
 use crate::error::Error;
 use crate::key::KeyInfo;
 use crate::metadata::{FileContent, KeyRecord, Metadata};
+use serde_json::Value;
 
 /// Where `tpm-hmac pcsc enable` writes and the packaged reader.conf.d entry points.
 pub const DEFAULT_PATH: &str = "/etc/keepassxc-tpm/pcsc.json";
+
+/// The most slots the driver's reader offers. pcscd has room for 16 readers in all
+/// (PCSCLITE_MAX_READERS_CONTEXTS), shared with real readers, and fixes a reader's slot count when
+/// it loads it.
+pub const MAX_SLOTS: usize = 8;
+
+/// The reader's FRIENDLYNAME (packaging/pcsc/keepassxc-tpm).
+pub const READER_NAME: &str = "KeePassXC TPM";
+
+/// The name pcscd gives `slot` of the driver's reader (the first reader of that name: "00"), as
+/// clients and polkit's `reader` detail see it.
+pub fn slot_reader_name(slot: usize) -> String {
+    format!("{READER_NAME} 00 {slot:02X}")
+}
+
+/// The field of the file that holds each card's slot and users.
+const CARDS_FIELD: &str = "cards";
 
 /// Why a record cannot be served as a card. `Display` says what is wrong with it; front ends add
 /// what to do.
@@ -38,6 +61,8 @@ pub enum NotServable {
     NotSha1,
     /// The key is bound to a PCR policy, but its record names no PCRs.
     PolicyWithoutPcrs,
+    /// Every slot of the reader holds another key.
+    NoSlot,
 }
 
 impl fmt::Display for NotServable {
@@ -58,6 +83,7 @@ impl fmt::Display for NotServable {
                 write!(f, "it is not an HMAC-SHA1 key (KeePassXC's YubiKey protocol carries 20-byte responses)")
             }
             NotServable::PolicyWithoutPcrs => write!(f, "it is bound to a policy but its record names no PCRs"),
+            NotServable::NoSlot => write!(f, "all {MAX_SLOTS} slots of the reader hold other keys"),
         }
     }
 }
@@ -91,6 +117,47 @@ pub struct Card {
     pub handle: PersistentHandle,
     /// The record the key is pinned to (the core checks the TPM's key against it).
     pub record: KeyRecord,
+    /// The slot of the driver's reader that holds it (below [`MAX_SLOTS`]).
+    pub slot: usize,
+    /// Who may use it besides root, where pcscd asks polkit (`tpm-hmac pcsc enable --user`).
+    pub users: Vec<String>,
+}
+
+/// What the file says of one card besides its record.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CardSettings {
+    /// The slot that holds the key; `None` in files of versions before slots were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<usize>,
+    /// Who may use the key besides root.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+}
+
+/// Each card's settings in `content`, by handle ("0x81000100"); what cannot be read is left out.
+pub fn settings(content: &FileContent) -> std::collections::BTreeMap<String, CardSettings> {
+    let Some(Value::Object(cards)) = content.other.get(CARDS_FIELD) else { return Default::default() };
+    cards.iter().filter_map(|(h, v)| Some((h.clone(), serde_json::from_value(v.clone()).ok()?))).collect()
+}
+
+/// Puts `settings` into `content` (an empty map takes the field away).
+pub fn set_settings(content: &mut FileContent, settings: &std::collections::BTreeMap<String, CardSettings>) {
+    if settings.is_empty() {
+        content.other.remove(CARDS_FIELD);
+    } else {
+        let value = serde_json::to_value(settings).unwrap_or_default();
+        content.other.insert(CARDS_FIELD.to_owned(), value);
+    }
+}
+
+/// The slot a key newly enabled in `content` gets: its own when it has one, else the lowest free.
+pub fn slot_for(content: &FileContent, handle: PersistentHandle) -> Option<usize> {
+    let settings = settings(content);
+    if let Some(slot) = settings.get(&handle.to_string()).and_then(|s| s.slot).filter(|&s| s < MAX_SLOTS) {
+        return Some(slot);
+    }
+    let taken = Cards::of(content.clone()).served.into_iter().map(|c| c.slot).collect::<Vec<_>>();
+    (0..MAX_SLOTS).find(|s| !taken.contains(s))
 }
 
 /// What the driver's file says, checked.
@@ -98,7 +165,7 @@ pub struct Card {
 pub struct Cards {
     /// The TCTI to open the TPM with (`None`: the core's default search).
     pub tcti: Option<String>,
-    /// Keys served, in handle order (slot 0 holds the first).
+    /// Keys served, in slot order.
     pub served: Vec<Card>,
     /// Keys in the file that are not served, each with why.
     pub refused: Vec<(String, NotServable)>,
@@ -111,24 +178,42 @@ impl Cards {
         Metadata::service_file(path).content().map(Cards::of).map_err(Error::file_reason)
     }
 
-    /// Sorts `content`'s keys into served and refused.
+    /// Sorts `content`'s keys into served and refused, each served key in its slot: the slot the
+    /// file gives it, else (a file of an earlier version) the lowest one free, in handle order.
     pub fn of(content: FileContent) -> Cards {
+        let mut settings = settings(&content);
         let mut cards = Cards { tcti: content.tcti.filter(|t| !t.trim().is_empty()), ..Cards::default() };
+        let mut unplaced = Vec::new();
         for (name, value) in content.keys {
             let served = name.parse::<PersistentHandle>().map_err(|e| NotServable::BadHandle(e.to_string())).and_then(
                 |handle| {
                     let record: KeyRecord =
                         serde_json::from_value(value).map_err(|e| NotServable::Malformed(e.to_string()))?;
                     servable(handle, &record)?;
-                    Ok(Card { handle, record })
+                    Ok((handle, record))
                 },
             );
-            match served {
-                Ok(card) => cards.served.push(card),
-                Err(why) => cards.refused.push((name, why)),
+            let (handle, record) = match served {
+                Ok(key) => key,
+                Err(why) => {
+                    cards.refused.push((name, why));
+                    continue;
+                }
+            };
+            let CardSettings { slot, users } = settings.remove(&name).unwrap_or_default();
+            let card = Card { handle, record, slot: usize::MAX, users };
+            match slot.filter(|&s| s < MAX_SLOTS && !cards.served.iter().any(|c| c.slot == s)) {
+                Some(slot) => cards.served.push(Card { slot, ..card }),
+                None => unplaced.push(card),
             }
         }
-        cards.served.sort_by_key(|card| card.handle);
+        for card in unplaced {
+            match (0..MAX_SLOTS).find(|s| !cards.served.iter().any(|c| c.slot == *s)) {
+                Some(slot) => cards.served.push(Card { slot, ..card }),
+                None => cards.refused.push((card.handle.to_string(), NotServable::NoSlot)),
+            }
+        }
+        cards.served.sort_by_key(|card| card.slot);
         cards
     }
 }

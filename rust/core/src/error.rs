@@ -366,7 +366,7 @@ impl fmt::Display for Error {
                 write!(f, "the challenge has {len} bytes; a YubiKey-compatible slot accepts at most 64")
             }
             Error::OutOfMemory { operation, rc } => {
-                write!(f, "{operation}: the TPM has no room for another loaded object (0x{rc:08X})")
+                write!(f, "{operation}: the TPM has no room for another loaded object or session (0x{rc:08X})")
             }
             Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
             Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),

@@ -11,9 +11,7 @@ use crate::backend::{Backend, NoResponse};
 use crate::config::{self, Card, Cards, Stamp};
 use crate::log::log;
 
-/// The most slots one reader offers. pcscd has room for 16 readers in all (PCSCLITE_MAX_READERS_CONTEXTS),
-/// shared with real readers, and fixes a reader's slot count when it loads it.
-pub const MAX_SLOTS: usize = 8;
+pub use keepassxc_tpm::cards::MAX_SLOTS;
 
 /// The card's ATR: T=1 (TD1 = 80, TD2 = 01, the form PC/SC readers give contactless cards, a
 /// YubiKey's included) with "KeePassXC-TPM" as its 13 historical bytes, and the check byte.
@@ -88,12 +86,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// The reader for the config file at `path`: as many slots as it serves keys now (at least
-    /// one, at most [`MAX_SLOTS`]); a file that cannot be used serves no card, and is read again
-    /// when it changes.
+    /// The reader for the config file at `path`: slots up to the highest one the file gives a key
+    /// now (at least one, at most [`MAX_SLOTS`]); a file that cannot be used serves no card, and is
+    /// read again when it changes.
     pub fn open(path: &Path) -> Reader {
         let (_, config) = config::load(path);
-        let wanted = config.as_ref().map_or(0, |c| c.served.len());
+        let wanted = config.as_ref().ok().and_then(|c| c.served.iter().map(|k| k.slot + 1).max()).unwrap_or(0);
         let count = wanted.clamp(1, MAX_SLOTS);
         let mut reader = Reader {
             path: path.to_owned(),
@@ -136,11 +134,13 @@ impl Reader {
         for (handle, why) in &config.refused {
             log!("{}: key {handle} not served: {why}", self.path.display());
         }
-        for extra in config.served.iter().skip(self.slots.len()) {
+        for extra in config.served.iter().filter(|k| k.slot >= self.slots.len()) {
             log!(
-                "{}: key {} not served: this reader has {} slot(s), counted when pcscd loaded it; restart pcscd",
+                "{}: key {} not served: its slot {} is beyond this reader's {} slot(s), counted when pcscd loaded \
+                 it; restart pcscd",
                 self.path.display(),
                 extra.handle,
+                extra.slot,
                 self.slots.len()
             );
         }
@@ -148,9 +148,9 @@ impl Reader {
             self.backend = Backend::new(config.tcti.clone(), self.path.clone());
         }
         self.backend.recheck();
-        let mut served = config.served.into_iter();
-        for slot in &mut self.slots {
-            let key = served.next();
+        let mut served = config.served;
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            let key = served.iter().position(|k| k.slot == index).map(|i| served.swap_remove(i));
             let changed = slot.key != key;
             // A removal still to be reported stays pending; a new file clears a refusal.
             slot.state = match slot.state {

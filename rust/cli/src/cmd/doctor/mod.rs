@@ -7,6 +7,7 @@
 mod host;
 mod pcsc;
 mod tpm;
+mod unit;
 
 use std::path::PathBuf;
 
@@ -81,6 +82,7 @@ pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
     findings.push(host::backend(args.backend.as_deref()));
     findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref()));
+    findings.extend(unit::check(&args.pcsc_config));
 
     let problems = findings.iter().filter(|f| f.verdict == Verdict::Problem).count();
     if args.json {

@@ -1,10 +1,13 @@
 //! `tpm-hmac pcsc enable|disable|status`: which keys the PC/SC reader driver presents to stock
-//! KeePassXC as YubiKey-style cards (root's choice, kept in a root-owned file the driver reads).
+//! KeePassXC as YubiKey-style cards (root's choice, kept in a root-owned file the driver reads),
+//! and who may use them (a polkit rule, [`polkit`]).
+
+mod polkit;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use keepassxc_tpm::cards::{self, Cards, DEFAULT_PATH};
+use keepassxc_tpm::cards::{self, slot_reader_name, Cards, DEFAULT_PATH};
 use keepassxc_tpm::metadata::{self, FileContent};
 use keepassxc_tpm::{Algorithm, KeyRecord, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use serde::Serialize;
@@ -35,6 +38,10 @@ enum Command {
         /// file of the user who made the key, e.g. /home/USER/.local/share/keepassxc-tpm/keys.json)
         #[arg(long, value_name = "PATH")]
         metadata: Option<PathBuf>,
+        /// A user who may use the key besides root (repeatable; by default the user who ran sudo).
+        /// Where pcscd asks polkit (Debian 13 and later), nobody else may use it
+        #[arg(long = "user", value_name = "NAME")]
+        users: Vec<String>,
     },
     /// Stop presenting a key through pcscd; needs root
     Disable {
@@ -61,15 +68,36 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
         config_under_sudo(&args.config, &user.name)?;
     }
     match args.command {
-        Command::Enable { handle, metadata } => enable(tpm, &args.config, handle, metadata.as_deref()),
+        Command::Enable { handle, metadata, users } => enable(tpm, &args.config, handle, metadata.as_deref(), users),
         Command::Disable { handle } => disable(&args.config, handle),
         Command::Status { json } => status(&args.config, json),
     }
 }
 
-fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Option<&Path>) -> Result<(), CliError> {
+fn enable(
+    tpm: &CliWorker,
+    path: &Path,
+    handle: PersistentHandle,
+    metadata: Option<&Path>,
+    mut users: Vec<String>,
+) -> Result<(), CliError> {
     need_root(path, "enable")?;
+    if users.is_empty() {
+        users.extend(sudo_user().map(|u| u.name));
+    }
+    users.sort();
+    users.dedup();
+    for user in &users {
+        polkit::check_user(user).map_err(|why| CliError::Input(format!("--user {user}: {why}")))?;
+    }
     let mut content = current(path)?;
+    let slot = cards::slot_for(&content, handle).ok_or_else(|| {
+        CliError::Input(format!(
+            "{} serves {} keys already, as many as the reader has slots: disable one first",
+            path.display(),
+            cards::MAX_SLOTS
+        ))
+    })?;
     // Everything from files is read here, before the TPM is asked.
     let record = record_to_copy(handle, metadata)?;
     let tcti = servable_key(tpm, handle, &record, metadata)?;
@@ -84,9 +112,34 @@ fn enable(tpm: &CliWorker, path: &Path, handle: PersistentHandle, metadata: Opti
     }
     let value = serde_json::to_value(&record).map_err(|e| CliError::Input(e.to_string()))?;
     content.keys.insert(handle.to_string(), value);
+    let mut settings = cards::settings(&content);
+    settings.insert(handle.to_string(), cards::CardSettings { slot: Some(slot), users: users.clone() });
+    cards::set_settings(&mut content, &settings);
     tried_and_installed(path, &content, &tcti, handle)?;
-    say_enabled(path, handle, &tcti);
-    Ok(())
+    say_enabled(handle, &tcti, slot);
+    say_who(&users);
+    install_rule(path)
+}
+
+/// Who may use the key now, as pcscd here decides it.
+fn say_who(users: &[String]) {
+    if !polkit::pcscd_asks_polkit() {
+        eprintln!(
+            "tpm-hmac: warning: pcscd here does not ask polkit who may use a card (Debian 12's pcscd 1.9.9), so every \
+             local user and process that can reach pcscd may use this key; --user has no effect. Debian 13 and later \
+             let only the users named use it."
+        );
+    } else if users.is_empty() {
+        eprintln!("Only root may use the key (polkit rule {}); name others with --user NAME.", polkit::RULE);
+    } else {
+        eprintln!("Only root and {} may use the key (polkit rule {}).", users.join(", "), polkit::RULE);
+    }
+}
+
+/// The polkit rule for what `path` serves now.
+fn install_rule(path: &Path) -> Result<(), CliError> {
+    let cards = Cards::read(path).unwrap_or_default();
+    polkit::install(&cards).map_err(|e| CliError::Input(format!("cannot write {}: {e}", polkit::RULE)))
 }
 
 /// The key's record as the driver's file will hold it: only a label a person can read is copied
@@ -155,21 +208,22 @@ fn tried_and_installed(
     install(&tmp, path)
 }
 
-fn say_enabled(path: &Path, handle: PersistentHandle, tcti: &str) {
+fn say_enabled(handle: PersistentHandle, tcti: &str, slot: usize) {
     eprintln!(
-        "The key at {handle} is served as a card (serial {}, slot 1) through the TPM at \"{tcti}\".",
-        handle.serial()
+        "The key at {handle} is served as a card (serial {}, YubiKey slot 1) in the reader \"{}\" through the TPM \
+         at \"{tcti}\".",
+        handle.serial(),
+        slot_reader_name(slot)
     );
     eprintln!(
         "A running pcscd picks the change up within a second, without a restart; KeePassXC lists the key after Refresh \
          (keepassxc-cli: --yubikey 1:{}).",
         handle.serial()
     );
-    let served = Cards::read(path).map(|c| c.served.len()).unwrap_or(0);
-    if served > 1 {
+    if slot > 0 {
         eprintln!(
-            "{served} keys are enabled: a reader gets its slots when pcscd loads it, so if this key does not show \
-             up, restart pcscd (sudo systemctl restart pcscd)."
+            "The reader gets its slots when pcscd loads it: if this key does not show up, restart pcscd (sudo \
+             systemctl restart pcscd)."
         );
     }
     warn_unregistered();
@@ -182,10 +236,13 @@ fn disable(path: &Path, handle: PersistentHandle) -> Result<(), CliError> {
         eprintln!("The key at {handle} was not enabled in {}; nothing changed.", path.display());
         return Ok(());
     }
+    let mut settings = cards::settings(&content);
+    settings.remove(&handle.to_string());
+    cards::set_settings(&mut content, &settings);
     let tmp = write_temporary(path, &content)?;
     install(&tmp, path)?;
     eprintln!("The key at {handle} is no longer served; a running pcscd takes its card out within a second.");
-    Ok(())
+    install_rule(path)
 }
 
 #[derive(Serialize)]
@@ -200,6 +257,11 @@ struct Status {
     refused: Vec<Refused>,
     registered: bool,
     pcscd_running: bool,
+    /// Whether pcscd asks polkit who may use a card; `false`: every local user may use them.
+    polkit: bool,
+    /// The polkit rule, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -207,6 +269,8 @@ struct Served {
     handle: String,
     serial: u32,
     keepassxc: String,
+    reader: String,
+    users: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     label: Option<String>,
 }
@@ -242,6 +306,8 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 handle: k.handle.to_string(),
                 serial: k.handle.serial(),
                 keepassxc: format!("1:{}", k.handle.serial()),
+                reader: slot_reader_name(k.slot),
+                users: k.users.clone(),
                 // The file may have been edited: a label is shown only as `tpm-hmac label` would set it.
                 label: k.record.label.clone().filter(|l| keepassxc_tpm::check_label(l).is_ok_and(|c| c == *l)),
             })
@@ -249,6 +315,8 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
         refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.to_string() }).collect(),
         registered: Path::new(READER_CONF).exists(),
         pcscd_running: Path::new("/run/pcscd/pcscd.comm").exists(),
+        polkit: polkit::pcscd_asks_polkit(),
+        rule: Path::new(polkit::RULE).exists().then(|| polkit::RULE.to_owned()),
     };
     if json {
         out!("{}", crate::output::json(&status));
@@ -261,10 +329,25 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
     }
     for key in &status.served {
         let label = key.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
-        out!("  served   {}  --yubikey {}{label}", key.handle, key.keepassxc);
+        let who = match (status.polkit, key.users.is_empty()) {
+            (false, _) => "every local user".to_owned(),
+            (true, true) => "root only".to_owned(),
+            (true, false) => format!("root, {}", key.users.join(", ")),
+        };
+        out!("  served   {}  --yubikey {}  \"{}\"  used by: {who}{label}", key.handle, key.keepassxc, key.reader);
     }
     for key in &status.refused {
         out!("  refused  {}  {}", key.handle, key.reason);
+    }
+    if !status.served.is_empty() {
+        match (&status.rule, status.polkit) {
+            (Some(rule), true) => out!("Who may use each key: polkit rule {rule}."),
+            (None, true) => out!("No polkit rule ({}): run tpm-hmac pcsc enable again to write it.", polkit::RULE),
+            (_, false) => out!(
+                "pcscd here does not ask polkit (Debian 12): every local user and process that can reach pcscd may use \
+                 these keys."
+            ),
+        }
     }
     if !status.registered {
         out!("The driver is not registered with pcscd: {READER_CONF} is missing (install the package).");
