@@ -23,6 +23,8 @@ packages=(
   # Debian 13 and sid chroots (Debian's keepassxc is installed by test-stock-keepassxc.sh for its run
   # only: tests/packaging/test-keepassxc-deb.sh skips where a keepassxc package is installed)
   pcscd pcsc-tools debootstrap
+  # the booted Debian 12, 13 and sid containers (tests/pcsc/test-booted-pcscd.sh: systemd-nspawn)
+  systemd-container
   # reading stock KeePassXC's key list off its screenshot (tests/pcsc/test-stock-gui.sh)
   tesseract-ocr
 )

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs issue 23's PC/SC tests (tests/pcsc): the APDU parser's fuzz target for 60 s (where cargo-fuzz
 # and nightly Rust are installed), the driver in a private pcscd (test-private-pcscd.sh),
-# yubikit through the driver (test-yubikit.sh), and stock KeePassXC through the driver for each
-# release in turn (test-stock-keepassxc.sh bookworm, trixie, sid; the chroots are made once and
-# cached in build/chroots), Debian 12's stock GUI under Xvfb listing the key (test-stock-gui.sh,
-# with bookworm), and a database going from the fork to stock KeePassXC through PC/SC and back
-# (test-fork-roundtrip.sh; a skip when the fork is not built). tpm-hmac and the driver are built
+# yubikit through the driver (test-yubikit.sh), stock KeePassXC of this machine through the driver
+# in a private pcscd (test-stock-keepassxc.sh bookworm), the package and stock KeePassXC in booted
+# Debian 12, 13 and sid containers with Debian's own pcscd units and polkit (test-booted-pcscd.sh;
+# the root file systems are made once and cached in build/chroots), Debian 12's stock GUI under Xvfb
+# listing the key (test-stock-gui.sh, with bookworm), and a database going from the fork to stock
+# KeePassXC through PC/SC and back (test-fork-roundtrip.sh; a skip when the fork is not built). tpm-hmac and the driver are built
 # once first. Prints each test's output as it runs (also kept in build/pcsc/logs/), then a
 # PASS/FAIL/SKIP summary with seconds.
 #
@@ -70,11 +71,12 @@ if (cd "$ROOT" && "$CARGO" build --locked -q -p tpm-hmac -p keepassxc-tpm-pcsc) 
   [ ! -x "$HERE/test-private-pcscd.sh" ] || run "test-private-pcscd" "$HERE/test-private-pcscd.sh"
   run "test-yubikit" "$HERE/test-yubikit.sh"
   for release in "${RELEASES[@]}"; do
-    run "test-stock-keepassxc $release" "$HERE/test-stock-keepassxc.sh" "$release"
+    run "test-booted-pcscd $release" "$HERE/test-booted-pcscd.sh" "$release"
   done
-  # Debian 12's stock KeePassXC only (the machine's own): its GUI under Xvfb, and databases that go
-  # between the fork and stock KeePassXC through PC/SC.
+  # Debian 12's stock KeePassXC only (the machine's own): through a private pcscd, its GUI under
+  # Xvfb, and databases that go between the fork and stock KeePassXC through PC/SC.
   if [[ " ${RELEASES[*]} " == *" bookworm "* ]]; then
+    run "test-stock-keepassxc bookworm" "$HERE/test-stock-keepassxc.sh" bookworm
     run "test-stock-gui" "$HERE/test-stock-gui.sh"
   fi
   run "test-fork-roundtrip" "$HERE/test-fork-roundtrip.sh"

@@ -190,7 +190,15 @@ else
   fail "pcsc enable on Debian 12 does not say that every local user may use the key: $(tr '\n' '|' <<<"$(cat "$WORK/enable.out")")"
 fi
 status=$(ct tpm-hmac pcsc status 2>&1 || true)
-if grep -q "alice" <<<"$status"; then pass "pcsc status names who may use the key"; else fail "pcsc status does not name alice: $(tr '\n' '|' <<<"$status")"; fi
+who="used by: root, alice"
+[ "$POLKIT" = 1 ] || who="used by: every local user"
+if grep -q "$who" <<<"$status"; then pass "pcsc status says who may use the key: \"$who\""; else fail "pcsc status does not say \"$who\": $(tr '\n' '|' <<<"$status")"; fi
+said=$(doctor | grep "polkit" | head -1)
+if [ "$POLKIT" = 1 ] && grep -qF "$RULE" <<<"$said" || [ "$POLKIT" = 0 ] && grep -q "every local user" <<<"$said"; then
+  pass "doctor says who may use the keys: \"$(sed 's/^ *//' <<<"$said")\""
+else
+  fail "doctor does not say who may use the keys: \"$said\""
+fi
 
 # ---- unlock: socket activation, stock keepassxc-cli ----
 [ "$(pcscd_state)" != active ] || fail "pcscd runs before the first client"
@@ -275,18 +283,21 @@ if [ "$POLKIT" = 1 ]; then
   stop_pcscd
   ct mv "$DROP_IN" "$SRV/drop-in.conf"
   ct systemctl daemon-reload
-  bad_case "without the package's drop-in" "tpmrm0.*[Pp]ermission denied" "pcscd.*(group|tss)"
+  bad_case "without the package's drop-in" "permission denied opening /dev/tpmrm0; pcscd's unit must grant the group \"tss\"" \
+    "pcscd cannot open /dev/tpmrm0 .*no access to group tss"
   ct mv "$SRV/drop-in.conf" "$DROP_IN"
   ct systemctl daemon-reload
 fi
 stop_pcscd
 node_stop
-bad_case "the TPM node missing" "tpmrm0" "/dev/tpmrm0"
+bad_case "the TPM node missing" "no TPM reachable through device:/dev/tpmrm0 \(/dev/tpmrm0 does not exist\)" \
+  "pcscd cannot open /dev/tpmrm0: No such file"
 node_start
 if [ "$PC_RELEASE" = sid ]; then
   stop_pcscd
   ct chmod 0600 "$CONFIG"
-  bad_case "the driver's file unreadable by the user pcscd" "pcsc.json.*(ermission|read)" "pcsc.json"
+  bad_case "the driver's file unreadable by the user pcscd" "pcsc.json: serving no card: .*(ermission|read)" \
+    "pcscd cannot read /etc/keepassxc-tpm/pcsc.json: its unit runs it as user pcscd"
   ct chmod 0644 "$CONFIG"
 fi
 stop_pcscd
@@ -303,7 +314,7 @@ stop_pcscd
 grep -qx Bank <<<"$(unlock_as root)" && pass "pcscd killed during an unlock: the next unlock opens the database" ||
   fail "after pcscd was killed during an unlock, the next unlock fails: $(journal | tail -3 | tr '\n' '|')"
 counter=$(lockout_counter)
-[ "$counter" = 0 ] && pass "TPM2_PT_LOCKOUT_COUNTER is 0 after every case above" || fail "TPM2_PT_LOCKOUT_COUNTER is $counter"
+[ -n "$counter" ] && [ "$((counter))" = 0 ] && pass "TPM2_PT_LOCKOUT_COUNTER is 0 after every case above" || fail "TPM2_PT_LOCKOUT_COUNTER is $counter"
 grep -q "DROPPED" "$HOST_SRV/tpm-node.log" && fail "the TPM node got bytes that were no TPM command"
 
 # ---- leaving ----

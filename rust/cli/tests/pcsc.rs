@@ -179,3 +179,69 @@ fn under_sudo_root_files_stay_roots() {
     }
     assert_eq!(said[0], said[1], "the errors do not tell whether the file exists");
 }
+
+/// Each key keeps its slot (the reader name a polkit rule names) when another is disabled; the
+/// users named with --user are kept per key, and a name that is not a user of this system, or
+/// could not go into the rule as it is, is refused before anything is written.
+#[test]
+fn slots_and_users_stay_with_their_keys() {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let secret = swtpm.dir().join("secret.hex");
+    std::fs::write(&secret, SECRET).unwrap();
+    for handle in ["0x81000100", "0x81000101", "0x81000102"] {
+        ok(&swtpm, &["import", "--secret-file", secret.to_str().unwrap(), "--handle", handle]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("etc/pcsc.json");
+    let config_arg = config.to_str().unwrap();
+    for bad in ["no-such-user-here", "a\"b", "root", "x);polkit"] {
+        let out =
+            tpm_hmac(&swtpm, &["pcsc", "enable", "--handle", "0x81000100", "--user", bad, "--config", config_arg]);
+        assert!(!out.status.success(), "--user {bad}");
+        assert!(stderr(&out).starts_with(&format!("tpm-hmac: --user {bad}: ")), "{}", stderr(&out));
+        assert!(!config.exists(), "nothing written for --user {bad}");
+    }
+    for (handle, user) in [("0x81000102", "nobody"), ("0x81000100", "daemon"), ("0x81000101", "bin")] {
+        ok(&swtpm, &["pcsc", "enable", "--handle", handle, "--user", user, "--config", config_arg]);
+    }
+    let readers = |status: &Value| -> Vec<(String, String, String)> {
+        status["served"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                let users = k["users"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect::<Vec<_>>();
+                (k["handle"].as_str().unwrap().into(), k["reader"].as_str().unwrap().into(), users.join(","))
+            })
+            .collect()
+    };
+    let entry = |h: &str, slot: &str, u: &str| (h.to_owned(), format!("KeePassXC TPM 00 {slot}"), u.to_owned());
+    assert_eq!(
+        readers(&status(&swtpm, &config)),
+        [entry("0x81000102", "00", "nobody"), entry("0x81000100", "01", "daemon"), entry("0x81000101", "02", "bin")]
+    );
+    ok(&swtpm, &["pcsc", "disable", "--handle", "0x81000102", "--config", config_arg]);
+    assert_eq!(
+        readers(&status(&swtpm, &config)),
+        [entry("0x81000100", "01", "daemon"), entry("0x81000101", "02", "bin")],
+        "the other keys keep their slots"
+    );
+    ok(
+        &swtpm,
+        &["pcsc", "enable", "--handle", "0x81000101", "--user", "nobody", "--user", "daemon", "--config", config_arg],
+    );
+    ok(&swtpm, &["pcsc", "enable", "--handle", "0x81000102", "--user", "bin", "--config", config_arg]);
+    assert_eq!(
+        readers(&status(&swtpm, &config)),
+        [
+            entry("0x81000102", "00", "bin"),
+            entry("0x81000100", "01", "daemon"),
+            entry("0x81000101", "02", "daemon,nobody")
+        ],
+        "enabled again: the same slot, the new users; a new key takes the free slot"
+    );
+}

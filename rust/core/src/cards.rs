@@ -229,6 +229,44 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_stays_with_its_key() {
+        let mut content = FileContent::default();
+        let good = serde_json::to_value(record(&public(true, &[], 0x0004))).unwrap();
+        let handles: Vec<PersistentHandle> =
+            [0x8100_0102, 0x8100_0100, 0x8100_0101].iter().map(|&h| PersistentHandle::new(h).unwrap()).collect();
+        let mut wanted = std::collections::BTreeMap::new();
+        for &handle in &handles {
+            let slot = slot_for(&content, handle).unwrap();
+            content.keys.insert(handle.to_string(), good.clone());
+            wanted.insert(handle.to_string(), CardSettings { slot: Some(slot), users: vec!["alice".into()] });
+            set_settings(&mut content, &wanted);
+        }
+        let slots = |content: &FileContent| {
+            Cards::of(content.clone()).served.iter().map(|c| (c.handle.value(), c.slot)).collect::<Vec<_>>()
+        };
+        assert_eq!(slots(&content), [(0x8100_0102, 0), (0x8100_0100, 1), (0x8100_0101, 2)], "in the order enabled");
+        assert_eq!(Cards::of(content.clone()).served[0].users, ["alice"]);
+        // Disabling the first key leaves the others where they are; the next key takes the gap.
+        content.keys.remove("0x81000102");
+        wanted.remove("0x81000102");
+        set_settings(&mut content, &wanted);
+        assert_eq!(slots(&content), [(0x8100_0100, 1), (0x8100_0101, 2)]);
+        assert_eq!(slot_for(&content, PersistentHandle::new(0x8100_0105).unwrap()), Some(0));
+        assert_eq!(slot_for(&content, handles[2]), Some(2), "a key enabled again keeps its slot");
+        // A file of an earlier version (no slots) fills slots in handle order; a clash or a slot out
+        // of range is placed anew.
+        set_settings(&mut content, &Default::default());
+        assert_eq!(slots(&content), [(0x8100_0100, 0), (0x8100_0101, 1)]);
+        let clash = CardSettings { slot: Some(1), users: vec![] };
+        let far = CardSettings { slot: Some(MAX_SLOTS), users: vec![] };
+        set_settings(&mut content, &[("0x81000100".into(), clash.clone()), ("0x81000101".into(), clash)].into());
+        assert_eq!(slots(&content), [(0x8100_0101, 0), (0x8100_0100, 1)]);
+        set_settings(&mut content, &[("0x81000100".into(), far)].into());
+        assert_eq!(slots(&content), [(0x8100_0100, 0), (0x8100_0101, 1)]);
+        assert_eq!(slot_reader_name(10), "KeePassXC TPM 00 0A");
+    }
+
+    #[test]
     fn which_records_are_served() {
         let servable = |record: &KeyRecord| {
             super::servable(PersistentHandle::new(0x8100_0100).unwrap(), record).map(|_| ()).map_err(|e| e.to_string())

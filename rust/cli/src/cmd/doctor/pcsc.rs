@@ -8,7 +8,7 @@ use keepassxc_tpm::{Error, Metadata, PersistentHandle, TpmOptions, TpmWorker, DE
 
 use super::tpm::Facts;
 use super::Finding;
-use crate::cmd::pcsc::READER_CONF;
+use crate::cmd::pcsc::{polkit, READER_CONF};
 
 /// The file name of the driver, as pcscd's memory map shows it once loaded.
 const DRIVER_FILE: &str = "libkeepassxc_tpm_pcsc.so";
@@ -138,6 +138,7 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
             format!("the PC/SC driver serves {} to stock KeePassXC", served.join(", ")),
         ));
     }
+    findings.extend(who_may_use(&config));
     if !broken.is_empty() {
         findings.push(Finding::problem(
             "pcsc-keys",
@@ -150,6 +151,46 @@ fn keys(path: &Path, tpm: Option<&Facts>) -> Vec<Finding> {
         findings.push(Finding::note("pcsc-keys", format!("the PC/SC driver does not serve {}", hidden.join("; "))));
     }
     findings
+}
+
+/// Who may use the served keys: the polkit rule where pcscd asks polkit, else everyone.
+fn who_may_use(config: &Cards) -> Option<Finding> {
+    if config.served.is_empty() {
+        return None;
+    }
+    if !polkit::pcscd_asks_polkit() {
+        return Some(Finding::note(
+            "pcsc-users",
+            "pcscd here does not ask polkit (Debian 12's pcscd 1.9.9): every local user and process that can reach \
+             pcscd may use the served keys",
+        ));
+    }
+    let who = |card: &keepassxc_tpm::cards::Card| match card.users.is_empty() {
+        true => format!("{}: root", card.handle),
+        false => format!("{}: root, {}", card.handle, card.users.join(", ")),
+    };
+    let users = config.served.iter().map(who).collect::<Vec<_>>().join("; ");
+    Some(match std::fs::read_to_string(polkit::RULE) {
+        Ok(text) if polkit::rule(config).is_some_and(|r| r == text) => {
+            Finding::ok("pcsc-users", format!("who may use each key (polkit rule {}): {users}", polkit::RULE))
+        }
+        Ok(_) => Finding::problem(
+            "pcsc-users",
+            format!(
+                "the polkit rule {} does not match the enabled keys (edited, or left by another version)",
+                polkit::RULE
+            ),
+            "sudo tpm-hmac pcsc enable --handle HANDLE [--user NAME] for one of the keys writes it again",
+        ),
+        Err(_) => Finding::problem(
+            "pcsc-users",
+            format!(
+                "no polkit rule {}: polkit's default lets every user with an active local session use the served keys",
+                polkit::RULE
+            ),
+            "sudo tpm-hmac pcsc enable --handle HANDLE [--user NAME] for one of the keys writes it",
+        ),
+    })
 }
 
 /// The driver's cards checked against the TPM as the driver checks them (its file as the records):

@@ -2,7 +2,7 @@
 //! KeePassXC as YubiKey-style cards (root's choice, kept in a root-owned file the driver reads),
 //! and who may use them (a polkit rule, [`polkit`]).
 
-mod polkit;
+pub(crate) mod polkit;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -117,13 +117,15 @@ fn enable(
     cards::set_settings(&mut content, &settings);
     tried_and_installed(path, &content, &tcti, handle)?;
     say_enabled(handle, &tcti, slot);
-    say_who(&users);
+    say_who(path, &users);
     install_rule(path)
 }
 
 /// Who may use the key now, as pcscd here decides it.
-fn say_who(users: &[String]) {
-    if !polkit::pcscd_asks_polkit() {
+fn say_who(path: &Path, users: &[String]) {
+    if path != Path::new(DEFAULT_PATH) {
+        eprintln!("No polkit rule is written for {} (only for {DEFAULT_PATH}, the file pcscd reads).", path.display());
+    } else if !polkit::pcscd_asks_polkit() {
         eprintln!(
             "tpm-hmac: warning: pcscd here does not ask polkit who may use a card (Debian 12's pcscd 1.9.9), so every \
              local user and process that can reach pcscd may use this key; --user has no effect. Debian 13 and later \
@@ -136,8 +138,12 @@ fn say_who(users: &[String]) {
     }
 }
 
-/// The polkit rule for what `path` serves now.
+/// The polkit rule for what `path` serves now, when `path` is the file the packaged reader entry
+/// names (a file elsewhere, e.g. a test's, leaves the system's rule alone).
 fn install_rule(path: &Path) -> Result<(), CliError> {
+    if path != Path::new(DEFAULT_PATH) {
+        return Ok(());
+    }
     let cards = Cards::read(path).unwrap_or_default();
     polkit::install(&cards).map_err(|e| CliError::Input(format!("cannot write {}: {e}", polkit::RULE)))
 }
