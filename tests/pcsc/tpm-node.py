@@ -5,7 +5,8 @@ group and mode Debian's tpm-udev gives the real node (root:tss 0660), relaying e
 swtpm's TCP data port. Like the kernel's resource manager behind /dev/tpmrm0, it flushes every
 transient object and session a client left in the TPM once the device is closed (as pcscd's exit
 closes it), so that nothing piles up where the real node would not let it; it logs each close
-("CLOSED, N left and flushed"), which the tests read. Unlike the kernel it does not virtualise handles between clients open at the
+("CLOSED, N left and flushed") and each command's code ("CMD 0x0000017E"), which the tests and
+the benchmark read. Unlike the kernel it does not virtualise handles between clients open at the
 same moment: the tests use the node from one program at a time.
 
 Test stand-in only: it gives no security.
@@ -23,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import termios
 import time
 import tty
 
@@ -114,6 +116,9 @@ def main():
                 chunk = os.read(master, 65536)
             except OSError:
                 # EIO: every client closed the device, as the kernel's resource manager sees a close.
+                # What a client killed in the middle of a command left unread goes with it, as
+                # with the kernel's device (a new client must never read an old response).
+                termios.tcflush(master, termios.TCIOFLUSH)
                 if used:
                     left = tpm.flush_all()
                     log("CLOSED, %d left and flushed%s" % (len(left), "".join(" 0x%08X" % h for h in left)))
@@ -131,6 +136,7 @@ def main():
                 if len(pending) < size:
                     break
                 cmd, pending = pending[:size], pending[size:]
+                log("CMD 0x%08X" % struct.unpack(">I", cmd[6:10])[0])
                 used = True
                 os.write(master, tpm.command(cmd))
     finally:

@@ -124,7 +124,7 @@ impl Reader {
         self.stamp = stamp;
         self.loaded = true;
         let config = config.unwrap_or_else(|why| {
-            log!("{}: serving no card: {why}", self.path.display());
+            log!("{}: serving no card: {why}{}", self.path.display(), remedy_for_pcscd(&self.path));
             Cards::default()
         });
         self.apply(config);
@@ -234,6 +234,19 @@ impl Reader {
             slot.state = State::Refused;
         }
         Some(answer)
+    }
+}
+
+/// What to do when pcscd's own user may not read the file: its unit decides who pcscd is (root
+/// without capabilities on Debian 13, the user pcscd on sid), so the file must be readable by all.
+fn remedy_for_pcscd(path: &Path) -> String {
+    match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "; pcscd runs as its unit's User= (root without capabilities, or pcscd), which must be able to read \
+             it: sudo chown root:root {0} && sudo chmod 644 {0}",
+            path.display()
+        ),
+        _ => String::new(),
     }
 }
 
