@@ -2,8 +2,9 @@
 # Makes (once) and caches a Debian root file system for the stock-KeePassXC tests (issues 23, 30):
 # debootstrap minbase of RELEASE plus Debian's own keepassxc, pcscd (with its polkit on Debian 13
 # and later), pcsc-tools, systemd, dbus and logind (so that it boots as a container:
-# test-booted-pcscd.sh), tpm-udev (the tss group), python3 (tpm-node.py) and the tpm2-tss runtime
-# libraries the reader driver links (and the device and swtpm TCTI modules), in build/chroots/RELEASE. A stamp
+# test-booted-pcscd.sh), tpm-udev (the tss group), python3 (tpm-node.py), tpm2-abrmd and the
+# tpm2-tss runtime libraries the reader driver links (and the device, swtpm and tabrmd TCTI modules),
+# in build/chroots/RELEASE. A stamp
 # file (.keepassxc-tpm-stamp) holding the package list marks it finished; a later run with the same
 # list reuses it at once, a changed list installs what is missing, a half-made chroot is made again.
 #
@@ -42,8 +43,8 @@ ENV=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FR
 # package names change between releases (Debian 12: libtss2-mu0; Debian 13: libtss2-mu-4.0.1-0t64,
 # which does not Provide libtss2-mu0), so each soname libtss2-STEM.so.N is resolved in the chroot to
 # the package named libtss2-STEM[-VERSION-]N[t64].
-PACKAGES="keepassxc pcscd pcsc-tools systemd systemd-sysv dbus libpam-systemd tpm-udev python3"
-TSS_SONAMES="libtss2-esys.so.0 libtss2-tctildr.so.0 libtss2-mu.so.0 libtss2-sys.so.1 libtss2-tcti-swtpm.so.0 libtss2-tcti-device.so.0"
+PACKAGES="keepassxc pcscd pcsc-tools systemd systemd-sysv dbus libpam-systemd tpm-udev python3 tpm2-abrmd"
+TSS_SONAMES="libtss2-esys.so.0 libtss2-tctildr.so.0 libtss2-mu.so.0 libtss2-sys.so.1 libtss2-tcti-swtpm.so.0 libtss2-tcti-device.so.0 libtss2-tcti-tabrmd.so.0"
 WANTED="$PACKAGES $TSS_SONAMES"
 
 # ---- inside the private mount namespace -------------------------------------------------------

@@ -17,6 +17,7 @@
 #   bad input  the drop-in gone (Debian 13, sid), the TPM node gone, the driver's file unreadable,
 #              pcscd killed in the middle of an unlock: each gives the driver's log line and doctor's
 #              cause, never a crash of pcscd, and the TPM's lockout counter stays 0;
+#   abrmd      with tpm2-abrmd (on the system D-Bus) as the driver's TCTI, the database opens too;
 #   leaving    apt remove leaves pcscd starting and serving; purge leaves nothing of the package;
 #              a reinstall serves no card until root enables again;
 #   upgrade    from the previous package (0.1.0-1: the reader entry a conffile, no maintainer
@@ -252,6 +253,22 @@ grep -qx Bank <<<"$(unlock_as root)" && pass "pcscd killed during an unlock: the
 counter=$(lockout_counter)
 [ -n "$counter" ] && [ "$((counter))" = 0 ] && pass "TPM2_PT_LOCKOUT_COUNTER is 0 after every case above" || fail "TPM2_PT_LOCKOUT_COUNTER is $counter"
 grep -q "DROPPED" "$HOST_SRV/tpm-node.log" && fail "the TPM node got bytes that were no TPM command"
+
+# ---- tpm2-abrmd as the TCTI: the driver inside pcscd's sandbox reaches it over the system D-Bus ----
+stop_pcscd
+ct systemd-run --quiet --unit=keepassxc-tpm-test-abrmd --uid=tss tpm2-abrmd --tcti=device:/dev/tpmrm0
+for _ in $(seq 100); do
+  ct busctl --system status com.intel.tss2.Tabrmd >/dev/null 2>&1 && break
+  sleep 0.1
+done
+ct tpm-hmac pcsc disable --handle "$PC_HANDLE" >/dev/null 2>&1
+if ct tpm-hmac --tcti tabrmd:bus_type=system pcsc enable --handle "$PC_HANDLE" >"$WORK/enable-abrmd.out" 2>&1 &&
+  grep -qx Bank <<<"$(unlock_as root)"; then
+  pass "with tpm2-abrmd (system D-Bus) as the driver's TCTI, pcscd under its unit opens the database"
+else
+  fail "through tpm2-abrmd: $(tr '\n' '|' <"$WORK/enable-abrmd.out") $(journal | tail -3 | tr '\n' '|')"
+fi
+ct systemctl stop keepassxc-tpm-test-abrmd >/dev/null 2>&1 || true
 
 # ---- leaving ----
 stop_pcscd

@@ -24,7 +24,6 @@ import signal
 import socket
 import struct
 import sys
-import termios
 import time
 import tty
 
@@ -91,16 +90,23 @@ def main():
     except OSError as e:
         print("tpm-node: cannot reach swtpm on 127.0.0.1:%d: %s" % (args.port, e), file=sys.stderr)
         return 1
-    master, slave = os.openpty()
-    tty.setraw(slave)
-    name = os.ttyname(slave)
-    # Closed here, so that the master reads EIO whenever no client has the device open.
-    os.close(slave)
-    os.chown(name, pwd.getpwnam(args.owner).pw_uid, grp.getgrnam(args.group).gr_gid)
-    os.chmod(name, int(args.mode, 8))
-    if os.path.lexists(args.link):
-        os.unlink(args.link)
-    os.symlink(name, args.link)
+    def new_device():
+        """A fresh pty behind the link: nothing a former client left unread can reach the next."""
+        master, slave = os.openpty()
+        tty.setraw(slave)
+        name = os.ttyname(slave)
+        # Closed here, so that the master reads EIO whenever no client has the device open.
+        os.close(slave)
+        os.chown(name, pwd.getpwnam(args.owner).pw_uid, grp.getgrnam(args.group).gr_gid)
+        os.chmod(name, int(args.mode, 8))
+        tmp = args.link + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(name, tmp)
+        os.rename(tmp, args.link)
+        return master, name
+
+    master, name = new_device()
     log("READY %s -> %s" % (args.link, name))
 
     stop = []
@@ -116,13 +122,14 @@ def main():
                 chunk = os.read(master, 65536)
             except OSError:
                 # EIO: every client closed the device, as the kernel's resource manager sees a close.
-                # What a client killed in the middle of a command left unread goes with it, as
-                # with the kernel's device (a new client must never read an old response).
-                termios.tcflush(master, termios.TCIOFLUSH)
                 if used:
                     left = tpm.flush_all()
                     log("CLOSED, %d left and flushed%s" % (len(left), "".join(" 0x%08X" % h for h in left)))
                     used = False
+                    # What a client killed in the middle of a command left unread goes with its
+                    # file, as with the kernel's device: the next client opens a new pty.
+                    os.close(master)
+                    master, name = new_device()
                 pending = b""
                 time.sleep(0.02)
                 continue
