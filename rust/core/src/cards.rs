@@ -27,6 +27,10 @@ pub const DEFAULT_PATH: &str = "/etc/keepassxc-tpm/pcsc.json";
 /// it loads it.
 pub const MAX_SLOTS: usize = 8;
 
+/// The package's drop-in for pcscd's unit (packaging/pcsc/pcscd-keepassxc-tpm.conf): it gives pcscd
+/// the TPM device's group.
+pub const PCSCD_DROP_IN: &str = "/usr/lib/systemd/system/pcscd.service.d/keepassxc-tpm.conf";
+
 /// The reader's FRIENDLYNAME (packaging/pcsc/keepassxc-tpm).
 pub const READER_NAME: &str = "KeePassXC TPM";
 

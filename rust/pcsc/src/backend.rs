@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use keepassxc_tpm::cards::PCSCD_DROP_IN as DROP_IN;
 use keepassxc_tpm::{Error, ErrorKind, Hint, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use zeroize::Zeroizing;
 
@@ -108,9 +109,6 @@ fn in_pcscd(e: &Error) -> String {
         _ => e.explained(),
     }
 }
-
-/// The package's drop-in for pcscd's unit (packaging/pcsc/pcscd-keepassxc-tpm.conf).
-const DROP_IN: &str = "/usr/lib/systemd/system/pcscd.service.d/keepassxc-tpm.conf";
 
 #[cfg(test)]
 mod tests {

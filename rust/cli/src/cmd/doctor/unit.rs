@@ -7,12 +7,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use keepassxc_tpm::cards::Cards;
+use keepassxc_tpm::cards::{Cards, PCSCD_DROP_IN as DROP_IN};
+use keepassxc_tpm::os;
 
 use super::Finding;
-
-/// The package's drop-in for pcscd's unit (packaging/pcsc/pcscd-keepassxc-tpm.conf).
-const DROP_IN: &str = "/usr/lib/systemd/system/pcscd.service.d/keepassxc-tpm.conf";
 
 /// What `systemctl show` says of pcscd's unit.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -73,7 +71,7 @@ impl Unit {
         if user == "root" && self.dac_override {
             return Ok(true);
         }
-        let uid = uid_of(user);
+        let uid = os::uid_of(user);
         let mode = meta.mode();
         if uid == Some(meta.uid()) {
             return Ok((mode >> 6) & want == want);
@@ -178,7 +176,7 @@ fn check_unit(unit: &Unit, config: &Path) -> Vec<Finding> {
         Ok(false) => {
             let group = std::fs::metadata(&device)
                 .ok()
-                .and_then(|m| keepassxc_tpm::os::group_name(m.gid()))
+                .and_then(|m| os::group_name(m.gid()))
                 .unwrap_or_else(|| "its group".to_owned());
             let fix = if Path::new(DROP_IN).exists() {
                 format!("{DROP_IN} is there but not in effect, or another drop-in overrides it: {reload}")
@@ -209,41 +207,19 @@ fn owner_and_mode(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(m) => format!(
             "{}:{} {:o}",
-            keepassxc_tpm::os::user_name(m.uid()).unwrap_or_else(|| m.uid().to_string()),
-            keepassxc_tpm::os::group_name(m.gid()).unwrap_or_else(|| m.gid().to_string()),
+            os::user_name(m.uid()).unwrap_or_else(|| m.uid().to_string()),
+            os::group_name(m.gid()).unwrap_or_else(|| m.gid().to_string()),
             m.mode() & 0o7777
         ),
         Err(e) => e.to_string(),
     }
 }
 
-/// The uid of the user named `name` (/etc/passwd).
-fn uid_of(name: &str) -> Option<u32> {
-    passwd_fields(name).and_then(|f| f.get(2)?.parse().ok())
-}
-
-/// The groups a service running as `user` with `extra` supplementary groups is in: the user's
-/// primary group, the groups that list the user (systemd calls initgroups), and `extra`.
+/// The groups a service running as `user` with the unit's `extra` supplementary groups is in.
 fn gids_of(user: &str, extra: &[String]) -> Vec<u32> {
-    let mut gids: Vec<u32> = passwd_fields(user).and_then(|f| f.get(3)?.parse().ok()).into_iter().collect();
-    let groups = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    for line in groups.lines() {
-        let fields: Vec<&str> = line.split(':').collect();
-        let (Some(name), Some(gid), Some(members)) = (fields.first(), fields.get(2), fields.get(3)) else { continue };
-        let member = members.split(',').any(|m| m == user);
-        if member || extra.iter().any(|g| g == name) {
-            gids.extend(gid.parse::<u32>().ok());
-        }
-    }
+    let mut gids = os::groups_of(user);
+    gids.extend(extra.iter().filter_map(|group| os::gid_of(group)));
     gids
-}
-
-fn passwd_fields(name: &str) -> Option<Vec<String>> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd
-        .lines()
-        .map(|l| l.split(':').map(str::to_owned).collect::<Vec<_>>())
-        .find(|f| f.first().is_some_and(|n| n == name))
 }
 
 #[cfg(test)]
@@ -275,7 +251,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("pcsc.json");
         std::fs::write(&file, "{}").unwrap();
-        let me = keepassxc_tpm::os::user_name(std::fs::metadata(&file).unwrap().uid()).unwrap();
+        let me = os::user_name(std::fs::metadata(&file).unwrap().uid()).unwrap();
         let nobody = Unit { user: "nobody".into(), ..Unit::default() };
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(!nobody.may_open(&file, 4).unwrap());
