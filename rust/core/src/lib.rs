@@ -63,6 +63,7 @@ mod challenge;
 mod direct;
 mod error;
 mod key;
+pub mod keyfile;
 pub mod metadata;
 mod options;
 pub mod os;
