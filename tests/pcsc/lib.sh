@@ -183,7 +183,7 @@ pc_reader_conf() {
     die "packaging/pcsc/keepassxc-tpm has no DEVICENAME/LIBPATH lines to point at the test's files"
 }
 
-# pc_private_pcscd [--root DIR] [--log FILE] [--env N=V] CONFDIR COMMAND...: COMMAND beside a
+# pc_private_pcscd [--log FILE] [--apdu] CONFDIR COMMAND...: COMMAND beside a
 # private pcscd (tests/pcsc/private-pcscd.sh).
 # Run in the background and waited for, so that a signal to this script is handled at once.
 PC_CHILD=""

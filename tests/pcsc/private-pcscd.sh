@@ -4,15 +4,11 @@
 # /run/pcscd, so that nothing is created on the machine's /run), pcscd starts in the foreground on
 # READER_CONF_DIR (its reader.conf.d; --disable-polkit where that pcscd has polkit: Debian 13, sid),
 # and COMMAND runs in the same namespace, so it talks to that pcscd while the machine's own
-# /run/pcscd and pcscd are never touched. With --root DIR everything runs in the chroot DIR instead
-# (/dev, /proc, /sys bound and a tmpfs on DIR/run, only inside the namespace); READER_CONF_DIR and
-# COMMAND are then paths inside DIR, and COMMAND gets a clean environment (PATH, HOME=/root,
-# LANG=C.UTF-8) plus the NAME=VALUE pairs given with --env.
+# /run/pcscd and pcscd are never touched. (pcscd as Debian's units start it: test-booted-pcscd.sh.)
 # On every exit path pcscd is stopped by its PID and every mount is undone; the mounts die with the
 # namespace even if this script is killed.
 #
-# Usage: tests/pcsc/private-pcscd.sh [--root DIR] [--log FILE] [--apdu] [--env NAME=VALUE]...
-#                                    READER_CONF_DIR COMMAND [ARGS...]
+# Usage: tests/pcsc/private-pcscd.sh [--log FILE] [--apdu] READER_CONF_DIR COMMAND [ARGS...]
 #   --log FILE  pcscd's output (default: discarded); --apdu  pcscd logs every APDU (-a)
 # Exit codes: COMMAND's own; 1 when pcscd did not start; 2 usage; 77 not root or a tool missing.
 set -euo pipefail
@@ -20,16 +16,12 @@ set -euo pipefail
 usage() { sed -n '/^# Usage:/,/^#   --log/p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 say() { echo "[private-pcscd] $*" >&2; }
 
-ROOTDIR=""
 LOG=/dev/null
 APDU=()
-ENVS=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --root) ROOTDIR=$(cd "$2" && pwd); shift 2 ;;
     --log) LOG=$2; shift 2 ;;
     --apdu) APDU=(--apdu); shift ;;
-    --env) ENVS+=("$2"); shift 2 ;;
     --) shift; break ;;
     -*) usage ;;
     *) break ;;
@@ -47,12 +39,8 @@ if [ "${KEEPASSXC_TPM_PRIVATE_PCSCD_NS:-}" != "$$" ]; then
   for tool in unshare pcscd mount; do
     command -v "$tool" >/dev/null 2>&1 || { say "SKIP: $tool is not installed (scripts/install-deps.sh)"; exit 77; }
   done
-  args=()
-  [ -n "$ROOTDIR" ] && args+=(--root "$ROOTDIR")
-  for e in "${ENVS[@]}"; do args+=(--env "$e"); done
   # exec keeps the PID, which marks the namespace as entered.
-  KEEPASSXC_TPM_PRIVATE_PCSCD_NS=$$ exec unshare -m --propagation private "$0" "${args[@]}" --log "$LOG" "${APDU[@]}" \
-    "$CONFDIR" "$@"
+  KEEPASSXC_TPM_PRIVATE_PCSCD_NS=$$ exec unshare -m --propagation private "$0" --log "$LOG" "${APDU[@]}" "$CONFDIR" "$@"
 fi
 
 # ---- inside the namespace ---------------------------------------------------------------------
@@ -78,28 +66,21 @@ finish() {
 trap finish EXIT
 trap 'exit 143' TERM INT HUP
 
-if [ -n "$ROOTDIR" ]; then
-  mount_chroot_system "$ROOTDIR"
-  mkdir -p "$ROOTDIR/run/pcscd"
-  RUN=(chroot "$ROOTDIR" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "${ENVS[@]}")
+if [ -d /run/pcscd ]; then
+  mount -t tmpfs -o mode=0755 tmpfs /run/pcscd
+  mounted+=(/run/pcscd)
 else
-  if [ -d /run/pcscd ]; then
-    mount -t tmpfs -o mode=0755 tmpfs /run/pcscd
-    mounted+=(/run/pcscd)
-  else
-    mount -t tmpfs -o mode=0755 tmpfs /run
-    mounted+=(/run)
-    mkdir /run/pcscd
-  fi
-  RUN=(env)
+  mount -t tmpfs -o mode=0755 tmpfs /run
+  mounted+=(/run)
+  mkdir /run/pcscd
 fi
-SOCKET=$ROOTDIR/run/pcscd/pcscd.comm
+SOCKET=/run/pcscd/pcscd.comm
 
 polkit=()
-if "${RUN[@]}" pcscd --help 2>&1 | grep -q -- --disable-polkit; then
+if pcscd --help 2>&1 | grep -q -- --disable-polkit; then
   polkit=(--disable-polkit)
 fi
-"${RUN[@]}" pcscd --foreground "${APDU[@]}" "${polkit[@]}" -c "$CONFDIR" >"$LOG" 2>&1 </dev/null &
+pcscd --foreground "${APDU[@]}" "${polkit[@]}" -c "$CONFDIR" >"$LOG" 2>&1 </dev/null &
 pcscd_pid=$!
 for _ in $(seq 200); do
   [ -S "$SOCKET" ] && break
@@ -113,7 +94,7 @@ fi
 # In the background and waited for, so that a signal to this script is handled at once (the
 # command is stopped, then pcscd, then the mounts are undone).
 rc=0
-"${RUN[@]}" "$@" <&0 &
+"$@" <&0 &
 command_pid=$!
 wait "$command_pid" || rc=$?
 command_pid=""

@@ -103,7 +103,7 @@ fn pcscd_unit() -> Option<Unit> {
     }
     let out = Command::new("systemctl")
         .args(["show", "pcscd.service", "-p", "LoadState,User,SupplementaryGroups,CapabilityBoundingSet"])
-        .args(["-p", "ProtectSystem,ProtectHome,PrivateTmp"])
+        .args(["-p", "ProtectHome,PrivateTmp"])
         .env("LC_ALL", "C")
         .output()
         .ok()?;
