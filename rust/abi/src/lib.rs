@@ -16,6 +16,10 @@ pub const ENTRY_SYMBOL: &[u8] = b"keepassxc_tpm_backend_v1\0";
 /// KeePassXC serials that name TPM keys: the owner's persistent handles. YubiKey serials never
 /// reach 0x81000000.
 pub const TPM_SERIALS: std::ops::RangeInclusive<u32> = 0x8100_0000..=0x817F_FFFF;
+/// KeePassXC serials of TPM keys kept in files (TSS2 PRIVATE KEY) instead of persistent handles:
+/// 0x82xxxxxx is a handle type the TPM does not have (Part 2, 7.2), so such a serial is never a
+/// persistent handle's, and YubiKey serials (eight decimal digits) never reach it.
+pub const FILE_KEY_SERIALS: std::ops::RangeInclusive<u32> = 0x8200_0000..=0x82FF_FFFF;
 /// The backend's file name, as the loader looks for it.
 pub const LIBRARY_NAME: &str = "libkeepassxc_tpm_backend.so";
 

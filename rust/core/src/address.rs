@@ -7,6 +7,9 @@ use std::str::FromStr;
 
 /// Persistent handles of the owner hierarchy (TPM 2.0 Part 2, 7.6).
 pub const OWNER_PERSISTENT: RangeInclusive<u32> = keepassxc_tpm_abi::TPM_SERIALS;
+/// Serials of keys kept in files ([`crate::keyfile`]): chosen at random when the key is made and
+/// kept in its record, so that KeePassXC addresses the key the same way every time.
+pub const FILE_KEYS: RangeInclusive<u32> = keepassxc_tpm_abi::FILE_KEY_SERIALS;
 /// Where `create`/`import` put a key when no handle is given: clear of the SRK (0x81000001),
 /// the other TCG-reserved low handles and the endorsement keys (0x8101xxxx).
 pub const PROJECT_RANGE: RangeInclusive<u32> = 0x8100_0100..=0x8100_01FF;
@@ -35,14 +38,16 @@ impl fmt::Display for BadHandle {
 
 impl std::error::Error for BadHandle {}
 
-/// A persistent handle in the owner range.
+/// A key's identity: a persistent handle in the owner range, or the serial of a key kept in a file
+/// ([`FILE_KEYS`]; [`PersistentHandle::is_file_key`]), which its record maps to the file's wrapped
+/// key. Either is the key's KeePassXC serial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PersistentHandle(u32);
 
 impl PersistentHandle {
-    /// The handle `value`, if it is in the owner's persistent range.
+    /// The handle `value`, if it is in the owner's persistent range or names a key file.
     pub fn new(value: u32) -> Result<Self, BadHandle> {
-        if OWNER_PERSISTENT.contains(&value) {
+        if OWNER_PERSISTENT.contains(&value) || FILE_KEYS.contains(&value) {
             Ok(PersistentHandle(value))
         } else {
             Err(BadHandle { input: format!("0x{value:08X}") })
@@ -60,6 +65,12 @@ impl PersistentHandle {
             return Err(BadHandle { input: format!("{slot}:{serial} (a TPM key only has slot {SLOT})") });
         }
         Self::from_serial(serial)
+    }
+
+    /// Whether this names a key kept in a file (loaded from its record when used), not a
+    /// persistent object.
+    pub fn is_file_key(self) -> bool {
+        FILE_KEYS.contains(&self.0)
     }
 
     /// The handle as a number.
@@ -89,7 +100,10 @@ impl FromStr for PersistentHandle {
         let bad = || BadHandle { input: input.to_owned() };
         let value = if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
             u32::from_str_radix(hex, 16).map_err(|_| bad())?
-        } else if text.len() == 8 && text.bytes().all(|b| b.is_ascii_hexdigit()) && text.starts_with("81") {
+        } else if text.len() == 8
+            && text.bytes().all(|b| b.is_ascii_hexdigit())
+            && (text.starts_with("81") || text.starts_with("82"))
+        {
             u32::from_str_radix(text, 16).map_err(|_| bad())?
         } else {
             text.parse::<u32>().map_err(|_| bad())?
@@ -125,6 +139,10 @@ mod tests {
         assert_eq!((h.serial(), h.to_string()), (0x8100_0100, "0x81000100".to_owned()));
         assert!(PersistentHandle::from_address(0x8100_0100, 2).is_err());
         assert!(PersistentHandle::from_serial(12_345_678).is_err(), "a YubiKey serial is not a TPM key");
+        let file = PersistentHandle::from_address(0x8212_3456, 1).unwrap();
+        assert!(file.is_file_key() && !PersistentHandle::new(0x8100_0100).unwrap().is_file_key());
+        assert_eq!("82123456".parse::<PersistentHandle>().unwrap(), file);
+        assert!("0x83000000".parse::<PersistentHandle>().is_err());
     }
 
     #[test]

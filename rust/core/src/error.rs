@@ -185,6 +185,14 @@ pub enum Error {
         /// What the operating system said.
         detail: String,
     },
+    /// A key file that cannot be used (or a key-file key whose record cannot load it): nothing
+    /// was sent to the TPM that needs authorisation.
+    KeyFile {
+        /// The file (or the key's serial, when its record is at fault).
+        path: String,
+        /// What is wrong, in words that follow "it".
+        reason: String,
+    },
     /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
     Wrapper {
         /// What was being done.
@@ -250,7 +258,10 @@ impl Error {
             Error::PolicyFailed { .. } | Error::PolicyUnknown { .. } => ErrorKind::PolicyFailed,
             Error::BadSecret { .. } | Error::BadLabel { .. } => ErrorKind::BadSecret,
             Error::StorageKeyChanged { .. } => ErrorKind::StorageKeyChanged,
-            Error::Metadata { .. } | Error::RecordMismatch { .. } | Error::NotRecorded { .. } => ErrorKind::Metadata,
+            Error::Metadata { .. }
+            | Error::RecordMismatch { .. }
+            | Error::NotRecorded { .. }
+            | Error::KeyFile { .. } => ErrorKind::Metadata,
             Error::PinNeedsEncryption { .. } => ErrorKind::Other,
             Error::ChallengeTooLong { .. } => ErrorKind::BadChallenge,
             Error::OutOfMemory { .. }
@@ -339,6 +350,7 @@ impl fmt::Display for Error {
             Error::Metadata { path, reason } => {
                 write!(f, "the keepassxc-tpm metadata file {path} cannot be used: {reason}")
             }
+            Error::KeyFile { path, reason } => write!(f, "the key file {path} cannot be used: {reason}"),
             Error::RecordMismatch { handle, path } => write!(
                 f,
                 "the key at {handle} is not the key recorded for it in {path}: this is another TPM, the key was \

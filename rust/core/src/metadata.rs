@@ -62,6 +62,17 @@ pub struct KeyRecord {
     /// The user's name for the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// For a key kept in a file: its TPM2B_PRIVATE (hex), wrapped by the storage key, as the file
+    /// holds it; the record alone loads the key (the PC/SC driver's copy needs nothing under /home).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_private: Option<String>,
+    /// For a key kept in a file: its parent's handle as the file names it (0x40000001: the
+    /// standard storage primary; 0x81000001: the persistent SRK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_parent: Option<u32>,
+    /// For a key kept in a file: where the file was written (for `list` and `delete`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
 }
 
 impl KeyRecord {

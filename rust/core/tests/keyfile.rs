@@ -72,3 +72,83 @@ fn another_tpms_file_does_not_load() {
     let refused = tpm2_tools_hmac(&second, &file, b"x").unwrap_err();
     assert!(refused.contains("0x") || refused.contains("rror"), "{refused}");
 }
+
+mod file_keys {
+    use keepassxc_tpm::keyfile::KeyFile;
+    use keepassxc_tpm::{KeySpec, Metadata, Secret, Tpm, TpmOptions};
+    use swtpm_fixture::yubikey::{reference_message, yubikey_hmac, YUBIKEY_SECRET};
+    use swtpm_fixture::{persist_srk, tpm2, Swtpm};
+
+    fn open(swtpm: &Swtpm) -> Tpm {
+        let options = TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        Tpm::open(&options).unwrap()
+    }
+
+    fn persistent(swtpm: &Swtpm) -> String {
+        tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-persistent"])
+    }
+
+    /// A key imported into a file answers what its YubiKey twin answers, from this connection and
+    /// from a new one (loaded from its record), and takes no persistent slot; tpm2-tools loads the
+    /// file; deleting it removes the file and the record; nothing stays loaded in the TPM.
+    #[test]
+    fn a_key_in_a_file_answers_like_its_yubikey_twin_and_takes_no_slot() {
+        let swtpm = Swtpm::start();
+        persist_srk(&swtpm.tcti(), swtpm.dir());
+        let before = persistent(&swtpm);
+        let path = swtpm.dir().join("twin.tss");
+        let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
+        let key = open(&swtpm).import_file_key(&KeySpec::default(), &secret, &path).unwrap();
+        assert!(key.handle.is_file_key(), "{}", key.handle);
+        assert_eq!(persistent(&swtpm), before, "no persistent handle taken");
+        for challenge in [&b""[..], b"x", &[0x20; 63], &[0x41; 64]] {
+            let mut tpm = open(&swtpm);
+            assert_eq!(
+                &tpm.challenge(key.handle, challenge).unwrap()[..],
+                &yubikey_hmac(&reference_message(challenge))[..]
+            );
+            assert_eq!(tpm.file_key_serial(&path).unwrap(), key.handle);
+        }
+        assert_eq!(tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-transient"]).trim(), "", "flushed on close");
+        let file = KeyFile::read(&path).unwrap();
+        assert!(file.empty_auth);
+        assert_eq!(file.parent, 0x8100_0001, "made under the persistent SRK");
+        assert_eq!(open(&swtpm).delete_file_key(key.handle).unwrap(), None);
+        assert!(!path.exists());
+        assert!(open(&swtpm).challenge(key.handle, b"x").is_err(), "no record, nothing to load");
+    }
+
+    /// Fifty keys in files on a TPM whose persistent memory holds only the SRK answer, and the
+    /// count of persistent handles does not change.
+    #[test]
+    fn fifty_key_files_all_answer() {
+        let swtpm = Swtpm::start();
+        persist_srk(&swtpm.tcti(), swtpm.dir());
+        let before = persistent(&swtpm);
+        let mut tpm = open(&swtpm);
+        let keys: Vec<_> = (0..50)
+            .map(|i| tpm.create_file_key(&KeySpec::default(), &swtpm.dir().join(format!("k{i}.tss"))).unwrap().handle)
+            .collect();
+        drop(tpm);
+        let mut tpm = open(&swtpm);
+        let responses: std::collections::HashSet<Vec<u8>> =
+            keys.iter().map(|&h| tpm.challenge(h, b"same challenge").unwrap().to_vec()).collect();
+        assert_eq!(responses.len(), 50, "fifty different keys");
+        assert_eq!(persistent(&swtpm), before);
+    }
+
+    /// Without a persistent SRK the key is made under the standard storage primary (parent
+    /// 0x40000001) and loads there again; a key file that exists is never overwritten.
+    #[test]
+    fn under_the_standard_primary_and_never_over_a_file() {
+        let swtpm = Swtpm::start();
+        let path = swtpm.dir().join("k.tss");
+        std::fs::write(&path, "mine").unwrap();
+        let refused = open(&swtpm).create_file_key(&KeySpec::default(), &path).unwrap_err();
+        assert!(refused.to_string().contains("exists already"), "{refused}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "mine");
+        std::fs::remove_file(&path).unwrap();
+        let key = open(&swtpm).create_file_key(&KeySpec::default(), &path).unwrap();
+        assert_eq!(open(&swtpm).challenge(key.handle, b"x").unwrap().len(), 20);
+    }
+}

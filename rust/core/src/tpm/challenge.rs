@@ -284,6 +284,10 @@ impl Tpm {
     /// (no TPM command), each part checked against its pinned name; `None` when the direct path
     /// may not serve it. The caller checks the key's name against the TPM's.
     fn direct_plan(&mut self, handle: PersistentHandle) -> Option<DirectPlan> {
+        // A key file is loaded through ESYS; its transient handle is ESYS's.
+        if handle.is_file_key() {
+            return None;
+        }
         let record = match self.keys.checked(handle) {
             Some(key) => key.record.clone(),
             None => self.record(handle).ok()??,

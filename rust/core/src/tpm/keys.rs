@@ -35,6 +35,11 @@ impl Tpm {
         if let Some(object) = self.keys.object(handle) {
             return Ok(object);
         }
+        if handle.is_file_key() {
+            let object = self.load_file_key(handle)?;
+            self.keys.resolved(handle, object);
+            return Ok(object);
+        }
         let tpm_handle = persistent_tpm_handle(handle)?;
         self.esys()?;
         let object = self.call(|ctx| ctx.tr_from_tpm_public(tpm_handle)).map_err(|(code, e)| {
@@ -48,10 +53,15 @@ impl Tpm {
         Ok(object)
     }
 
-    /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale).
+    /// Forgets a cached ESYS handle (the object was deleted, or the cache went stale); a loaded
+    /// key file is flushed from the TPM.
     pub(crate) fn forget(&mut self, handle: PersistentHandle) {
         if let Some(object) = self.keys.forget(handle) {
-            self.close(object);
+            if handle.is_file_key() {
+                self.flush(object);
+            } else {
+                self.close(object);
+            }
         }
     }
 
@@ -172,7 +182,7 @@ impl Tpm {
 
     /// The new key's template (its policy: PCRs, the empty policy, or its authValue), authValue (the
     /// PIN's) and secret (imported, else generated in the TPM).
-    fn new_key_inputs(
+    pub(super) fn new_key_inputs(
         &mut self,
         spec: &KeySpec,
         secret: Option<&Secret>,
@@ -237,6 +247,7 @@ impl Tpm {
             pcrs: spec.pcrs.clone(),
             yubikey_mode: spec.yubikey_mode,
             label,
+            ..KeyRecord::default()
         })
     }
 
@@ -293,7 +304,7 @@ impl Tpm {
 
     /// TPM2_Create in a session salted with `parent` that encrypts the first command parameter,
     /// the inSensitive holding the secret and the authValue.
-    fn create_encrypted(
+    pub(super) fn create_encrypted(
         &mut self,
         parent: EsysKeyHandle,
         template: &Public,
@@ -312,6 +323,12 @@ impl Tpm {
     /// record then fails closed: another key put at this handle by another tool is refused, one
     /// made by `create`/`import` replaces it).
     pub fn delete_key(&mut self, handle: PersistentHandle) -> Result<Option<Error>> {
+        if handle.is_file_key() {
+            return Err(Error::KeyFile {
+                path: handle.to_string(),
+                reason: "it is a key file, not a persistent key: delete it with its file".to_owned(),
+            });
+        }
         self.key_info(handle)?;
         let object = self.resolve(handle)?;
         self.evict(handle, object)?;

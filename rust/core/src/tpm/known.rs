@@ -55,6 +55,11 @@ impl KnownKeys {
         self.checked.remove(&handle);
     }
 
+    /// The key files this connection has loaded.
+    pub(super) fn loaded_file_keys(&self) -> Vec<PersistentHandle> {
+        self.objects.keys().copied().filter(|h| h.is_file_key()).collect()
+    }
+
     /// Forgets the key at `handle`; its ESYS handle, if any, is the caller's to close.
     pub(super) fn forget(&mut self, handle: PersistentHandle) -> Option<ObjectHandle> {
         self.checked.remove(&handle);

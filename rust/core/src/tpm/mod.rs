@@ -26,6 +26,7 @@ use known::KnownKeys;
 
 mod challenge;
 pub(crate) mod da;
+mod file_keys;
 pub(crate) mod inventory;
 mod keys;
 mod known;

@@ -127,6 +127,7 @@ impl Tpm {
             pcrs: Vec::new(),
             yubikey_mode: Default::default(),
             label: None,
+            ..KeyRecord::default()
         };
         self.record_first_use(handle, None, &record);
         Ok(PinnedKey { info, record })

@@ -1,0 +1,241 @@
+//! Keys kept in files instead of persistent handles (the `impl Tpm` of [`crate::keyfile`]): made
+//! under the storage parent and written as a TSS2 PRIVATE KEY, never persisted, so they take no
+//! persistent slot and need no owner authorisation after the SRK exists. Each has a serial in
+//! [`FILE_KEYS`] (its [`PersistentHandle`]), chosen at random when it is made; its record holds
+//! what the file holds (public area, wrapped private part, parent), so the record alone loads it:
+//! once per connection (TPM2_Load), kept loaded after that, flushed when the connection forgets it.
+
+use std::path::{Path, PathBuf};
+
+use crate::address::{PersistentHandle, FILE_KEYS, SRK_HANDLE};
+use crate::error::{Error, Result};
+use crate::key::{check_label, KeyInfo, KeySpec};
+use crate::keyfile::{KeyFile, KeyFileError, STANDARD_PARENT};
+use crate::metadata::KeyRecord;
+use crate::secret::Secret;
+use crate::tpm::pinned::public_and_name;
+use tss_esapi::handles::ObjectHandle;
+use tss_esapi::structures::{Private, Public};
+use tss_esapi::traits::{Marshall, UnMarshall};
+
+use super::Tpm;
+
+/// Serials tried before giving up on finding a free one (there are 16 million).
+const SERIAL_ATTEMPTS: usize = 16;
+
+impl Tpm {
+    /// Generates an HMAC key inside the TPM and writes it to the key file at `path` (which must
+    /// not exist); its record goes to the record file. The secret never leaves the TPM unwrapped.
+    pub fn create_file_key(&mut self, spec: &KeySpec, path: &Path) -> Result<KeyInfo> {
+        self.provision_file(spec, None, path)
+    }
+
+    /// Imports `secret` as an HMAC key kept in the key file at `path`.
+    pub fn import_file_key(&mut self, spec: &KeySpec, secret: &Secret, path: &Path) -> Result<KeyInfo> {
+        secret.check_length(spec.algorithm)?;
+        self.provision_file(spec, Some(secret), path)
+    }
+
+    fn provision_file(&mut self, spec: &KeySpec, secret: Option<&Secret>, path: &Path) -> Result<KeyInfo> {
+        let label = spec.label.as_deref().map(check_label).transpose()?;
+        if std::fs::symlink_metadata(path).is_ok() {
+            return Err(key_file_error(path, "it exists already: give a new file, or delete that key first"));
+        }
+        let metadata = self.metadata.clone();
+        let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
+        let handle = self.free_serial(&metadata)?;
+        let (template, auth, sensitive) = self.new_key_inputs(spec, secret)?;
+        let made = self.with_parent(true, |tpm, parent| {
+            let parent_name = tpm.esys_name(parent.handle.into())?;
+            let parent_public =
+                if parent.is_transient() { None } else { tpm.public_at(PersistentHandle::new(SRK_HANDLE)?).ok() };
+            let key = tpm.create_encrypted(parent.handle, &template, auth, sensitive)?;
+            let file_parent = if parent.is_transient() { STANDARD_PARENT } else { SRK_HANDLE };
+            Ok((key, parent_name, parent_public, file_parent))
+        })?;
+        let (key, storage_key_name, parent_public, file_parent) = made;
+        let file = KeyFile {
+            empty_auth: spec.pin.is_none(),
+            parent: file_parent,
+            public: tpm2b(&key.out_public.marshall().map_err(marshalling)?),
+            private: tpm2b(key.out_private.value()),
+        };
+        let (public_bytes, key_name) = public_and_name(&key.out_public)
+            .ok_or_else(|| Error::Wrapper { operation: "naming the new key", text: "no SHA-256 name".to_owned() })?;
+        let pinned = |public: &Public, name: &str| {
+            public_and_name(public).filter(|(_, n)| n == name).map(|(bytes, _)| hex::encode(bytes))
+        };
+        let record = KeyRecord {
+            key_public: Some(hex::encode(&public_bytes)),
+            key_name: Some(key_name),
+            storage_key_public: parent_public.as_ref().and_then(|p| pinned(p, &storage_key_name)),
+            storage_key_name: Some(storage_key_name),
+            pcrs: spec.pcrs.clone(),
+            yubikey_mode: spec.yubikey_mode,
+            label,
+            key_private: Some(hex::encode(&file.private)),
+            key_parent: Some(file_parent),
+            key_file: Some(absolute(path).display().to_string()),
+        };
+        // The file first, then its record: a process killed in between leaves a file without a
+        // record (harmless: nothing uses it), never a record without its file.
+        file.write(path).map_err(|e| key_file_error(path, &format!("cannot write it ({e})")))?;
+        if let Err(cause) = lock.set(handle, Some(&record)) {
+            let removed = std::fs::remove_file(path).is_ok();
+            return Err(Error::NotRecorded { handle, removed, cause: Box::new(cause) });
+        }
+        drop(lock);
+        let info = self.key_info(handle);
+        // Not kept loaded: without a resource manager the TPM holds only a few objects.
+        self.forget(handle);
+        info
+    }
+
+    /// A serial of [`FILE_KEYS`] that no record uses, chosen at random.
+    fn free_serial(&mut self, metadata: &crate::metadata::Metadata) -> Result<PersistentHandle> {
+        for _ in 0..SERIAL_ATTEMPTS {
+            let mut bytes = [0u8; 4];
+            crate::random::fill(&mut bytes)?;
+            let value = FILE_KEYS.start() | (u32::from_be_bytes(bytes) & 0x00FF_FFFF);
+            let handle = PersistentHandle::new(value)?;
+            if metadata.get(handle)?.is_none() {
+                return Ok(handle);
+            }
+        }
+        Err(Error::NoFreeHandle { detail: "no free key-file serial found".to_owned() })
+    }
+
+    /// Loads the key file `handle` names from its record, under the parent the record names (the
+    /// persistent SRK, or the standard storage primary when there is none); the TPM checks the
+    /// wrapped private part against that parent (a file of another TPM does not load).
+    pub(crate) fn load_file_key(&mut self, handle: PersistentHandle) -> Result<ObjectHandle> {
+        let record = self.record(handle)?.ok_or(Error::EmptyHandle { handle })?;
+        let public = record
+            .key_public
+            .as_deref()
+            .zip(record.key_name.as_deref())
+            .and_then(|(public, name)| crate::tpm::pinned::recorded_public(public, name))
+            .ok_or_else(|| not_loadable(handle, "its record's public area is missing or not the key it names"))?;
+        let private = record
+            .key_private
+            .as_deref()
+            .and_then(|hex_text| hex::decode(hex_text).ok())
+            .and_then(|bytes| Private::try_from(bytes.get(2..)?.to_vec()).ok())
+            .ok_or_else(|| not_loadable(handle, "its record holds no wrapped private part"))?;
+        let load = |tpm: &mut Tpm| {
+            tpm.with_parent(false, |tpm, parent| {
+                tpm.with_password(|tpm| {
+                    tpm.run("loading the key file", |ctx| ctx.load(parent.handle, private.clone(), public.clone()))
+                })
+            })
+        };
+        let loaded = match load(self) {
+            // The TPM's few object slots hold other key files this connection loaded: flush them.
+            Err(Error::OutOfMemory { .. }) if !self.keys.loaded_file_keys().is_empty() => {
+                for other in self.keys.loaded_file_keys() {
+                    self.forget(other);
+                }
+                load(self)?
+            }
+            other => other?,
+        };
+        Ok(loaded.into())
+    }
+
+    /// The serial of the key kept in the file at `path`: the record whose public area is the
+    /// file's. A file without a record (made elsewhere, or its record lost) is not used: it could
+    /// be any key, and nothing pins the storage key it was made under.
+    pub fn file_key_serial(&mut self, path: &Path) -> Result<PersistentHandle> {
+        let file = KeyFile::read(path).map_err(|e| key_file_error(path, &e.to_string()))?;
+        let public = Public::unmarshall(file.public.get(2..).unwrap_or_default())
+            .map_err(|_| key_file_error(path, "its public area is not a TPM public area"))?;
+        let (public_bytes, _) =
+            public_and_name(&public).ok_or_else(|| key_file_error(path, "its public area has no SHA-256 name"))?;
+        let wanted = hex::encode(public_bytes);
+        let content = self.metadata.content()?;
+        for (name, value) in &content.keys {
+            let Ok(handle) = name.parse::<PersistentHandle>() else { continue };
+            let Ok(record) = serde_json::from_value::<KeyRecord>(value.clone()) else { continue };
+            if handle.is_file_key()
+                && record.key_public.as_deref() == Some(&wanted)
+                && record.key_private.as_deref() == Some(&hex::encode(&file.private))
+            {
+                return Ok(handle);
+            }
+        }
+        Err(key_file_error(
+            path,
+            "no record of this key in your record file (keys made with `tpm-hmac create --key-file` are recorded \
+             there; a file made by another program or user cannot be used)",
+        ))
+    }
+
+    /// Removes the key file `handle` names: its file (where its record says it is) and its record.
+    /// `Ok(Some(path))`: the file could not be removed and is left at `path` (useless without
+    /// its record only on another TPM: delete it by hand).
+    pub fn delete_file_key(&mut self, handle: PersistentHandle) -> Result<Option<PathBuf>> {
+        let record = self.record(handle)?.ok_or(Error::EmptyHandle { handle })?;
+        self.forget(handle);
+        self.metadata.set(handle, None)?;
+        let left = record.key_file.map(PathBuf::from).filter(|path| match std::fs::remove_file(path) {
+            Ok(()) => false,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        });
+        Ok(left)
+    }
+
+    /// The key files of the record file, as `list` shows them beside the persistent keys (each
+    /// loaded once to be checked against the TPM; one that does not load is left out).
+    pub fn file_keys(&mut self) -> Result<Vec<KeyInfo>> {
+        let content = self.metadata.content()?;
+        let handles: Vec<PersistentHandle> = content
+            .keys
+            .keys()
+            .filter_map(|name| name.parse::<PersistentHandle>().ok())
+            .filter(|h| h.is_file_key())
+            .collect();
+        Ok(handles.into_iter().filter_map(|handle| self.key_info(handle).ok()).collect())
+    }
+}
+
+/// Without a resource manager (swtpm, /dev/tpm0), nothing flushes what a connection loaded when it
+/// closes: the key files it loaded are flushed here. (Behind /dev/tpmrm0 and tpm2-abrmd the
+/// resource manager flushes them, also when the process is killed.)
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        if !self.tcti.flushes_on_close() {
+            for handle in self.keys.loaded_file_keys() {
+                self.forget(handle);
+            }
+        }
+    }
+}
+
+/// A TPM2B of `bytes`: their size, big-endian, then the bytes.
+fn tpm2b(bytes: &[u8]) -> Vec<u8> {
+    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(bytes);
+    out
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn marshalling(e: tss_esapi::Error) -> Error {
+    Error::Wrapper { operation: "writing the key file", text: e.to_string() }
+}
+
+fn key_file_error(path: &Path, reason: &str) -> Error {
+    Error::KeyFile { path: path.display().to_string(), reason: reason.to_owned() }
+}
+
+fn not_loadable(handle: PersistentHandle, reason: &str) -> Error {
+    Error::KeyFile { path: handle.to_string(), reason: reason.to_owned() }
+}
+
+impl From<KeyFileError> for Error {
+    fn from(e: KeyFileError) -> Error {
+        Error::KeyFile { path: String::new(), reason: e.to_string() }
+    }
+}
