@@ -488,6 +488,7 @@ mod tests {
             pcrs: vec![7, 16],
             yubikey_mode: SlotMode::Fixed,
             label: Some("laptop".into()),
+            ..KeyRecord::default()
         }
     }
 
