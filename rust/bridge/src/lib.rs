@@ -8,7 +8,7 @@
 
 mod loader;
 
-use keepassxc_tpm_abi::{status, TPM_SERIALS};
+use keepassxc_tpm_abi::{status, FILE_KEY_SERIALS, TPM_SERIALS};
 use zeroize::Zeroizing;
 
 #[allow(unsafe_code)]
@@ -149,7 +149,7 @@ pub fn list_keys() -> KeyList {
 }
 
 pub fn is_tpm_serial(serial: u32) -> bool {
-    TPM_SERIALS.contains(&serial)
+    TPM_SERIALS.contains(&serial) || FILE_KEY_SERIALS.contains(&serial)
 }
 
 pub fn challenge(serial: u32, slot: i32, challenge: &[u8], response: &mut [u8]) -> ChallengeResult {

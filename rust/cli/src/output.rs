@@ -9,15 +9,17 @@ pub fn keepassxc_address(key: &KeyInfo) -> String {
     key.keepassxc_address()
 }
 
-/// One line: handle, algorithm, origin and the `--yubikey` address.
+/// One line: handle (or key file serial), where the key is kept, algorithm, origin and the
+/// `--yubikey` address.
 pub fn line(key: &KeyInfo) -> String {
     let origin = match key.origin {
         Origin::Generated => "generated in TPM",
         Origin::Imported => "imported",
     };
     let label = key.label.as_deref().map(|l| format!("  {l}")).unwrap_or_default();
+    let kept_in = if key.handle.is_file_key() { "key file" } else { "persistent" };
     format!(
-        "{}  {:<11}  {:<16}  --yubikey {}{label}",
+        "{}  {kept_in:<10}  {:<11}  {:<16}  --yubikey {}{label}",
         key.handle,
         key.algorithm.to_string(),
         origin,

@@ -80,6 +80,7 @@ impl KeyInfo {
     pub fn display_name(&self) -> String {
         match &self.label {
             Some(label) => format!("TPM 2.0 {} {label}", self.algorithm),
+            None if self.handle.is_file_key() => format!("TPM 2.0 {} key file {}", self.algorithm, self.handle),
             None => format!("TPM 2.0 {} {}", self.algorithm, self.handle),
         }
     }
@@ -93,8 +94,10 @@ impl KeyInfo {
 /// A key as `tpm-hmac list --json` and the Python module show it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeySummary {
-    /// The persistent handle, e.g. "0x81000100".
+    /// The persistent handle, e.g. "0x81000100", or a key file's serial, e.g. "0x82a1b2c3".
     pub handle: String,
+    /// Where the key is kept: "persistent" (a handle of the TPM) or "file" (a key file).
+    pub kept_in: &'static str,
     /// KeePassXC's serial: the handle as an unsigned 32-bit number.
     pub serial: u32,
     /// KeePassXC's slot: always 1.
@@ -120,6 +123,7 @@ impl From<&KeyInfo> for KeySummary {
     fn from(key: &KeyInfo) -> Self {
         KeySummary {
             handle: key.handle.to_string(),
+            kept_in: if key.handle.is_file_key() { "file" } else { "persistent" },
             serial: key.serial(),
             slot: key.slot(),
             algorithm: key.algorithm,

@@ -1,6 +1,6 @@
 //! `tpm-hmac challenge`: the response KeePassXC would get, as lowercase hex.
 
-use keepassxc_tpm::{Error, PersistentHandle};
+use keepassxc_tpm::Error;
 use zeroize::Zeroizing;
 
 use crate::error::CliError;
@@ -8,9 +8,8 @@ use crate::{input, pin, CliWorker};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The key's persistent handle (or its KeePassXC serial)
-    #[arg(long, value_parser = super::parse_handle)]
-    handle: PersistentHandle,
+    #[command(flatten)]
+    key: super::Target,
     /// The challenge as hex, 0 to 64 bytes (KeePassXC sends the 32-byte KDF seed)
     #[arg(long, value_name = "HEX", default_value = "")]
     hex: String,
@@ -20,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
-    let handle = args.handle;
+    let handle = args.key.handle(tpm)?;
     let challenge = input::parse_hex(&args.hex, "the challenge")?;
     let pin = args.pin_file.as_deref().map(|file| pin::read(Some(file), "")).transpose()?;
     let given = pin.is_some();

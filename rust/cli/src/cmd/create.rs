@@ -21,8 +21,12 @@ pub struct Args {
 #[derive(clap::Args)]
 pub struct KeyArgs {
     /// Persistent handle to store the key at (default: first free of 0x81000100-0x810001ff)
-    #[arg(long, value_parser = super::parse_handle)]
+    #[arg(long, value_parser = super::parse_handle, conflicts_with = "key_file")]
     pub handle: Option<PersistentHandle>,
+    /// Keep the key in this new TSS2 PRIVATE KEY file instead of a persistent handle: it takes no
+    /// slot of the TPM's few, and works only with this TPM
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<std::path::PathBuf>,
     /// HMAC hash: sha1 (20-byte responses, what KeePassXC and YubiKeys use) or sha256
     #[arg(long, default_value = "sha1")]
     pub algorithm: Algorithm,
@@ -82,14 +86,24 @@ impl KeyArgs {
 
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let spec = args.key.spec()?;
+    let file = args.key.key_file.clone();
     if args.recovery {
         let secret = Secret::generate(args.key.algorithm.digest_len())?;
-        let (key, secret) = tpm.run(move |tpm| tpm.import_key(&spec, &secret).map(|key| (key, secret)))?;
+        let (key, secret) = tpm.run(move |tpm| {
+            match &file {
+                Some(path) => tpm.import_file_key(&spec, &secret, path),
+                None => tpm.import_key(&spec, &secret),
+            }
+            .map(|key| (key, secret))
+        })?;
         show_recovery(&secret);
         report(&key, args.key.json);
         return Ok(());
     }
-    let key = tpm.run(move |tpm| tpm.create_key(&spec))?;
+    let key = tpm.run(move |tpm| match &file {
+        Some(path) => tpm.create_file_key(&spec, path),
+        None => tpm.create_key(&spec),
+    })?;
     eprintln!(
         "warning: this key was generated inside the TPM and cannot be backed up: a database that needs it \
          opens only on this computer, and a TPM reset loses it. Use `create --recovery` for a key you can restore."

@@ -1,19 +1,28 @@
-//! `tpm-hmac delete`: remove an HMAC key from the TPM (only HMAC keys; never the SRK).
-
-use keepassxc_tpm::PersistentHandle;
+//! `tpm-hmac delete`: remove an HMAC key from the TPM (only HMAC keys; never the SRK), or a key
+//! file and its record.
 
 use crate::error::CliError;
 use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The key's persistent handle (or its KeePassXC serial)
-    #[arg(long, value_parser = super::parse_handle)]
-    handle: PersistentHandle,
+    #[command(flatten)]
+    key: super::Target,
 }
 
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
-    let handle = args.handle;
+    let handle = args.key.handle(tpm)?;
+    if handle.is_file_key() {
+        let left = tpm.run(move |tpm| tpm.delete_file_key(handle))?;
+        eprintln!("Deleted the key file {handle}. Databases protected only by it can no longer be opened with it.");
+        if let Some(path) = left {
+            eprintln!(
+                "tpm-hmac: warning: {} could not be removed; its record is gone: delete it by hand",
+                path.display()
+            );
+        }
+        return Ok(());
+    }
     let record_left = tpm.run(move |tpm| tpm.delete_key(handle))?;
     eprintln!("Deleted the key at {handle}. Databases protected only by it can no longer be opened with it.");
     if let Some(e) = record_left {

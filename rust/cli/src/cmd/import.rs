@@ -20,7 +20,11 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
     let text = input::read_text(&args.secret_file, "the secret file")?;
     let secret = Secret::parse(&text)?;
     let spec = args.key.spec()?;
-    let key = tpm.run(move |tpm| tpm.import_key(&spec, &secret))?;
+    let file = args.key.key_file.clone();
+    let key = tpm.run(move |tpm| match &file {
+        Some(path) => tpm.import_file_key(&spec, &secret, path),
+        None => tpm.import_key(&spec, &secret),
+    })?;
     report(&key, args.key.json);
     Ok(())
 }

@@ -1,23 +1,20 @@
 //! `tpm-hmac info`: one key's details.
 
-use keepassxc_tpm::PersistentHandle;
-
 use crate::error::CliError;
 use crate::output::{self, KeyJson};
 use crate::CliWorker;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The key's persistent handle (or its KeePassXC serial)
-    #[arg(long, value_parser = super::parse_handle)]
-    handle: PersistentHandle,
+    #[command(flatten)]
+    key: super::Target,
     /// Print JSON
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
-    let handle = args.handle;
+    let handle = args.key.handle(tpm)?;
     let (key, record) = tpm.run(move |tpm| Ok((tpm.key_info(handle)?, tpm.metadata().get(handle).ok().flatten())))?;
     if args.json {
         out!("{}", output::json(&KeyJson::from(&key)));

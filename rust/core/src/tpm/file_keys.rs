@@ -184,17 +184,29 @@ impl Tpm {
         Ok(left)
     }
 
-    /// The key files of the record file, as `list` shows them beside the persistent keys (each
-    /// loaded once to be checked against the TPM; one that does not load is left out).
-    pub fn file_keys(&mut self) -> Result<Vec<KeyInfo>> {
-        let content = self.metadata.content()?;
-        let handles: Vec<PersistentHandle> = content
-            .keys
-            .keys()
-            .filter_map(|name| name.parse::<PersistentHandle>().ok())
-            .filter(|h| h.is_file_key())
-            .collect();
-        Ok(handles.into_iter().filter_map(|handle| self.key_info(handle).ok()).collect())
+    /// The key files the record file holds, as their records describe them (no TPM command: each
+    /// is checked against the TPM when it is used), for `list` beside the persistent keys.
+    pub(crate) fn recorded_file_keys(&self) -> Vec<KeyInfo> {
+        let content = match &self.snapshot {
+            Some(content) => content.clone(),
+            None => match self.metadata.content() {
+                Ok(content) => content,
+                Err(_) => return Vec::new(),
+            },
+        };
+        let mut keys = Vec::new();
+        for (name, value) in content.keys {
+            let Ok(handle) = name.parse::<PersistentHandle>() else { continue };
+            let Ok(record) = serde_json::from_value::<KeyRecord>(value) else { continue };
+            if !handle.is_file_key() || record.key_private.is_none() {
+                continue;
+            }
+            if let Some(mut info) = record.recorded_key(handle) {
+                info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));
+                keys.push(info);
+            }
+        }
+        keys
     }
 }
 

@@ -107,8 +107,9 @@ impl Tpm {
         Ok(self.properties(PropertyTag::HrPersistent, 1)?.get(&PropertyTag::HrPersistent).copied())
     }
 
-    /// The HMAC keys in persistent storage. Other objects (the SRK, endorsement keys, sealed
-    /// data) are skipped.
+    /// The HMAC keys in persistent storage, then the user's key files (from their records, checked
+    /// against the TPM when used). Other objects (the SRK, endorsement keys, sealed data) are
+    /// skipped.
     ///
     /// Behind a resource manager, the keys' first challenges are prepared too (their names
     /// were just read; the salted session is started now and kept), so that a challenge after
@@ -116,8 +117,9 @@ impl Tpm {
     pub fn list_keys(&mut self) -> Result<Vec<KeyInfo>> {
         let handles = self.persistent_handles()?;
         self.with_snapshot(|tpm| {
-            let keys = tpm.keys_among(&handles)?;
+            let mut keys = tpm.keys_among(&handles)?;
             tpm.prepare_challenges(&keys);
+            keys.extend(tpm.recorded_file_keys());
             Ok(keys)
         })
     }

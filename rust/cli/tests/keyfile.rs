@@ -1,0 +1,132 @@
+//! `--key-file` (issue 31): a key kept in a TSS2 PRIVATE KEY file, as a user runs the CLI. It is
+//! made, listed, challenged, labelled and deleted like a persistent key, takes no persistent
+//! handle, answers like its YubiKey twin; every hostile file is refused in one line, with nothing
+//! sent that could count against a PIN and no panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use swtpm_fixture::yubikey::{reference_message, yubikey_hmac, YUBIKEY_SECRET};
+use swtpm_fixture::{persist_srk, tpm2, Swtpm};
+
+fn tpm_hmac(swtpm: &Swtpm, args: &[&str]) -> Output {
+    let mut command = common::tpm_hmac(&swtpm.tcti(), &swtpm.dir().join("keys.json"));
+    command.args(args).env("TSS2_LOG", "all+none").output().expect("run tpm-hmac")
+}
+
+fn ok(swtpm: &Swtpm, args: &[&str]) -> String {
+    let out = tpm_hmac(swtpm, args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The one-line error of a command that must fail.
+fn refused(swtpm: &Swtpm, args: &[&str]) -> String {
+    let out = tpm_hmac(swtpm, args);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "one line: {said}");
+    said
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn a_key_file_is_used_like_a_persistent_key_and_takes_no_handle() {
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let persistent = || tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-persistent"]);
+    let before = persistent();
+    let secret = swtpm.dir().join("secret.hex");
+    std::fs::write(&secret, YUBIKEY_SECRET).unwrap();
+    let file = swtpm.dir().join("twin.tss");
+    let made: Value = serde_json::from_str(&ok(
+        &swtpm,
+        &["import", "--secret-file", path(&secret), "--key-file", path(&file), "--label", "twin", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(made["kept_in"], "file");
+    let serial = made["serial"].as_u64().unwrap();
+    assert_eq!(serial >> 24, 0x82, "a key file's serial: {serial:#x}");
+    assert_eq!(persistent(), before, "no persistent handle taken");
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("-----BEGIN TSS2 PRIVATE KEY-----"));
+
+    let challenge = "0102030405";
+    let expected = hex::encode(yubikey_hmac(&reference_message(&hex::decode(challenge).unwrap())));
+    assert_eq!(ok(&swtpm, &["challenge", "--key-file", path(&file), "--hex", challenge]).trim(), expected);
+    let handle = made["handle"].as_str().unwrap();
+    assert_eq!(ok(&swtpm, &["challenge", "--handle", handle, "--hex", challenge]).trim(), expected);
+    assert_eq!(ok(&swtpm, &["challenge", "--handle", &serial.to_string(), "--hex", challenge]).trim(), expected);
+
+    let listed = ok(&swtpm, &["list"]);
+    assert!(listed.lines().any(|l| l.starts_with(handle) && l.contains("key file") && l.ends_with("twin")), "{listed}");
+    assert!(ok(&swtpm, &["info", "--key-file", path(&file)]).contains(handle));
+    ok(&swtpm, &["label", "--key-file", path(&file), "renamed"]);
+    assert!(ok(&swtpm, &["list"]).contains("renamed"));
+
+    ok(&swtpm, &["delete", "--key-file", path(&file)]);
+    assert!(!file.exists(), "the file goes with its record");
+    assert!(!ok(&swtpm, &["list", "--json"]).contains(handle));
+    assert!(refused(&swtpm, &["challenge", "--handle", handle]).starts_with("tpm-hmac: "));
+}
+
+#[test]
+fn hostile_key_files_are_refused_in_one_line() {
+    let swtpm = Swtpm::start();
+    let good = swtpm.dir().join("good.tss");
+    ok(&swtpm, &["create", "--key-file", path(&good)]);
+    let text = std::fs::read_to_string(&good).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, content: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    };
+    let cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (write("empty.tss", b""), "not a TSS2 PRIVATE KEY"),
+        (write("json.tss", b"{\"keys\": {}}"), "not a TSS2 PRIVATE KEY"),
+        (write("cut.tss", &text.as_bytes()[..text.len() / 2]), "not a TSS2 PRIVATE KEY"),
+        (
+            write("other.tss", text.replace("TSS2 PRIVATE KEY", "PRIVATE KEY").as_bytes()),
+            "its label is \"PRIVATE KEY\"",
+        ),
+        (write("huge.tss", &vec![b'A'; 20_000]), "more than"),
+        (write("garbage.tss", b"-----BEGIN TSS2 PRIVATE KEY-----\nAAAA\n-----END TSS2 PRIVATE KEY-----\n"), "damaged"),
+    ];
+    for (file, why) in &cases {
+        let said = refused(&swtpm, &["challenge", "--key-file", path(file), "--hex", "00"]);
+        assert!(said.contains(why) && said.contains(path(file)), "{}: {said}", file.display());
+    }
+    let link = dir.path().join("link.tss");
+    std::os::unix::fs::symlink(&good, &link).unwrap();
+    assert!(refused(&swtpm, &["challenge", "--key-file", path(&link)]).contains("symbolic link"));
+    use std::os::unix::fs::PermissionsExt;
+    let shared = write("shared.tss", text.as_bytes());
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(refused(&swtpm, &["challenge", "--key-file", path(&shared)]).contains("writable by group or others"));
+    // A valid file without a record here (another user's, or made elsewhere) is not used.
+    let unrecorded = write("unrecorded.tss", text.as_bytes());
+    std::fs::remove_file(swtpm.dir().join("keys.json")).unwrap();
+    assert!(refused(&swtpm, &["challenge", "--key-file", path(&unrecorded)]).contains("no record of this key"));
+    // Never over an existing file.
+    assert!(refused(&swtpm, &["create", "--key-file", path(&good)]).contains("exists already"));
+}
+
+/// The file and its record taken to another TPM: the TPM refuses to load the wrapped key (it is
+/// bound to the first TPM's storage key), before any authorisation.
+#[test]
+fn a_key_file_of_another_tpm_does_not_load() {
+    let (first, second) = (Swtpm::start(), Swtpm::start());
+    let file = first.dir().join("k.tss");
+    ok(&first, &["create", "--key-file", path(&file)]);
+    std::fs::copy(first.dir().join("keys.json"), second.dir().join("keys.json")).unwrap();
+    let said = refused(&second, &["challenge", "--key-file", path(&file), "--hex", "00"]);
+    assert!(said.contains("loading the key file"), "{said}");
+}
