@@ -98,6 +98,28 @@ def test_fork_database_opens_in_kdbxtool_and_back(swtpm, imported_key, keepassxc
     assert "From KeePassXC" in listed.stdout and "Saved by kdbxtool" in listed.stdout
 
 
+def test_a_key_file_twins_database_opens_in_kdbxtool_and_the_fork(swtpm, tpm_hmac, keepassxc, tmp_path):
+    """A key kept in a file (no persistent handle), imported from the twin's secret: a database made
+    with the software twin opens through TpmHmac(key_file=...) and in the fork by the key file's
+    serial, and kdbxtool's re-save (a new seed) opens in the fork too."""
+    from keepassxc_tpm import TpmHmac
+
+    cli, _ = keepassxc
+    secret = tmp_path / "secret.hex"
+    secret.write_text(SECRET.hex())
+    key_file = tmp_path / "twin.tss"
+    key = json.loads(tpm_hmac("import", "--secret-file", str(secret), "--key-file", str(key_file), "--json"))
+    path = tmp_path / "twin.kdbx"
+    make_database(path, SoftwareTwin(), title="Made with the twin")
+    kx, _ = kdbxtool()
+    db = kx.Database.open(path, password=PASSWORD, challenge_response_provider=TpmHmac(key_file=key_file))
+    db.root_group.create_entry(title="Saved through the key file")
+    db.save()
+    listed = cli_ls(cli, key["serial"], path)
+    assert listed.returncode == 0, listed.stderr
+    assert "Made with the twin" in listed.stdout and "Saved through the key file" in listed.stdout
+
+
 def test_a_software_twins_database_opens_with_the_tpm_key_and_failures_change_nothing(
         swtpm, imported_key, tpm_hmac, tmp_path):
     import keepassxc_tpm

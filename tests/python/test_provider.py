@@ -205,3 +205,25 @@ def test_one_hang_costs_one_timeout(swtpm, stalling_proxy, tpm_hmac, tmp_path):
     started = time.monotonic()
     assert data(provider.challenge_response(b"h" * 32)) == expected, "a new connection answers"
     assert time.monotonic() - started < 5, "no second wait behind the stuck connection"
+
+
+def test_a_key_file_is_found_by_its_file(swtpm, tpm_hmac, tmp_path):
+    import json
+
+    key_file = tmp_path / "twin.tss"
+    key = json.loads(tpm_hmac("import", "--secret-file", str(_secret_file(tmp_path)), "--key-file", str(key_file),
+                              "--json"))
+    assert key["kept_in"] == "file"
+    provider = TpmHmac(key_file=key_file)
+    assert provider.key_handle == key["serial"]
+    assert data(provider.challenge_response(b"\x01\x02")) == hmac_sha1(SECRET, keepassxc_rule(b"\x01\x02"))
+    assert data(TpmHmac(key["handle"]).challenge_response(b"x")) == data(provider.challenge_response(b"x"))
+    with pytest.raises(TypeError):
+        TpmHmac(key["handle"], key_file=key_file)
+    with pytest.raises(keepassxc_tpm.MetadataError, match="cannot be used"):
+        TpmHmac(key_file=tmp_path / "missing.tss")
+    other = tmp_path / "other.tss"
+    other.write_text("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+    other.chmod(0o600)
+    with pytest.raises(keepassxc_tpm.MetadataError, match="not a TSS2 PRIVATE KEY"):
+        TpmHmac(key_file=other)

@@ -245,3 +245,37 @@ fn slots_and_users_stay_with_their_keys() {
         "enabled again: the same slot, the new users; a new key takes the free slot"
     );
 }
+
+/// A key file is enabled by its file (`--key-file`) or its serial: its record, wrapped key
+/// included, goes into the driver's file, so the driver needs nothing of the user's.
+#[test]
+fn a_key_file_is_enabled_with_its_wrapped_key() {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return;
+    }
+    let swtpm = Swtpm::start();
+    let secret = swtpm.dir().join("secret.hex");
+    std::fs::write(&secret, SECRET).unwrap();
+    let key_file = swtpm.dir().join("k.tss");
+    let made: Value = serde_json::from_slice(
+        &ok(
+            &swtpm,
+            &["import", "--secret-file", secret.to_str().unwrap(), "--key-file", key_file.to_str().unwrap(), "--json"],
+        )
+        .stdout,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("etc/pcsc.json");
+    let config_arg = config.to_str().unwrap();
+    ok(&swtpm, &["pcsc", "enable", "--key-file", key_file.to_str().unwrap(), "--config", config_arg]);
+    let served = &status(&swtpm, &config)["served"][0];
+    assert_eq!(served["handle"], made["handle"]);
+    assert_eq!(served["keepassxc"], format!("1:{}", made["serial"]));
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("\"key_private\""), "the wrapped key is in the driver's file");
+    ok(&swtpm, &["pcsc", "disable", "--handle", made["handle"].as_str().unwrap(), "--config", config_arg]);
+    ok(&swtpm, &["pcsc", "enable", "--handle", made["handle"].as_str().unwrap(), "--config", config_arg]);
+    assert_eq!(status(&swtpm, &config)["served"][0]["handle"], made["handle"]);
+}

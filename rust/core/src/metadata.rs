@@ -117,6 +117,19 @@ impl FileContent {
         serde_json::from_str(text).map_err(|e| format!("it is not valid JSON ({e})"))
     }
 
+    /// The serial of the key `file` holds: the key-file record whose public area and wrapped
+    /// private part are the file's.
+    pub fn key_file_serial(&self, file: &crate::keyfile::KeyFile) -> Option<PersistentHandle> {
+        let public = hex::encode(file.public.get(2..)?);
+        let private = hex::encode(&file.private);
+        self.keys.iter().find_map(|(name, value)| {
+            let handle = name.parse::<PersistentHandle>().ok().filter(|h| h.is_file_key())?;
+            let record = serde_json::from_value::<KeyRecord>(value.clone()).ok()?;
+            (record.key_public.as_deref() == Some(&public) && record.key_private.as_deref() == Some(&private))
+                .then_some(handle)
+        })
+    }
+
     /// The record of `handle`, if there is one.
     pub fn record(&self, handle: PersistentHandle) -> std::result::Result<Option<KeyRecord>, String> {
         self.keys

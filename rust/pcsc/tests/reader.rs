@@ -438,3 +438,30 @@ fn a_missing_config_is_no_card() {
     let mut reader = Reader::open(Path::new(&dir.path().join("none.json")));
     assert!(!reader.present(0));
 }
+
+/// A key kept in a file (issue 31): its record, copied into the driver's file, is all the driver
+/// needs (nothing under /home): the card answers what the YubiKey twin answers, with the key
+/// loaded from the record; the user's key file itself may be gone.
+#[test]
+fn a_key_files_record_is_served_without_the_file() {
+    let setup = Setup::new();
+    let mut tpm = open(&setup.swtpm);
+    let key_file = setup.swtpm.dir().join("twin.tss");
+    let key = tpm.import_file_key(&KeySpec::default(), &Secret::from_hex(YUBIKEY_SECRET).unwrap(), &key_file).unwrap();
+    drop(tpm);
+    let record = Metadata::at(setup.swtpm.dir().join("keys.json")).get(key.handle).unwrap().unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    let keys: serde_json::Map<String, serde_json::Value> =
+        [(key.handle.to_string(), serde_json::to_value(&record).unwrap())].into_iter().collect();
+    let path = setup.dir.path().join("file-key.json");
+    std::fs::write(&path, serde_json::json!({ "tcti": setup.swtpm.tcti(), "keys": keys }).to_string()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut reader = Reader::open(&path);
+    assert_eq!(reader.serial(0), Some(key.handle.serial()));
+    reader.power_up(0).unwrap();
+    reader.transmit(0, &select()).unwrap();
+    let block = keepassxc_block(&[7; 32]);
+    let answer = reader.transmit(0, &hmac_apdu(&block)).unwrap();
+    assert_eq!(status(&answer), 0x9000);
+    assert_eq!(&answer[..20], &hmac_sha1(&slot_message(&block))[..]);
+}

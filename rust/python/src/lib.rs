@@ -107,6 +107,12 @@ impl Connection {
         summary_json(&KeySummary::from(&key))
     }
 
+    /// The serial of the key kept in the key file at `path` (its record's), as "0x82…".
+    fn key_file_serial(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+        let handle = py.detach(|| self.worker.run(move |tpm| tpm.file_key_serial(&path))).map_err(to_py)?;
+        Ok(handle.to_string())
+    }
+
     /// The response of the key at `handle` to `challenge`, padded by `rule` ("keepassxc" or
     /// "yubikey-manager"), with `pin` (a bytearray the caller wipes; copied into memory wiped
     /// here) for a key that has one.

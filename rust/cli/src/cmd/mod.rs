@@ -29,6 +29,11 @@ pub struct Target {
 }
 
 impl Target {
+    /// The key file given, if the key was named by its file.
+    pub fn key_file(&self) -> Option<&std::path::Path> {
+        self.key_file.as_deref()
+    }
+
     /// The key's handle; a key file's is its record's serial.
     pub fn handle(&self, tpm: &CliWorker) -> Result<PersistentHandle, CliError> {
         match (self.handle, &self.key_file) {

@@ -16,9 +16,14 @@ use crate::secret::Secret;
 use crate::tpm::pinned::public_and_name;
 use tss_esapi::handles::ObjectHandle;
 use tss_esapi::structures::{Private, Public};
-use tss_esapi::traits::{Marshall, UnMarshall};
+use tss_esapi::traits::Marshall;
 
 use super::Tpm;
+
+/// Why a key file without a record in the user's record file is not used.
+pub const NO_RECORD: &str =
+    "no record of this key in your record file (keys made with `tpm-hmac create --key-file` are \
+                             recorded there; a file made by another program or user cannot be used)";
 
 /// Serials tried before giving up on finding a free one (there are 16 million).
 const SERIAL_ATTEMPTS: usize = 16;
@@ -147,27 +152,7 @@ impl Tpm {
     /// be any key, and nothing pins the storage key it was made under.
     pub fn file_key_serial(&mut self, path: &Path) -> Result<PersistentHandle> {
         let file = KeyFile::read(path).map_err(|e| key_file_error(path, &e.to_string()))?;
-        let public = Public::unmarshall(file.public.get(2..).unwrap_or_default())
-            .map_err(|_| key_file_error(path, "its public area is not a TPM public area"))?;
-        let (public_bytes, _) =
-            public_and_name(&public).ok_or_else(|| key_file_error(path, "its public area has no SHA-256 name"))?;
-        let wanted = hex::encode(public_bytes);
-        let content = self.metadata.content()?;
-        for (name, value) in &content.keys {
-            let Ok(handle) = name.parse::<PersistentHandle>() else { continue };
-            let Ok(record) = serde_json::from_value::<KeyRecord>(value.clone()) else { continue };
-            if handle.is_file_key()
-                && record.key_public.as_deref() == Some(&wanted)
-                && record.key_private.as_deref() == Some(&hex::encode(&file.private))
-            {
-                return Ok(handle);
-            }
-        }
-        Err(key_file_error(
-            path,
-            "no record of this key in your record file (keys made with `tpm-hmac create --key-file` are recorded \
-             there; a file made by another program or user cannot be used)",
-        ))
+        self.metadata.content()?.key_file_serial(&file).ok_or_else(|| key_file_error(path, NO_RECORD))
     }
 
     /// Removes the key file `handle` names: its file (where its record says it is) and its record.

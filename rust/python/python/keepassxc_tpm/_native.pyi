@@ -1,3 +1,4 @@
+import os
 """Type stubs of the keepassxc_tpm._native extension (Rust, over the keepassxc-tpm core)."""
 
 from typing import Optional
@@ -10,6 +11,8 @@ class Connection:
         """The HMAC keys as the JSON array `tpm-hmac list --json` prints."""
     def key(self, handle: str) -> str:
         """The HMAC key at `handle` ("0x81000100" or KeePassXC's decimal serial) as JSON."""
+    def key_file_serial(self, path: "os.PathLike[str] | str") -> str:
+        """The serial ("0x82…") of the key kept in the key file at `path`, from its record."""
     def challenge(
         self, handle: str, challenge: bytes, pin: Optional[bytes] = None, rule: str = "keepassxc"
     ) -> bytearray:

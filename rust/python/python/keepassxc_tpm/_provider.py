@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, Callable, Dict, List, Optional, Union
 
 from . import _native
@@ -70,6 +71,8 @@ class TpmHmac:
     key_handle: the key's persistent handle as an int (0x81000100) or a str ("0x81000100"), or
         KeePassXC's serial for it (2164261120). None takes the only HMAC key in the TPM, and
         refuses when there are none (NoSuchKey) or several (AmbiguousKey).
+    key_file: instead of key_handle, the path of a key kept in a TSS2 PRIVATE KEY file
+        (`tpm-hmac create --key-file`); the key is found by its record in the user's record file.
     tcti: the TPM (e.g. "device:/dev/tpmrm0", "tabrmd:"); by default TPM2TOOLS_TCTI, else
         /dev/tpmrm0, else tpm2-abrmd.
     pin: for a key with a PIN: a str or bytes, or (better) a callable that returns it, asked only
@@ -89,6 +92,7 @@ class TpmHmac:
         self,
         key_handle: Union[int, str, None] = None,
         *,
+        key_file: Union[str, "os.PathLike[str]", None] = None,
         tcti: Optional[str] = None,
         pin: Optional[PinSource] = None,
         padding: str = "keepassxc",
@@ -103,7 +107,11 @@ class TpmHmac:
             self._pin = pin
         elif pin is not None:
             self._pin_value = _pin_bytes(pin)
-        if key_handle is None:
+        if key_file is not None:
+            if key_handle is not None:
+                raise TypeError("give key_handle or key_file, not both")
+            self.key = json.loads(self._connection.key(self._connection.key_file_serial(os.fspath(key_file))))
+        elif key_handle is None:
             self.key = self._only_key()
         else:
             self.key = json.loads(self._connection.key(_handle_text(key_handle)))

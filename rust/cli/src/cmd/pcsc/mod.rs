@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use keepassxc_tpm::cards::{self, slot_reader_name, Cards, DEFAULT_PATH};
+use keepassxc_tpm::keyfile::KeyFile;
 use keepassxc_tpm::metadata::{self, FileContent};
 use keepassxc_tpm::{Algorithm, KeyRecord, Metadata, PersistentHandle, TpmOptions, TpmWorker};
 use serde::Serialize;
@@ -31,9 +32,8 @@ pub struct Args {
 enum Command {
     /// Present a key (without a PIN) as a card to stock KeePassXC through pcscd; needs root
     Enable {
-        /// The key's persistent handle (or its KeePassXC serial)
-        #[arg(long, value_parser = super::parse_handle)]
-        handle: PersistentHandle,
+        #[command(flatten)]
+        key: super::Target,
         /// The metadata file holding the key's record, when it is not yours (under sudo: the
         /// file of the user who made the key, e.g. /home/USER/.local/share/keepassxc-tpm/keys.json)
         #[arg(long, value_name = "PATH")]
@@ -68,7 +68,14 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
         config_under_sudo(&args.config, &user.name)?;
     }
     match args.command {
-        Command::Enable { handle, metadata, users } => enable(tpm, &args.config, handle, metadata.as_deref(), users),
+        Command::Enable { key, metadata, users } => {
+            // A key file's serial is its record's, in the record file its record is copied from.
+            let handle = match key.key_file() {
+                Some(path) => key_file_serial(path, metadata.as_deref())?,
+                None => key.handle(tpm)?,
+            };
+            enable(tpm, &args.config, handle, metadata.as_deref(), users)
+        }
         Command::Disable { handle } => disable(&args.config, handle),
         Command::Status { json } => status(&args.config, json),
     }
@@ -411,30 +418,45 @@ fn record_place(metadata: Option<&Path>) -> String {
     }
 }
 
-/// The key's record: from `metadata` when given, else from this user's file; under sudo from the
-/// file of the user who ran sudo (by default their own metadata file), read with that user's
-/// rights (a file they could not read themselves stays closed to them), and never written. The
-/// record is checked against the TPM before it is used.
+/// The record file a key's record is copied from, and where it is (for messages): `metadata` when
+/// given, else this user's; under sudo the file of the user who ran sudo (by default their own
+/// record file), read with that user's rights (a file they could not read themselves stays closed
+/// to them), and never written. The record is checked against the TPM before it is used.
+fn record_source(metadata: Option<&Path>) -> Result<(FileContent, String), CliError> {
+    let unreadable = |path: &Path, why: String| CliError::Input(format!("{}: {why}", path.display()));
+    let place = |path: &Path| path.display().to_string();
+    match (metadata, sudo_user()) {
+        (Some(path), Some(user)) => Ok((content_as(&user, path)?, place(path))),
+        (Some(path), None) => Ok((metadata::read_input(path).map_err(|why| unreadable(path, why))?, place(path))),
+        (None, Some(user)) => {
+            let path = keepassxc_tpm::os::default_record_file(&user.home);
+            Ok((content_as(&user, &path)?, place(&path)))
+        }
+        (None, None) => Ok((Metadata::default_location().content()?, record_place(None))),
+    }
+}
+
+/// The key's record (see [`record_source`]).
 fn key_record(handle: PersistentHandle, metadata: Option<&Path>) -> Result<KeyRecord, CliError> {
-    let not_found = |place: String| {
+    let (content, place) = record_source(metadata)?;
+    content.record(handle).map_err(|why| CliError::Input(format!("{place}: {why}")))?.ok_or_else(|| {
         CliError::Input(format!(
             "no record of the key at {handle} in {place}; run `tpm-hmac info --handle {handle}` as the user who made \
              the key (using it records it), or give the file that holds its record with --metadata"
         ))
+    })
+}
+
+/// The serial of the key kept in the key file at `path` (read with the rights of the user who ran
+/// sudo, under sudo): its record's in the record file [`record_source`] reads.
+fn key_file_serial(path: &Path, metadata: Option<&Path>) -> Result<PersistentHandle, CliError> {
+    let unusable = |why: String| CliError::Input(format!("the key file {} cannot be used: {why}", path.display()));
+    let file = match sudo_user() {
+        Some(user) => KeyFile::from_pem(&text_as(&user, path)?).map_err(|e| unusable(e.to_string()))?,
+        None => KeyFile::read(path).map_err(|e| unusable(e.to_string()))?,
     };
-    let unreadable = |path: &Path, why: String| CliError::Input(format!("{}: {why}", path.display()));
-    match (metadata, sudo_user()) {
-        (Some(path), Some(user)) => read_as(&user, path, handle)?.ok_or_else(|| not_found(path.display().to_string())),
-        (Some(path), None) => metadata::read_input(path)
-            .and_then(|content| content.record(handle))
-            .map_err(|why| unreadable(path, why))?
-            .ok_or_else(|| not_found(path.display().to_string())),
-        (None, Some(user)) => {
-            let path = keepassxc_tpm::os::default_record_file(&user.home);
-            read_as(&user, &path, handle)?.ok_or_else(|| not_found(path.display().to_string()))
-        }
-        (None, None) => Metadata::default_location().get(handle)?.ok_or_else(|| not_found(record_place(None))),
-    }
+    let (content, place) = record_source(metadata)?;
+    content.key_file_serial(&file).ok_or_else(|| unusable(format!("no record of this key in {place}")))
 }
 
 /// The user who ran sudo, when this runs under sudo for someone other than root.
@@ -468,10 +490,15 @@ fn config_under_sudo(path: &Path, user: &str) -> Result<(), CliError> {
     )))
 }
 
-/// The record of `handle` in the metadata file at `path`, read with `user`'s rights (setpriv, a
-/// bounded read with a time limit: a FIFO or a device cannot hold it up) and then checked as the
+/// The record file at `path`, read with `user`'s rights ([`text_as`]) and then checked as the
 /// driver checks its own file's content.
-fn read_as(user: &SudoUser, path: &Path, handle: PersistentHandle) -> Result<Option<KeyRecord>, CliError> {
+fn content_as(user: &SudoUser, path: &Path) -> Result<FileContent, CliError> {
+    FileContent::from_text(&text_as(user, path)?).map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
+}
+
+/// The text of the file at `path`, read with `user`'s rights: setpriv, a bounded read with a time
+/// limit (a FIFO or a device cannot hold it up).
+fn text_as(user: &SudoUser, path: &Path) -> Result<String, CliError> {
     let limit = (metadata::MAX_FILE_SIZE + 1).to_string();
     let out = std::process::Command::new("setpriv")
         .args(["--reuid", &user.uid.to_string(), "--regid", &user.gid.to_string(), "--init-groups", "--"])
@@ -486,11 +513,8 @@ fn read_as(user: &SudoUser, path: &Path, handle: PersistentHandle) -> Result<Opt
         let why = why.lines().next().unwrap_or("it could not be read").trim_start_matches("head: ");
         return Err(CliError::Input(format!("{} cannot read it: {why}", user.name)));
     }
-    let text = String::from_utf8(out.stdout)
-        .map_err(|_| CliError::Input(format!("{}: it is not a metadata file (not UTF-8)", path.display())))?;
-    FileContent::from_text(&text)
-        .and_then(|content| content.record(handle))
-        .map_err(|why| CliError::Input(format!("{}: {why}", path.display())))
+    String::from_utf8(out.stdout)
+        .map_err(|_| CliError::Input(format!("{}: it is not a text file (not UTF-8)", path.display())))
 }
 
 fn warn_unregistered() {
