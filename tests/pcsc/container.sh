@@ -13,7 +13,7 @@
 #   ct_as USER CMD...     runs CMD inside as USER (setpriv: no login session, as a cron job is)
 #   ct_stop               shuts it down (also registered with pc_on_exit by ct_boot)
 # and, once booted: node_start / node_stop (the TPM node, relayed to the test's swtpm), apt_in,
-# stop_pcscd, unlock_as USER, journal, readers, pcscd_state, socket_state, lockout_counter.
+# stop_pcscd, unlock_as USER [SERIAL], journal, readers, pcscd_state, socket_state, lockout_counter.
 
 CT_NSPAWN=""
 CT_PID=""
@@ -81,6 +81,8 @@ ct_prepare() {
     chroot "$ROOTFS" env DEBIAN_FRONTEND=noninteractive dpkg --purge tpm-hmac >/dev/null 2>&1 || true
   fi
   rm -f "$ROOTFS/etc/polkit-1/rules.d/60-keepassxc-tpm.rules"
+  # Root's records and key files of an earlier run name keys of another swtpm.
+  rm -rf "$ROOTFS/root/.local/share/keepassxc-tpm" "$ROOTFS/root/twin.tss"
 }
 
 ct() { nsenter -t "$CT_PID" -a "${CT_ENV[@]}" "$@"; }
@@ -125,7 +127,8 @@ stop_pcscd() {
 }
 # keepassxc-cli ls of the held-out database with the key, as USER ("root" or a user): its output.
 unlock_as() {
-  local user=$1 cmd=(timeout 60 sh -c 'keepassxc-cli ls --yubikey "1:$1" "$2/held-out.kdbx" <"$2/password" 2>&1' _ "$PC_SERIAL" "$SRV")
+  local user=$1 serial=${2:-$PC_SERIAL}
+  local cmd=(timeout 60 sh -c 'keepassxc-cli ls --yubikey "1:$1" "$2/held-out.kdbx" <"$2/password" 2>&1' _ "$serial" "$SRV")
   if [ "$user" = root ]; then ct env HOME=/root "${cmd[@]}" || true; else ct_as "$user" "${cmd[@]}" || true; fi
 }
 # swtpm takes one connection at a time: tpm2-tools on this machine reach it while the node is stopped.

@@ -18,6 +18,7 @@
 #              pcscd killed in the middle of an unlock: each gives the driver's log line and doctor's
 #              cause, never a crash of pcscd, and the TPM's lockout counter stays 0;
 #   abrmd      with tpm2-abrmd (on the system D-Bus) as the driver's TCTI, the database opens too;
+#   key file   a key kept in a TSS2 key file under /root (hidden from pcscd), enabled: it opens too;
 #   leaving    apt remove leaves pcscd starting and serving; purge leaves nothing of the package;
 #              a reinstall serves no card until root enables again;
 #   upgrade    from the previous package (0.1.0-1: the reader entry a conffile, no maintainer
@@ -253,6 +254,19 @@ grep -qx Bank <<<"$(unlock_as root)" && pass "pcscd killed during an unlock: the
 counter=$(lockout_counter)
 [ -n "$counter" ] && [ "$((counter))" = 0 ] && pass "TPM2_PT_LOCKOUT_COUNTER is 0 after every case above" || fail "TPM2_PT_LOCKOUT_COUNTER is $counter"
 grep -q "DROPPED" "$HOST_SRV/tpm-node.log" && fail "the TPM node got bytes that were no TPM command"
+
+# ---- a key kept in a file (no persistent handle), served from its record in the driver's file ----
+stop_pcscd
+file_serial=$(ct tpm-hmac --tcti "$TCTI" import --secret-file "$SRV/secret.hex" --key-file /root/twin.tss --json 2>"$WORK/key-file.err" |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["serial"])' || true)
+ct tpm-hmac --tcti "$TCTI" pcsc enable --key-file /root/twin.tss >>"$WORK/key-file.err" 2>&1 || true
+stop_pcscd
+if [ -n "$file_serial" ] && [ "$((file_serial >> 24))" = $((0x82)) ] && grep -qx Bank <<<"$(unlock_as root "$file_serial")"; then
+  pass "a key file (serial $file_serial, no persistent handle) opens the database in stock keepassxc-cli"
+else
+  fail "the key file's database did not open (serial \"$file_serial\"): $(tr '\n' '|' <"$WORK/key-file.err") $(journal | tail -3 | tr '\n' '|')"
+fi
+ct tpm-hmac pcsc disable --handle "$file_serial" >/dev/null 2>&1 || true
 
 # ---- tpm2-abrmd as the TCTI: the driver inside pcscd's sandbox reaches it over the system D-Bus ----
 stop_pcscd

@@ -201,6 +201,8 @@ struct Bench {
     /// Why the tpm2-pytss peer cannot run, if it cannot.
     pytss_missing: Option<String>,
     rows: Vec<Row>,
+    /// The benchmark key's twin kept in a key file (issue 31), while the challenge rows run.
+    file_key: Option<PersistentHandle>,
     notes: Vec<String>,
     loads: Vec<(String, String)>,
     /// Sessions and objects a path's process left loaded in the TPM (flushed by us afterwards).
@@ -309,6 +311,7 @@ fn run(mut opts: Opts) -> Res<()> {
         python: None,
         pytss_missing: None,
         rows: Vec::new(),
+        file_key: None,
         notes: Vec::new(),
         loads: Vec::new(),
         leaks: Default::default(),
@@ -380,7 +383,25 @@ impl Bench {
     }
 
     fn delete_twin(&mut self) -> Res<()> {
-        Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?.delete_key(peer_key_handle())?;
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
+        tpm.delete_key(peer_key_handle())?;
+        if let Some(key) = self.file_key.take() {
+            tpm.delete_file_key(key)?;
+        }
+        Ok(())
+    }
+
+    /// The benchmark key's twin in a key file (its serial in `file_key`), checked to answer alike.
+    fn provision_key_file(&mut self) -> Res<()> {
+        let mut tpm = Tpm::open(&TpmOptions::tcti(Some(&self.direct)))?;
+        let path = self.out.join("twin.tss");
+        let _ = std::fs::remove_file(&path);
+        let spec = KeySpec { algorithm: Algorithm::Sha1, ..KeySpec::default() };
+        let key = tpm.import_file_key(&spec, &Secret::from_hex(SECRET)?, &path)?;
+        if hex::encode(&tpm.challenge(key.handle, &self.seed)?[..]) != self.expected {
+            return Err("the key file is not the benchmark key's twin".into());
+        }
+        self.file_key = Some(key.handle);
         Ok(())
     }
 

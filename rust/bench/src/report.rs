@@ -65,6 +65,8 @@ pub enum RowId {
     BridgeUnlockSequence,
     ClickBehindResourceManager,
     ClickOldForm,
+    ClickKeyFile,
+    ColdKeyFile,
     Tpm2Hmac,
     PytssWarm,
     PytssCold,
@@ -117,6 +119,12 @@ impl RowId {
             }
             RowId::ClickOldForm => {
                 "(c) the same click for a key of the form made before the empty policy (its authValue): its name is read first"
+            }
+            RowId::ClickKeyFile => {
+                "(c) the same click for a key kept in a file (loaded when the keys were listed; the resource manager keeps it)"
+            }
+            RowId::ColdKeyFile => {
+                "(b) ours, cold, new process, a key kept in a file: `tpm-hmac challenge --handle <its serial>` (TPM2_Load first)"
             }
             RowId::Tpm2Hmac => {
                 "tpm2-tools: `tpm2_hmac -c 0x81000110` (the key's authValue-form twin), one process per challenge"
@@ -285,6 +293,14 @@ impl Bench {
                 use swtpm_fixture::commands::{HMAC, READ_PUBLIC};
                 let expected = r.commands.as_deref() == Some(&[READ_PUBLIC, HMAC][..]);
                 format!("| {what} | {} (tpm2-abrmd) | {} |\n", commands(r), yes(expected))
+            }
+            None => not_measured(what),
+        };
+        let what = "1c. the same click for a key kept in a file: the HMAC alone (it was loaded at listing)";
+        t += &match self.measured(RowId::ClickKeyFile) {
+            Some(r) => {
+                let one_hmac = r.commands.as_deref() == Some(&[swtpm_fixture::commands::HMAC][..]);
+                format!("| {what} | {} (tpm2-abrmd) | {} |\n", commands(r), yes(one_hmac))
             }
             None => not_measured(what),
         };

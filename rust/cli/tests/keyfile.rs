@@ -129,4 +129,12 @@ fn a_key_file_of_another_tpm_does_not_load() {
     std::fs::copy(first.dir().join("keys.json"), second.dir().join("keys.json")).unwrap();
     let said = refused(&second, &["challenge", "--key-file", path(&file), "--hex", "00"]);
     assert!(said.contains("loading the key file"), "{said}");
+    // doctor names it, on each TPM.
+    let doctor = |swtpm: &Swtpm| String::from_utf8(tpm_hmac(swtpm, &["doctor"]).stdout).unwrap();
+    let here = doctor(&first);
+    assert!(here.lines().any(|l| l.starts_with("ok") && l.contains("key-file") && l.contains("loads")), "{here}");
+    let there = doctor(&second);
+    assert!(there.lines().any(|l| l.starts_with("PROBLEM key-file") && l.contains("does not load")), "{there}");
+    std::fs::remove_file(&file).unwrap();
+    assert!(doctor(&first).lines().any(|l| l.starts_with("note") && l.contains("is gone")));
 }

@@ -152,3 +152,51 @@ mod file_keys {
         assert_eq!(open(&swtpm).challenge(key.handle, b"x").unwrap().len(), 20);
     }
 }
+
+mod file_keys_with_policies {
+    use keepassxc_tpm::{Error, KeySpec, Metadata, Pin, Secret, Tpm, TpmOptions};
+    use swtpm_fixture::yubikey::{reference_message, yubikey_hmac, YUBIKEY_SECRET};
+    use swtpm_fixture::{tpm2, Swtpm};
+
+    fn open(swtpm: &Swtpm) -> Tpm {
+        let options = TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(swtpm.dir().join("keys.json")));
+        Tpm::open(&options).unwrap()
+    }
+
+    /// A key file with a PIN asks for it, refuses a wrong one (counted, as for any PIN key), and
+    /// answers with the right one; a key file bound to PCR 16 answers until the PCR changes.
+    #[test]
+    fn a_pin_and_a_pcr_policy_hold_for_key_files() {
+        let swtpm = Swtpm::start();
+        let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
+        let pin = |text: &str| Pin::new(text).unwrap();
+        let spec = KeySpec { pin: Some(pin("2468")), ..KeySpec::default() };
+        let key = open(&swtpm).import_file_key(&spec, &secret, &swtpm.dir().join("pin.tss")).unwrap().handle;
+        let expected = yubikey_hmac(&reference_message(b"x"));
+        assert!(matches!(open(&swtpm).challenge(key, b"x"), Err(Error::PinRequired { .. })));
+        assert_eq!(&open(&swtpm).challenge_with_pin(key, b"x", Some(&pin("2468"))).unwrap()[..], &expected[..]);
+        assert!(matches!(
+            open(&swtpm).challenge_with_pin(key, b"x", Some(&pin("1357"))),
+            Err(Error::AuthFailed { .. })
+        ));
+
+        let spec = KeySpec { pcrs: vec![16], ..KeySpec::default() };
+        let bound = open(&swtpm).import_file_key(&spec, &secret, &swtpm.dir().join("pcr.tss")).unwrap().handle;
+        assert_eq!(&open(&swtpm).challenge(bound, b"x").unwrap()[..], &expected[..]);
+        tpm2(&swtpm.tcti(), &["tpm2_pcrextend", &format!("16:sha256={}", "11".repeat(32))]);
+        assert!(matches!(open(&swtpm).challenge(bound, b"x"), Err(Error::PolicyFailed { .. })));
+    }
+
+    /// A record file that cannot be used stops `create` before the key file is written.
+    #[test]
+    fn a_broken_record_file_leaves_no_key_file() {
+        let swtpm = Swtpm::start();
+        let records = swtpm.dir().join("records");
+        std::fs::create_dir(&records).unwrap();
+        std::fs::write(records.join("keys.json"), "{not json").unwrap();
+        let options = TpmOptions::tcti(Some(&swtpm.tcti())).with_metadata(Metadata::at(records.join("keys.json")));
+        let path = swtpm.dir().join("k.tss");
+        assert!(Tpm::open(&options).unwrap().create_file_key(&KeySpec::default(), &path).is_err());
+        assert!(!path.exists(), "no file without its record");
+    }
+}

@@ -16,8 +16,10 @@ impl crate::Bench {
     /// The challenge group and the breakdown of its paths.
     pub(crate) fn challenge_rows(&mut self) -> Res<()> {
         let runs = self.opts.warm_runs;
-        // The peers' key and the old-form click's, only while these rows run (listing counts keys).
+        // The peers' key, the old-form click's and the key file, only while these rows run
+        // (listing counts keys).
         self.provision_twin()?;
+        self.provision_key_file()?;
         self.floor_rows(runs);
         self.warm_challenge_rows(runs);
         self.cli_challenge_rows();

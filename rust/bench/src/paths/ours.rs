@@ -77,8 +77,11 @@ impl crate::Bench {
     /// left out of the count.
     pub(crate) fn click_behind_resource_manager_row(&mut self) {
         let runs = self.opts.process_runs;
-        let rows = [(key_handle(), RowId::ClickBehindResourceManager), (crate::peer_key_handle(), RowId::ClickOldForm)];
-        for (id, click) in rows.map(|(_, id)| id).into_iter().zip(self.click_behind_resource_manager(&rows, runs)) {
+        let mut rows =
+            vec![(key_handle(), RowId::ClickBehindResourceManager), (crate::peer_key_handle(), RowId::ClickOldForm)];
+        rows.extend(self.file_key.map(|key| (key, RowId::ClickKeyFile)));
+        let ids: Vec<RowId> = rows.iter().map(|(_, id)| *id).collect();
+        for (id, click) in ids.into_iter().zip(self.click_behind_resource_manager(&rows, runs)) {
             self.push(Group::Challenge, Kind::Ours, id, click);
         }
     }
@@ -131,13 +134,15 @@ impl crate::Bench {
     /// (b) cold, new process: the CLI.
     pub(crate) fn cli_challenge_rows(&mut self) {
         let seed_hex = hex::encode(&self.seed);
-        for (encrypted, id) in [(true, RowId::Cold), (false, RowId::ColdPlain)] {
+        let mut rows = vec![(crate::handle_arg(), true, RowId::Cold), (crate::handle_arg(), false, RowId::ColdPlain)];
+        rows.extend(self.file_key.map(|key| (key.to_string(), true, RowId::ColdKeyFile)));
+        for (handle, encrypted, id) in rows {
             let cli = self.processes(
                 id.label(),
                 self.opts.process_runs,
                 |tcti| {
                     let mut c = Command::new(&self.tpm_hmac);
-                    c.args(["--tcti", tcti, "challenge", "--handle", &crate::handle_arg(), "--hex", &seed_hex]);
+                    c.args(["--tcti", tcti, "challenge", "--handle", &handle, "--hex", &seed_hex]);
                     if !encrypted {
                         c.arg("--no-bus-encryption");
                     }

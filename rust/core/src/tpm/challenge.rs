@@ -265,8 +265,16 @@ impl Tpm {
                 continue;
             }
             // The ESYS path: only keys ESYS already resolved, with a record that needs nothing
-            // more from the TPM (no ReadPublic, no storage key to pin now).
-            let Some(object) = self.keys.object(handle) else { continue };
+            // more from the TPM (no ReadPublic, no storage key to pin now). A key file is loaded
+            // now (the resource manager keeps it), so that its click needs no TPM2_Load.
+            let object = match self.keys.object(handle) {
+                Some(object) => object,
+                None if handle.is_file_key() => match self.resolve(handle) {
+                    Ok(object) => object,
+                    Err(_) => continue,
+                },
+                None => continue,
+            };
             let complete = matches!(self.record(handle), Ok(Some(record))
                 if record.key_public.is_some() && record.storage_key_name.is_some());
             if key.policy_bound || !complete {

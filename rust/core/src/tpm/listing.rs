@@ -118,8 +118,8 @@ impl Tpm {
         let handles = self.persistent_handles()?;
         self.with_snapshot(|tpm| {
             let mut keys = tpm.keys_among(&handles)?;
-            tpm.prepare_challenges(&keys);
             keys.extend(tpm.recorded_file_keys());
+            tpm.prepare_challenges(&keys);
             Ok(keys)
         })
     }

@@ -5,6 +5,7 @@
 //! with its fix; the exit status is 0 only when there is none.
 
 mod host;
+mod key_files;
 mod pcsc;
 mod tpm;
 mod unit;
@@ -80,6 +81,9 @@ pub fn run(worker: &CliWorker, args: Args) -> Result<(), CliError> {
     let mut findings = host::check(tcti.as_ref());
     let facts = tpm::check(worker, &mut findings);
     findings.push(host::metadata(facts.as_ref().map(|f| f.handles.as_slice())));
+    if facts.is_some() {
+        findings.extend(key_files::check(worker));
+    }
     findings.push(host::backend(args.backend.as_deref()));
     findings.extend(pcsc::check(&args.pcsc_config, facts.as_ref()));
     findings.extend(unit::check(&args.pcsc_config));
