@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use keepassxc_tpm::{Algorithm, Metadata, Tpm, TpmOptions};
-use swtpm_fixture::commands::{CONTEXT_LOAD, CONTEXT_SAVE};
+use swtpm_fixture::commands::by_client;
 use swtpm_fixture::{tpm2, Abrmd, CommandLog, Swtpm};
 
 const CHILD: &str = "KEEPASSXC_TPM_TEST_CHILD";
@@ -66,8 +66,7 @@ fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
     proxy.clear();
     assert_eq!(&tpm.challenge(key, &[3u8; 32]).unwrap()[..], &expected[..]);
     let sent: Vec<u32> = proxy.commands();
-    let by_client: Vec<u32> = sent.iter().copied().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c)).collect();
-    assert_eq!(by_client, [HMAC], "the click after listing: {sent:x?}");
+    assert_eq!(by_client(&sent), [HMAC], "the click after listing: {sent:x?}");
     drop(tpm);
 
     // A key of the form made before the empty policy (its authValue authorises it) beside it: its
@@ -82,8 +81,27 @@ fn behind_a_resource_manager_sessions_are_kept_and_freed_with_the_connection() {
         proxy.clear();
         assert_eq!(tpm.challenge(key, &[3u8; 32]).unwrap().len(), 20);
         let sent: Vec<u32> = proxy.commands();
-        let by_client: Vec<u32> = sent.iter().copied().filter(|c| ![CONTEXT_LOAD, CONTEXT_SAVE].contains(c)).collect();
-        assert_eq!(by_client, expected, "the click of {key} after listing both kinds: {sent:x?}");
+        assert_eq!(by_client(&sent), expected, "the click of {key} after listing both kinds: {sent:x?}");
+    }
+    drop(tpm);
+
+    // A key kept in a file beside them: loaded when the keys are listed (the resource manager keeps
+    // it), so its click is the HMAC alone too.
+    let file_key = {
+        let mut tpm = through_abrmd(&abrmd, &metadata);
+        let secret = keepassxc_tpm::Secret::from_hex(YUBIKEY_SECRET).unwrap();
+        tpm.import_file_key(&Default::default(), &secret, &swtpm.dir().join("twin.tss")).unwrap().handle
+    };
+    let mut tpm = through_abrmd(&abrmd, &metadata);
+    assert_eq!(tpm.list_keys().unwrap().len(), 3);
+    for (key, expected) in [(file_key, vec![HMAC]), (key, vec![HMAC])] {
+        // tpm2-abrmd saves and flushes the key file's context a little after each answer.
+        std::thread::sleep(Duration::from_millis(200));
+        proxy.clear();
+        assert_eq!(tpm.challenge(key, &[3u8; 32]).unwrap().len(), 20);
+        std::thread::sleep(Duration::from_millis(200));
+        let sent: Vec<u32> = proxy.commands();
+        assert_eq!(by_client(&sent), expected, "the click of {key} after listing a key file too: {sent:x?}");
     }
     drop(tpm);
 

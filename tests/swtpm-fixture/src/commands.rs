@@ -47,3 +47,19 @@ const NAMES: [(u32, &str); 19] = [
 pub fn command_name(code: u32) -> String {
     NAMES.iter().find(|(c, _)| *c == code).map_or_else(|| format!("0x{code:03X}"), |(_, name)| (*name).to_owned())
 }
+
+/// What a client sent, among the commands a resource manager passed on: without the manager's own
+/// ContextLoad and ContextSave around each command, and the FlushContext with which it follows a
+/// ContextSave of a transient object (tpm2-abrmd does that after each command, a little after the
+/// client has its answer: wait a moment before a log's window opens).
+pub fn by_client(sent: &[u32]) -> Vec<u32> {
+    let mut client = Vec::new();
+    for (i, &code) in sent.iter().enumerate() {
+        match code {
+            CONTEXT_LOAD | CONTEXT_SAVE => {}
+            FLUSH_CONTEXT if i > 0 && sent[i - 1] == CONTEXT_SAVE => {}
+            code => client.push(code),
+        }
+    }
+    client
+}
