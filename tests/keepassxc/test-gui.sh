@@ -3,8 +3,9 @@
 # lists the TPM keys in the unlock dialog (screenshot), selects the database's key with xdotool,
 # unlocks (screenshot) and checks the outcome: the window title turns from "demo.kdbx [Locked]" into
 # the database's name. Then Database Security > Change Challenge-Response lists the TPM keys
-# (screenshot); choosing the other key and OK saves the database, which keepassxc-cli then opens with
-# the new key and not with the old one. Two TPM keys exist so that the GUI shows its key lists.
+# (screenshot); choosing a key kept in a file (issue 31: a TSS2 key file, no persistent handle) and OK
+# saves the database, which keepassxc-cli then opens with that key and not with the old one. Two
+# persistent keys and the key file exist, so that the GUI shows its key lists with all three kinds.
 # Screenshots: build/keepassxc-VERSION/test-gui/{unlock-dialog,unlocked,database-security}.png
 #
 # Usage: tests/keepassxc/test-gui.sh VERSION     (2.7.4 or 2.7.10)
@@ -25,8 +26,10 @@ kx_setup
 trap kx_stop_all EXIT
 
 tpm_hmac create --handle 0x81000100 >"$WORK/create.log" 2>&1 &&
-    tpm_hmac create --handle 0x81000101 --label laptop >>"$WORK/create.log" 2>&1 ||
+    tpm_hmac create --handle 0x81000101 --label laptop >>"$WORK/create.log" 2>&1 &&
+    tpm_hmac create --key-file "$WORK/key-file.tss" --json >"$WORK/key-file.json" 2>>"$WORK/create.log" ||
     { cat "$WORK/create.log" >&2; fail "tpm-hmac create"; finish; }
+KEY_FILE_SERIAL=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["serial"])' "$WORK/key-file.json")
 SERIAL=$((0x81000100))
 DB=$WORK/demo.kdbx
 PASSWORD=gui-test
@@ -73,7 +76,7 @@ if [ -n "$WID" ]; then
     esac
     sleep 1
     import -window root "$WORK/database-security.png"
-    xdotool key Home Down Return # the second key, 0x81000101
+    xdotool key Home Down Down Return # the third key: the key file (persistent keys are listed first)
     sleep 0.5
     # shellcheck disable=SC2086 # two coordinates
     xdotool mousemove --window "$WID" $ok_button click 1
@@ -81,9 +84,9 @@ if [ -n "$WID" ]; then
 fi
 kx_stop_gui
 
-SERIAL2=$((0x81000101))
+SERIAL2=$KEY_FILE_SERIAL
 if printf '%s\n' "$PASSWORD" | "$KX_CLI" ls --yubikey "1:$SERIAL2" "$DB" >"$WORK/cli-new-key.log" 2>&1; then
-    pass "after Database Security > Challenge-Response, keepassxc-cli opens it with the new TPM key 1:$SERIAL2"
+    pass "after Database Security > Challenge-Response, keepassxc-cli opens it with the key file chosen there, 1:$SERIAL2"
 else
     sed 's/^/    /' "$WORK/cli-new-key.log" >&2
     fail "the database does not open with the key chosen in Database Security (1:$SERIAL2)"

@@ -7,8 +7,9 @@
 //! no allocation crosses the boundary and a response never sits in memory nobody zeroizes.
 #![forbid(unsafe_code)]
 
-/// Bumped whenever [`BackendV1`] or the meaning of a field changes.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped whenever [`BackendV1`] or the meaning of a field changes. 2: serials of key files
+/// ([`FILE_KEY_SERIALS`]) name TPM keys too (a version-1 backend refuses them as bad handles).
+pub const ABI_VERSION: u32 = 2;
 /// `extern "C" fn() -> u32`: the backend's ABI version, read first.
 pub const VERSION_SYMBOL: &[u8] = b"keepassxc_tpm_backend_abi_version\0";
 /// `extern "C" fn() -> *const BackendV1`.

@@ -138,3 +138,45 @@ fn a_key_file_of_another_tpm_does_not_load() {
     std::fs::remove_file(&file).unwrap();
     assert!(doctor(&first).lines().any(|l| l.starts_with("note") && l.contains("is gone")));
 }
+
+/// `create --key-file` killed (SIGKILL) at any moment leaves no record without its file: after
+/// each of twenty kills at staggered times, every key-file record names a file that exists.
+#[test]
+fn a_kill_during_create_leaves_no_record_without_its_file() {
+    let swtpm = Swtpm::start();
+    persist_srk(&swtpm.tcti(), swtpm.dir());
+    let records = swtpm.dir().join("keys.json");
+    let (mut files, mut recorded) = (0, 0);
+    for i in 0..20u64 {
+        let file = swtpm.dir().join(format!("k{i}.tss"));
+        let mut child = common::tpm_hmac(&swtpm.tcti(), &records)
+            .args(["create", "--key-file", path(&file)])
+            .env("TSS2_LOG", "all+none")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(3 * i));
+        let _ = child.kill();
+        let _ = child.wait();
+        // swtpm has no resource manager: free what the killed process left loaded.
+        tpm2(&swtpm.tcti(), &["tpm2_flushcontext", "-t"]);
+        tpm2(&swtpm.tcti(), &["tpm2_flushcontext", "-l"]);
+        let text = std::fs::read_to_string(&records).unwrap_or_default();
+        let content: Value = serde_json::from_str(if text.trim().is_empty() { "{}" } else { &text }).unwrap();
+        for (handle, record) in content["keys"].as_object().into_iter().flatten() {
+            if let Some(recorded) = record["key_file"].as_str() {
+                assert!(
+                    Path::new(recorded).exists(),
+                    "after a kill at {} ms: {handle}'s record names a missing {recorded}",
+                    3 * i
+                );
+            }
+        }
+        files += usize::from(file.exists());
+        recorded = content["keys"].as_object().map_or(0, |keys| keys.len());
+    }
+    // The kills fell before, during and after the work: some made nothing, some a key.
+    eprintln!("20 kills: {files} key files written, {recorded} recorded");
+    assert!(files > 0 && files < 20, "the kills did not spread over create's work: {files} files");
+}

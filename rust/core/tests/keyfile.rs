@@ -187,6 +187,21 @@ mod file_keys_with_policies {
         assert!(matches!(open(&swtpm).challenge(bound, b"x"), Err(Error::PolicyFailed { .. })));
     }
 
+    /// A key file in the fixed YubiKey mode (a slot that hashes all 64 padded bytes) answers what
+    /// such a slot answers, also where the variable mode differs.
+    #[test]
+    fn a_fixed_mode_key_file_answers_like_a_fixed_slot() {
+        use swtpm_fixture::yubikey::{hmac_sha1, keepassxc_block};
+        let swtpm = Swtpm::start();
+        let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
+        let spec = KeySpec { yubikey_mode: keepassxc_tpm::SlotMode::Fixed, ..KeySpec::default() };
+        let key = open(&swtpm).import_file_key(&spec, &secret, &swtpm.dir().join("fixed.tss")).unwrap().handle;
+        let challenge = [0x20u8; 32];
+        let fixed = hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), &keepassxc_block(&challenge));
+        assert_eq!(&open(&swtpm).challenge(key, &challenge).unwrap()[..], &fixed[..]);
+        assert_ne!(fixed, yubikey_hmac(&reference_message(&challenge)), "the two modes differ here");
+    }
+
     /// A record file that cannot be used stops `create` before the key file is written.
     #[test]
     fn a_broken_record_file_leaves_no_key_file() {
