@@ -21,9 +21,8 @@ use tss_esapi::traits::Marshall;
 use super::Tpm;
 
 /// Why a key file without a record in the user's record file is not used.
-pub const NO_RECORD: &str =
-    "no record of this key in your record file (keys made with `tpm-hmac create --key-file` are \
-                             recorded there; a file made by another program or user cannot be used)";
+const NO_RECORD: &str = "no record of this key in your record file (keys made with `tpm-hmac create --key-file` \
+                         are recorded there; a file made by another program or user cannot be used)";
 
 /// Serials tried before giving up on finding a free one (there are 16 million).
 const SERIAL_ATTEMPTS: usize = 16;
