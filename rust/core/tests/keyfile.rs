@@ -118,6 +118,34 @@ mod file_keys {
         assert!(open(&swtpm).challenge(key.handle, b"x").is_err(), "no record, nothing to load");
     }
 
+    /// The file `import --key-file` writes holds what the format says: tpm2-tools loads the key from
+    /// its two parts under the SRK (`tpm2_load -C 0x81000001`) and, through a policy session (the
+    /// key's empty policy), its `tpm2_hmac` answers the secret's HMAC, as the project does.
+    #[test]
+    fn tpm2_tools_loads_a_key_file_the_project_wrote() {
+        let swtpm = Swtpm::start();
+        persist_srk(&swtpm.tcti(), swtpm.dir());
+        let path = swtpm.dir().join("twin.tss");
+        let secret = Secret::from_hex(YUBIKEY_SECRET).unwrap();
+        open(&swtpm).import_file_key(&KeySpec::default(), &secret, &path).unwrap();
+        let file = KeyFile::read(&path).unwrap();
+        let dir = swtpm.dir();
+        let at = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+        std::fs::write(at("k.pub"), &file.public).unwrap();
+        std::fs::write(at("k.priv"), &file.private).unwrap();
+        std::fs::write(at("m.bin"), b"a message").unwrap();
+        let tcti = swtpm.tcti();
+        let parent = format!("0x{:08x}", file.parent);
+        tpm2(&tcti, &["tpm2_load", "-Q", "-C", &parent, "-u", &at("k.pub"), "-r", &at("k.priv"), "-c", &at("k.ctx")]);
+        tpm2(&tcti, &["tpm2_startauthsession", "--policy-session", "-S", &at("s.ctx")]);
+        let session = format!("session:{}", at("s.ctx"));
+        tpm2(&tcti, &["tpm2_hmac", "-c", &at("k.ctx"), "-p", &session, "-g", "sha1", "-o", &at("mac.bin"), &at("m.bin")]);
+        tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
+        tpm2(&tcti, &["tpm2_flushcontext", "-l"]);
+        let expected = swtpm_fixture::yubikey::hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), b"a message");
+        assert_eq!(std::fs::read(at("mac.bin")).unwrap(), expected);
+    }
+
     /// Fifty keys in files on a TPM whose persistent memory holds only the SRK answer, and the
     /// count of persistent handles does not change.
     #[test]
