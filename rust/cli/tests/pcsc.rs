@@ -43,6 +43,19 @@ fn status(swtpm: &Swtpm, config: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A swtpm and a file holding the YubiKey twin's secret, for a test that needs root (`None`, with a
+/// loud skip, for anyone else).
+fn as_root_with_secret() -> Option<(Swtpm, std::path::PathBuf)> {
+    if !is_root() {
+        eprintln!("SKIP: needs root");
+        return None;
+    }
+    let swtpm = Swtpm::start();
+    let secret = swtpm.dir().join("secret.hex");
+    std::fs::write(&secret, SECRET).unwrap();
+    Some((swtpm, secret))
+}
+
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
 }
@@ -102,13 +115,7 @@ fn enable_status_disable() {
 /// was written there by hand.
 #[test]
 fn hostile_labels_stay_off_roots_terminal() {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return;
-    }
-    let swtpm = Swtpm::start();
-    let secret = swtpm.dir().join("secret.hex");
-    std::fs::write(&secret, SECRET).unwrap();
+    let Some((swtpm, secret)) = as_root_with_secret() else { return };
     ok(&swtpm, &["import", "--secret-file", secret.to_str().unwrap(), "--handle", "0x81000100"]);
     let hostile = "\u{1b}[2Jroot\rowned\u{202E}";
     let metadata = swtpm.dir().join("keys.json");
@@ -185,13 +192,7 @@ fn under_sudo_root_files_stay_roots() {
 /// could not go into the rule as it is, is refused before anything is written.
 #[test]
 fn slots_and_users_stay_with_their_keys() {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return;
-    }
-    let swtpm = Swtpm::start();
-    let secret = swtpm.dir().join("secret.hex");
-    std::fs::write(&secret, SECRET).unwrap();
+    let Some((swtpm, secret)) = as_root_with_secret() else { return };
     for handle in ["0x81000100", "0x81000101", "0x81000102"] {
         ok(&swtpm, &["import", "--secret-file", secret.to_str().unwrap(), "--handle", handle]);
     }
@@ -250,13 +251,7 @@ fn slots_and_users_stay_with_their_keys() {
 /// included, goes into the driver's file, so the driver needs nothing of the user's.
 #[test]
 fn a_key_file_is_enabled_with_its_wrapped_key() {
-    if !is_root() {
-        eprintln!("SKIP: needs root");
-        return;
-    }
-    let swtpm = Swtpm::start();
-    let secret = swtpm.dir().join("secret.hex");
-    std::fs::write(&secret, SECRET).unwrap();
+    let Some((swtpm, secret)) = as_root_with_secret() else { return };
     let key_file = swtpm.dir().join("k.tss");
     let made: Value = serde_json::from_slice(
         &ok(

@@ -139,7 +139,10 @@ mod file_keys {
         tpm2(&tcti, &["tpm2_load", "-Q", "-C", &parent, "-u", &at("k.pub"), "-r", &at("k.priv"), "-c", &at("k.ctx")]);
         tpm2(&tcti, &["tpm2_startauthsession", "--policy-session", "-S", &at("s.ctx")]);
         let session = format!("session:{}", at("s.ctx"));
-        tpm2(&tcti, &["tpm2_hmac", "-c", &at("k.ctx"), "-p", &session, "-g", "sha1", "-o", &at("mac.bin"), &at("m.bin")]);
+        tpm2(
+            &tcti,
+            &["tpm2_hmac", "-c", &at("k.ctx"), "-p", &session, "-g", "sha1", "-o", &at("mac.bin"), &at("m.bin")],
+        );
         tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
         tpm2(&tcti, &["tpm2_flushcontext", "-l"]);
         let expected = swtpm_fixture::yubikey::hmac_sha1(&hex::decode(YUBIKEY_SECRET).unwrap(), b"a message");
