@@ -180,3 +180,22 @@ fn a_kill_during_create_leaves_no_record_without_its_file() {
     eprintln!("20 kills: {files} key files written, {recorded} recorded");
     assert!(files > 0 && files < 20, "the kills did not spread over create's work: {files} files");
 }
+
+/// `delete` removes only the key file its record describes: a record edited to name another file
+/// leaves that file alone (and says so).
+#[test]
+fn delete_removes_only_the_key_file_itself() {
+    let swtpm = Swtpm::start();
+    let file = swtpm.dir().join("k.tss");
+    let made: Value = serde_json::from_str(&ok(&swtpm, &["create", "--key-file", path(&file), "--json"])).unwrap();
+    let precious = swtpm.dir().join("precious.txt");
+    std::fs::write(&precious, "keep me").unwrap();
+    let records = swtpm.dir().join("keys.json");
+    let handle = made["handle"].as_str().unwrap();
+    let text = std::fs::read_to_string(&records).unwrap().replace(path(&file), path(&precious));
+    std::fs::write(&records, text).unwrap();
+    let out = tpm_hmac(&swtpm, &["delete", "--handle", handle]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was left in place"));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep me");
+}

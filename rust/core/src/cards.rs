@@ -67,6 +67,8 @@ pub enum NotServable {
     PolicyWithoutPcrs,
     /// Every slot of the reader holds another key.
     NoSlot,
+    /// A key file's record without the wrapped key the driver loads.
+    NoWrappedKey,
 }
 
 impl fmt::Display for NotServable {
@@ -88,6 +90,7 @@ impl fmt::Display for NotServable {
             }
             NotServable::PolicyWithoutPcrs => write!(f, "it is bound to a policy but its record names no PCRs"),
             NotServable::NoSlot => write!(f, "all {MAX_SLOTS} slots of the reader hold other keys"),
+            NotServable::NoWrappedKey => write!(f, "it is a key file whose record holds no wrapped key"),
         }
     }
 }
@@ -101,6 +104,9 @@ pub fn servable(handle: PersistentHandle, record: &KeyRecord) -> Result<KeyInfo,
     record.key_name.as_deref().ok_or(NotServable::NoKeyName)?;
     record.key_public.as_deref().ok_or(NotServable::NoPublicArea)?;
     record.storage_key_name.as_deref().ok_or(NotServable::NoStorageKey)?;
+    if handle.is_file_key() && record.key_private.is_none() {
+        return Err(NotServable::NoWrappedKey);
+    }
     let key = record.recorded_key(handle).ok_or(NotServable::NotTheNamedKey)?;
     if key.needs_pin() {
         return Err(NotServable::NeedsPin);
@@ -289,5 +295,10 @@ mod tests {
         assert!(servable(&wrong).unwrap_err().contains("not the HMAC key it names"));
         assert!(servable(&KeyRecord { storage_key_name: None, ..record(&public(true, &[], 4)) }).is_err());
         assert!(servable(&KeyRecord::default()).is_err());
+        let file_key = PersistentHandle::new(0x8212_3456).unwrap();
+        let record = record(&public(true, &[], 0x0004));
+        assert_eq!(super::servable(file_key, &record), Err(NotServable::NoWrappedKey));
+        let wrapped = KeyRecord { key_private: Some("0002abcd".into()), ..record };
+        assert!(super::servable(file_key, &wrapped).is_ok());
     }
 }

@@ -17,7 +17,8 @@ pub fn run(tpm: &CliWorker, args: Args) -> Result<(), CliError> {
         eprintln!("Deleted the key file {handle}. Databases protected only by it can no longer be opened with it.");
         if let Some(path) = left {
             eprintln!(
-                "tpm-hmac: warning: {} could not be removed; its record is gone: delete it by hand",
+                "tpm-hmac: warning: {} was left in place (it could not be removed, or it is not the key file the \
+                 record described); the key's record is gone: look at the file and delete it by hand if it is the key",
                 path.display()
             );
         }

@@ -161,11 +161,18 @@ impl Tpm {
         let record = self.record(handle)?.ok_or(Error::EmptyHandle { handle })?;
         self.forget(handle);
         self.metadata.set(handle, None)?;
-        let left = record.key_file.map(PathBuf::from).filter(|path| match std::fs::remove_file(path) {
-            Ok(()) => false,
-            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        let Some(path) = record.key_file.map(PathBuf::from) else { return Ok(None) };
+        // Only the key file the record describes is removed, never whatever else the (edited)
+        // record names.
+        let holds_this_key = KeyFile::read(&path).is_ok_and(|file| {
+            record.key_private.as_deref() == Some(&hex::encode(&file.private))
+                && record.key_public.as_deref() == file.public.get(2..).map(hex::encode).as_deref()
         });
-        Ok(left)
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            _ if holds_this_key && std::fs::remove_file(&path).is_ok() => Ok(None),
+            _ => Ok(Some(path)),
+        }
     }
 
     /// The key files the record file holds, as their records describe them (no TPM command: each
