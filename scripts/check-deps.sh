@@ -27,6 +27,8 @@ needed=(
   # the PC/SC driver's tests (tests/pcsc): a private pcscd, pcsc-tools, the Debian 13 and sid chroots
   /usr/sbin/pcscd /usr/bin/pcsc_scan /usr/bin/scriptor /usr/sbin/debootstrap /usr/bin/tesseract
   /usr/bin/systemd-nspawn /usr/bin/nsenter /usr/bin/flock
+  # the Windows probe under wine (tests/windows)
+  /usr/bin/x86_64-w64-mingw32-gcc /usr/lib/wine/wine64
   # the KeePassXC fork's build
   /usr/bin/cmake /usr/bin/ninja /usr/bin/patch /usr/bin/pkg-config /usr/bin/ccache /usr/bin/dpkg-source
   # the Debian packages' builds and checks (scripts/build-deb.sh, scripts/build-keepassxc-deb.sh)

@@ -17,10 +17,14 @@ tests/cmake/test-driver-api.sh
 if [ -x tests/keepassxc/run-tests.sh ]; then
   tests/keepassxc/run-tests.sh
 fi
-# The PC/SC reader driver: a private pcscd, yubikit, and stock KeePassXC of Debian 12, Debian 13
-# and sid (chroots) opening a password + TPM key database through it
+# The PC/SC reader driver: a private pcscd, yubikit, and the package and stock KeePassXC in booted
+# Debian 12, 13 and sid containers opening a password + TPM key database through it
 rc=0
 tests/pcsc/run-tests.sh || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
+# The Windows probe (tpm-hmac-tbs-probe.exe) cross-built and run under wine through a tbs.dll double
+rc=0
+tests/windows/test-tbs-probe.sh || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
 # The tpm-hmac Debian package: lintian, installed with apt, used, removed
 rc=0
