@@ -17,8 +17,8 @@
 #   bad input  the drop-in gone (Debian 13, sid), the TPM node gone, the driver's file unreadable,
 #              pcscd killed in the middle of an unlock: each gives the driver's log line and doctor's
 #              cause, never a crash of pcscd, and the TPM's lockout counter stays 0;
-#   abrmd      with tpm2-abrmd (on the system D-Bus) as the driver's TCTI, the database opens too;
 #   key file   a key kept in a TSS2 key file under /root (hidden from pcscd), enabled: it opens too;
+#   abrmd      with tpm2-abrmd (on the system D-Bus) as the driver's TCTI, the database opens too;
 #   leaving    apt remove leaves pcscd starting and serving; purge leaves nothing of the package;
 #              a reinstall serves no card until root enables again;
 #   upgrade    from the previous package (0.1.0-1: the reader entry a conffile, no maintainer
