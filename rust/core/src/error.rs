@@ -369,6 +369,12 @@ impl fmt::Display for Error {
                 "the key at {handle} was made but its record could not be saved ({cause}), and removing it \
                  failed too"
             ),
+            Error::StorageKeyChanged { handle } if handle.is_file_key() => write!(
+                f,
+                "the TPM's storage key is not the one the key file {handle} was made under: this is another TPM, \
+                 the TPM was cleared, or something between TPM and CPU is answering for it; loading the key file \
+                 was not tried"
+            ),
             Error::StorageKeyChanged { handle } => write!(
                 f,
                 "the TPM's storage key is not the one {handle} was created under: this is a different TPM, or \

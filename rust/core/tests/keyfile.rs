@@ -246,3 +246,55 @@ mod file_keys_with_policies {
         assert!(!path.exists(), "no file without its record");
     }
 }
+
+/// An attacker's storage key at 0x81000001 (tpm2-tools around the project: the SRK evicted, a
+/// dictionary-attack-protected storage primary with an authValue persisted in its place and used
+/// correctly once, so that libtpms would count a wrong authorisation): a key file's challenge is
+/// refused as "not the storage key it was made under" before anything is authorised under that
+/// key. On the wire no TPM2_Load (which authorises its parent) and no HMAC; the lockout counter
+/// stays 0.
+#[test]
+fn a_swapped_storage_key_gets_no_load_and_costs_no_try() {
+    use keepassxc_tpm::{Error, KeySpec, Metadata, Tpm, TpmOptions};
+    use swtpm_fixture::commands::{HMAC, LOAD};
+    use swtpm_fixture::{lockout_counter, CommandLog};
+
+    let swtpm = Swtpm::start();
+    let (tcti, dir) = (swtpm.tcti(), swtpm.dir().to_owned());
+    persist_srk(&tcti, &dir);
+    let records = Metadata::at(dir.join("keys.json"));
+    let options = |tcti: &str| TpmOptions::tcti(Some(tcti)).with_metadata(records.clone());
+    let key = Tpm::open(&options(&tcti)).unwrap().create_file_key(&KeySpec::default(), &dir.join("k.tss")).unwrap();
+    let at = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    tpm2(&tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", "0x81000001"]);
+    let attributes = "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|decrypt";
+    tpm2(
+        &tcti,
+        &[
+            "tpm2_createprimary",
+            "-Q",
+            "-C",
+            "o",
+            "-G",
+            "ecc",
+            "-a",
+            attributes,
+            "-p",
+            "attacker",
+            "-c",
+            &at("evil.ctx"),
+        ],
+    );
+    tpm2(&tcti, &["tpm2_evictcontrol", "-Q", "-C", "o", "-c", &at("evil.ctx"), "0x81000001"]);
+    tpm2(&tcti, &["tpm2_flushcontext", "-t"]);
+    let child = ["-u", &at("c.pub"), "-r", &at("c.priv")];
+    tpm2(&tcti, &[&["tpm2_create", "-Q", "-C", "0x81000001", "-P", "attacker", "-G", "hmac"][..], &child].concat());
+    assert_eq!(lockout_counter(&tcti), 0, "the attacker's key used correctly once");
+
+    let proxy = CommandLog::start(swtpm.port());
+    let refused = Tpm::open(&options(&proxy.tcti())).unwrap().challenge(key.handle, b"x").unwrap_err();
+    assert!(matches!(refused, Error::StorageKeyChanged { .. }), "{refused}");
+    let sent = proxy.commands();
+    assert!(!sent.contains(&LOAD) && !sent.contains(&HMAC), "nothing authorised under it: {sent:x?}");
+    assert_eq!(lockout_counter(&tcti), 0, "no dictionary-attack try");
+}

@@ -109,9 +109,9 @@ impl Tpm {
         Err(Error::NoFreeHandle { detail: "no free key-file serial found".to_owned() })
     }
 
-    /// Loads the key file `handle` names from its record, under the parent the record names (the
-    /// persistent SRK, or the standard storage primary when there is none); the TPM checks the
-    /// wrapped private part against that parent (a file of another TPM does not load).
+    /// Loads the key file `handle` names from its record, under the storage parent (the persistent
+    /// SRK, or the standard storage primary when there is none) if it is the one the record pins;
+    /// the TPM checks the wrapped private part against it.
     pub(crate) fn load_file_key(&mut self, handle: PersistentHandle) -> Result<ObjectHandle> {
         let record = self.record(handle)?.ok_or(Error::EmptyHandle { handle })?;
         let public = record
@@ -126,8 +126,11 @@ impl Tpm {
             .and_then(|hex_text| hex::decode(hex_text).ok())
             .and_then(|bytes| Private::try_from(bytes.get(2..)?.to_vec()).ok())
             .ok_or_else(|| not_loadable(handle, "its record holds no wrapped private part"))?;
+        // TPM2_Load authorises the parent: only the storage key the record pins may be it.
+        let pinned =
+            record.storage_key_name.clone().ok_or_else(|| not_loadable(handle, "its record pins no storage key"))?;
         let load = |tpm: &mut Tpm| {
-            tpm.with_parent(false, |tpm, parent| {
+            tpm.with_pinned_parent(handle, &pinned, |tpm, parent| {
                 tpm.with_password(|tpm| {
                     tpm.run("loading the key file", |ctx| ctx.load(parent.handle, private.clone(), public.clone()))
                 })

@@ -165,9 +165,22 @@ impl Tpm {
         key: &PinnedKey,
         f: impl FnOnce(&mut Tpm, &Parent) -> Result<T>,
     ) -> Result<T> {
+        self.with_pinned_parent(key.info.handle, key.storage_key_name(), f)
+    }
+
+    /// Runs `f` with the storage parent, refused (`StorageKeyChanged` for `handle`) before anything
+    /// is encrypted to it or authorised under it unless it has the `pinned` name: another object at
+    /// 0x81000001 may carry an authValue and count a failed authorisation; flushed afterwards when
+    /// transient.
+    pub(crate) fn with_pinned_parent<T>(
+        &mut self,
+        handle: PersistentHandle,
+        pinned: &str,
+        f: impl FnOnce(&mut Tpm, &Parent) -> Result<T>,
+    ) -> Result<T> {
         self.with_parent(false, |tpm, parent| {
-            if tpm.esys_name(parent.handle.into())? != key.storage_key_name() {
-                return Err(Error::StorageKeyChanged { handle: key.info.handle });
+            if tpm.esys_name(parent.handle.into())? != pinned {
+                return Err(Error::StorageKeyChanged { handle });
             }
             f(tpm, parent)
         })
