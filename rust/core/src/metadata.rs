@@ -66,16 +66,18 @@ pub struct KeyRecord {
     /// holds it; the record alone loads the key (the PC/SC driver's copy needs nothing under /home).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_private: Option<String>,
-    /// For a key kept in a file: its parent's handle as the file names it (0x40000001: the
-    /// standard storage primary; 0x81000001: the persistent SRK).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_parent: Option<u32>,
     /// For a key kept in a file: where the file was written (for `list` and `delete`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
 }
 
 impl KeyRecord {
+    /// The record's label if it is one `tpm-hmac label` would set (the file may have been edited:
+    /// a label that would drive a terminal or KeePassXC's key list is not shown).
+    pub fn shown_label(&self) -> Option<String> {
+        self.label.clone().filter(|label| crate::key::check_label(label).is_ok_and(|checked| checked == *label))
+    }
+
     /// The key this record describes, read from its recorded public area alone (no TPM): `None`
     /// unless that area hashes to the recorded name and is an HMAC key's. Its attributes (PIN,
     /// PCR policy, empty policy, hash) are the key's own, whatever else the file says.

@@ -2,7 +2,8 @@
 //! under the storage parent and written as a TSS2 PRIVATE KEY, never persisted, so they take no
 //! persistent slot and need no owner authorisation after the SRK exists. Each has a serial in
 //! [`FILE_KEYS`] (its [`PersistentHandle`]), chosen at random when it is made; its record holds
-//! what the file holds (public area, wrapped private part, parent), so the record alone loads it:
+//! what the file holds (public area, wrapped private part; its parent is the storage key the record
+//! pins anyway), so the record alone loads it:
 //! once per connection (TPM2_Load), kept loaded after that, flushed when the connection forgets it.
 
 use std::path::{Path, PathBuf};
@@ -78,7 +79,6 @@ impl Tpm {
             yubikey_mode: spec.yubikey_mode,
             label,
             key_private: Some(hex::encode(&file.private)),
-            key_parent: Some(file_parent),
             key_file: Some(absolute(path).display().to_string()),
         };
         // The file first, then its record: a process killed in between leaves a file without a
@@ -196,7 +196,7 @@ impl Tpm {
                 continue;
             }
             if let Some(mut info) = record.recorded_key(handle) {
-                info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));
+                info.label = record.shown_label();
                 keys.push(info);
             }
         }

@@ -101,7 +101,7 @@ impl Tpm {
         let Ok(Some(record)) = self.record(info.handle) else { return info };
         let name = self.listed_name(info.handle);
         if name.is_some() && record.key_name == name {
-            info.label = record.label.filter(|label| check_label(label).is_ok_and(|checked| checked == *label));
+            info.label = record.shown_label();
         }
         info
     }

@@ -12,12 +12,18 @@ use crate::CliWorker;
 /// One finding per key file of the record file; none when there are none.
 pub fn check(worker: &CliWorker) -> Vec<Finding> {
     let checked = worker.run(|tpm| {
-        let keys = tpm.list_keys()?;
-        let files: Vec<PersistentHandle> = keys.iter().map(|k| k.handle).filter(|h| h.is_file_key()).collect();
+        // From the record file alone: the persistent keys were listed already.
+        let content = tpm.metadata().content()?;
+        let files: Vec<PersistentHandle> = content
+            .keys
+            .keys()
+            .filter_map(|name| name.parse::<PersistentHandle>().ok())
+            .filter(|h| h.is_file_key())
+            .collect();
         Ok(files
             .into_iter()
             .map(|handle| {
-                let path = tpm.metadata().get(handle).ok().flatten().and_then(|r| r.key_file);
+                let path = content.record(handle).ok().flatten().and_then(|r| r.key_file);
                 (handle, tpm.key_info(handle).map(|_| ()), path)
             })
             .collect::<Vec<_>>())

@@ -322,7 +322,7 @@ fn status(path: &Path, json: bool) -> Result<(), CliError> {
                 reader: slot_reader_name(k.slot),
                 users: k.users.clone(),
                 // The file may have been edited: a label is shown only as `tpm-hmac label` would set it.
-                label: k.record.label.clone().filter(|l| keepassxc_tpm::check_label(l).is_ok_and(|c| c == *l)),
+                label: k.record.shown_label(),
             })
             .collect(),
         refused: config.refused.iter().map(|(h, why)| Refused { handle: h.clone(), reason: why.to_string() }).collect(),

@@ -7,7 +7,10 @@
 
 use std::path::Path;
 
+use std::os::unix::fs::PermissionsExt;
+
 use keepassxc_tpm::cards::{slot_reader_name, Cards, READER_NAME};
+use keepassxc_tpm::metadata;
 
 /// The rule `tpm-hmac pcsc enable` writes.
 pub(crate) const RULE: &str = "/etc/polkit-1/rules.d/60-keepassxc-tpm.rules";
@@ -86,19 +89,17 @@ pub(crate) fn install(cards: &Cards) -> std::io::Result<()> {
     match rule(cards) {
         Some(text) if pcscd_asks_polkit() => {
             let path = Path::new(RULE);
-            let tmp = path.with_extension("rules.tmp");
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let _ = std::fs::remove_file(&tmp);
-            {
-                use std::io::Write;
-                use std::os::unix::fs::OpenOptionsExt;
-                let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(&tmp)?;
-                file.write_all(text.as_bytes())?;
-                file.sync_all()?;
+            // Written as every record file is (a new file, never through a symlink, renamed in
+            // place); polkitd reads it as its own user: 0644.
+            let tmp = metadata::write_temporary(path, text.as_bytes())?;
+            if let Err(e) = std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
             }
-            std::fs::rename(&tmp, path)
+            metadata::install(&tmp, path)
         }
         _ => match std::fs::remove_file(RULE) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
