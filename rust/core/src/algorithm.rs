@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+#[cfg(unix)]
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
+#[cfg(unix)]
 use tss_esapi::structures::{HmacScheme, KeyedHashScheme, PublicKeyedHashParameters};
 
 /// The hash of an HMAC key. SHA-1 is what a YubiKey slot computes and KeePassXC expects.
@@ -20,6 +22,7 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    #[cfg(unix)]
     pub(crate) fn hashing(self) -> HashingAlgorithm {
         match self {
             Algorithm::Sha1 => HashingAlgorithm::Sha1,
@@ -35,10 +38,12 @@ impl Algorithm {
         }
     }
 
+    #[cfg(unix)]
     pub(crate) fn parameters(self) -> PublicKeyedHashParameters {
         PublicKeyedHashParameters::new(KeyedHashScheme::Hmac { hmac_scheme: HmacScheme::new(self.hashing()) })
     }
 
+    #[cfg(unix)]
     /// The algorithm of a keyed-hash object's parameters, if it is an HMAC key we support.
     /// (tss-esapi 7.7 has no getter for the scheme; its parameters compare by value.)
     pub(crate) fn of(parameters: &PublicKeyedHashParameters) -> Option<Algorithm> {

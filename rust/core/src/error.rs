@@ -8,6 +8,10 @@ use crate::address::{BadHandle, PersistentHandle};
 /// The result of every fallible operation of the core.
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// TPM_E_COMMAND_BLOCKED: what Windows' TBS answers, as the response code, to a command it does
+/// not let this user send.
+pub const BLOCKED_BY_TBS: u32 = 0x8028_0400;
+
 /// What went wrong. `Display` gives a single line with a remedy.
 #[derive(Debug)]
 pub enum Error {
@@ -193,6 +197,12 @@ pub enum Error {
         /// What is wrong, in words that follow "it".
         reason: String,
     },
+    /// Windows (TBS) does not let this user send a TPM command: it answered
+    /// TPM_E_COMMAND_BLOCKED (0x80280400) instead of passing it to the TPM.
+    Blocked {
+        /// The command, e.g. "TPM2_Create".
+        command: &'static str,
+    },
     /// A failure inside the tss-esapi wrapper, before anything reached the TPM.
     Wrapper {
         /// What was being done.
@@ -246,7 +256,7 @@ impl Error {
             Error::NoTpm { .. } | Error::UnknownTcti { .. } | Error::TctiOption { .. } | Error::Timeout { .. } => {
                 ErrorKind::NoTpm
             }
-            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::PermissionDenied { .. } | Error::Blocked { .. } => ErrorKind::PermissionDenied,
             Error::BadHandle(_) => ErrorKind::BadHandle,
             Error::EmptyHandle { .. } => ErrorKind::NoSuchKey,
             Error::NotHmacKey { .. } => ErrorKind::NotHmacKey,
@@ -388,6 +398,11 @@ impl fmt::Display for Error {
             }
             Error::Tpm { operation, rc, text } => write!(f, "{operation} failed: {text} (0x{rc:08X})"),
             Error::Wrapper { operation, text } => write!(f, "{operation} failed: {text}"),
+            Error::Blocked { command } => write!(
+                f,
+                "Windows blocks the TPM command {command} for this user (TBS answered 0x{:08X} without passing it to the TPM)",
+                BLOCKED_BY_TBS
+            ),
             Error::NoRandomness { detail } => {
                 write!(f, "the operating system's random generator failed ({detail}); nothing was sent to the TPM")
             }
@@ -450,6 +465,8 @@ pub enum Hint {
     },
     /// Free the TPM's transient objects, and use a resource manager.
     FlushTransients,
+    /// Windows blocks a command this user needs: report which (the probe), or try as an administrator.
+    WindowsBlocks,
 }
 
 impl Error {
@@ -457,6 +474,7 @@ impl Error {
     pub fn hint(&self) -> Option<Hint> {
         Some(match self {
             Error::NoTpm { .. } => Hint::EnableTpm,
+            Error::Blocked { .. } => Hint::WindowsBlocks,
             Error::Timeout { .. } => Hint::RetryOrRestart,
             Error::UnknownTcti { .. } => Hint::KnownTcti,
             Error::TctiOption { understood, .. } => Hint::TctiOptions { understood: understood.clone() },
@@ -536,6 +554,11 @@ impl fmt::Display for Hint {
                 "a program that was killed may have left objects or sessions loaded: free them with \
                  `tpm2_flushcontext -t -l -s` (or restart the simulator), and use a resource manager \
                  (/dev/tpmrm0, or tpm2-abrmd) so that this cannot happen"
+            ),
+            Hint::WindowsBlocks => write!(
+                f,
+                "run `tpm-hmac doctor --probe-commands` and send its report to the project; an administrator's \
+                 account may be allowed the command"
             ),
         }
     }

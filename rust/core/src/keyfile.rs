@@ -20,9 +20,9 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
-use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+#[cfg(unix)]
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64ct::{Base64, Encoding};
@@ -163,18 +163,18 @@ impl KeyFile {
     /// The key file at `path`: a regular file (a symlink is not followed), at most
     /// [`MAX_FILE_SIZE`] bytes, that no one but its owner (and root) may write.
     pub fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ELOOP) => KeyFileError::NotAPlainFile("it is a symbolic link".to_owned()),
-                _ => KeyFileError::Unreadable(e.to_string()),
-            })?;
+        let mut file = crate::private_file::open_no_follow(path).map_err(|e| {
+            if crate::private_file::is_link(&e) {
+                KeyFileError::NotAPlainFile(e.to_string())
+            } else {
+                KeyFileError::Unreadable(e.to_string())
+            }
+        })?;
         let info = file.metadata().map_err(|e| KeyFileError::Unreadable(e.to_string()))?;
         if !info.file_type().is_file() {
             return Err(KeyFileError::NotAPlainFile("it is not a regular file".to_owned()));
         }
+        #[cfg(unix)]
         if info.mode() & 0o022 != 0 {
             return Err(KeyFileError::NotAPlainFile(format!(
                 "it is writable by group or others (mode {:o}): anyone who may write it could swap the key",

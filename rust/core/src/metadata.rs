@@ -11,9 +11,12 @@
 //! record that silently disappeared would turn the storage-key check off.
 
 use std::collections::BTreeMap;
-use std::fs::{DirBuilder, File, OpenOptions};
+#[cfg(unix)]
+use std::fs::DirBuilder;
+use std::fs::File;
 use std::io::{ErrorKind as IoErrorKind, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+#[cfg(unix)]
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::address::PersistentHandle;
 use crate::challenge::SlotMode;
 use crate::error::{Error, Result};
+use crate::private_file::{self, kind_of};
 
 /// Environment variable that overrides the file's location.
 pub const METADATA_ENV: &str = "KEEPASSXC_TPM_METADATA";
@@ -82,11 +86,12 @@ impl KeyRecord {
     /// unless that area hashes to the recorded name and is an HMAC key's. Its attributes (PIN,
     /// PCR policy, empty policy, hash) are the key's own, whatever else the file says.
     pub fn recorded_key(&self, handle: PersistentHandle) -> Option<crate::key::KeyInfo> {
-        let public = crate::tpm::pinned::recorded_public(self.key_public.as_deref()?, self.key_name.as_deref()?)?;
-        match crate::key::describe(handle, &public) {
-            crate::key::Object::Hmac(info) => Some(info),
-            crate::key::Object::Other { .. } => None,
+        let public = hex::decode(self.key_public.as_deref()?).ok()?;
+        let name = crate::key::public::sha256_name(&public)?;
+        if hex::encode(name) != *self.key_name.as_deref()? {
+            return None;
         }
+        crate::key::public::hmac_key(handle, &public)
     }
 }
 
@@ -142,6 +147,7 @@ impl FileContent {
             .transpose()
     }
 
+    #[cfg(unix)]
     /// Writes this content to a new file beside `path` (see [`write_temporary`]) with mode
     /// `file_mode` (a missing directory is made with `dir_mode`), for [`install`] to put in place.
     pub fn write_temporary(&self, path: &Path, dir_mode: u32, file_mode: u32) -> std::io::Result<PathBuf> {
@@ -186,14 +192,18 @@ pub struct MetadataLock<'a> {
 impl Metadata {
     /// `$KEEPASSXC_TPM_METADATA`, else `$XDG_DATA_HOME/keepassxc-tpm/keys.json`, else
     /// `~/.local/share/keepassxc-tpm/keys.json`.
+    /// On Windows: `$KEEPASSXC_TPM_METADATA`, else `%LOCALAPPDATA%\\keepassxc-tpm\\keys.json`.
     pub fn default_location() -> Metadata {
         let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let path = env(METADATA_ENV).or_else(|| {
+        #[cfg(unix)]
+        let default = || {
             env("XDG_DATA_HOME")
                 .map(|d| d.join("keepassxc-tpm/keys.json"))
                 .or_else(|| env("HOME").map(|h| crate::os::default_record_file(&h)))
-        });
-        Metadata { path, trust: Trust::Private }
+        };
+        #[cfg(windows)]
+        let default = || env("LOCALAPPDATA").map(|d| d.join("keepassxc-tpm").join("keys.json"));
+        Metadata { path: env(METADATA_ENV).or_else(default), trust: Trust::Private }
     }
 
     /// The user's own metadata file at `path` ([`Trust::Private`]).
@@ -256,17 +266,9 @@ impl Metadata {
         // Nothing is created beside a path that is not a file (a device, a symlink).
         check_replaceable(path).map_err(|e| broken(path, e.to_string()))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(fail)?;
+            private_file::create_private_dir(dir).map_err(fail)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(lock_path(path))
-            .map_err(fail)?;
+        let file = private_file::open_lock(&lock_path(path)).map_err(fail)?;
         let info = file.metadata().map_err(fail)?;
         if !info.file_type().is_file() {
             return Err(broken(path, "its lock file is not a regular file".to_owned()));
@@ -332,14 +334,10 @@ fn read(path: &Path, trust: Trust) -> Result<FileContent> {
 /// [`read`]; without `trust`, whoever may have written the file.
 fn read_checked(path: &Path, trust: Option<Trust>) -> Result<FileContent> {
     let fail = |reason: String| broken(path, reason);
-    let mut file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let mut file = match private_file::open_no_follow(path) {
         Ok(file) => file,
         Err(e) if e.kind() == IoErrorKind::NotFound => return Ok(FileContent::default()),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(fail("it is a symbolic link".to_owned())),
+        Err(e) if private_file::is_link(&e) => return Err(fail(e.to_string())),
         Err(e) => return Err(fail(format!("cannot open it ({e})"))),
     };
     let info = file.metadata().map_err(|e| fail(e.to_string()))?;
@@ -361,6 +359,7 @@ fn read_checked(path: &Path, trust: Option<Trust>) -> Result<FileContent> {
     FileContent::from_text(&text).map_err(fail)
 }
 
+#[cfg(unix)]
 /// The file is the trust anchor of the pins: only those `trust` names may have written it (see
 /// [`only_trusted_could_write`]). A private file of this user that is readable or writable by its
 /// group (as files made under a umask of 002 by versions before 0600 was enforced) is made 0600;
@@ -374,6 +373,14 @@ fn check_trusted(path: &Path, file: &File, info: &std::fs::Metadata, trust: Trus
     Ok(())
 }
 
+/// On Windows the file is in the user's profile, whose inherited ACL keeps it the user's (see
+/// [`private_file`]): there is no owner or mode to check.
+#[cfg(windows)]
+fn check_trusted(_path: &Path, _file: &File, _info: &std::fs::Metadata, _trust: Trust) -> Result<()> {
+    Ok(())
+}
+
+#[cfg(unix)]
 /// Whether only those `trust` names could have written the file at `path` (`info`: its own
 /// metadata, from the open file), nor replaced it: `Err` says why not, in words that follow "it"
 /// ("it is owned by ..."). Nothing is changed.
@@ -410,20 +417,6 @@ pub fn only_trusted_could_write(
     Ok(())
 }
 
-fn kind_of(file_type: &std::fs::FileType) -> &'static str {
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO"
-    } else if file_type.is_char_device() || file_type.is_block_device() {
-        "a device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
-    }
-}
-
 /// Writes `bytes` to a new temporary file beside `path` (random name, `O_EXCL`, mode 0600),
 /// fsyncs it, renames it over `path` and fsyncs the directory. Refuses to replace anything but
 /// a regular file; the temporary file is removed on every error.
@@ -438,12 +431,7 @@ pub fn write_temporary(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", random_suffix()?));
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&tmp)?;
+    let mut out = private_file::create_new_private(&tmp)?;
     if let Err(e) = out.write_all(bytes).and_then(|()| out.sync_all()) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
@@ -473,7 +461,7 @@ fn check_replaceable(path: &Path) -> std::io::Result<()> {
             Err(std::io::Error::other(format!("it is {}, not a regular file", kind_of(&info.file_type()))))
         }
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == IoErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(()),
+        Err(e) if e.kind() == IoErrorKind::NotFound || private_file::is_not_a_directory(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -1,6 +1,7 @@
 //! TSS return codes: the raw 32-bit value of tss-esapi's error type, sorted into the [`Error`]
 //! variants a person can act on.
 
+#[cfg(unix)]
 use tss_esapi::constants::response_code::Tss2ResponseCode;
 
 use crate::error::Error;
@@ -40,6 +41,7 @@ const SYS_MALFORMED_RESPONSE: u32 = (8 << 16) | 17;
 /// Any unmarshalling failure (the MU layer): an answer that does not parse.
 const MU_LAYER: u32 = 9 << 16;
 
+#[cfg(unix)]
 /// The raw TSS2_RC (the public field of tss-esapi's bitfield newtypes).
 pub(crate) fn raw(code: &Tss2ResponseCode) -> u32 {
     match code {
@@ -80,12 +82,18 @@ pub(crate) fn is_connection_lost(rc: u32) -> bool {
 /// Turns a tss-esapi error from `operation` into our error, with the variants that need no
 /// further context (lockout, PIN, policy, memory, connection). Callers that know more (an
 /// empty handle, a wrong object type) match on [`tpm_code`] first.
+#[cfg(unix)]
 pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &str) -> Error {
     let code = match err {
         tss_esapi::Error::WrapperError(kind) => return Error::Wrapper { operation, text: kind.to_string() },
         tss_esapi::Error::Tss2Error(code) => code,
     };
-    let rc = raw(&code);
+    classify_code(operation, raw(&code), code.to_string(), tcti)
+}
+
+/// [`classify`] for a return code `rc` whose meaning in words is `text` (the direct path's, which
+/// has no tss-esapi to describe it).
+pub(crate) fn classify_code(operation: &'static str, rc: u32, text: String, tcti: &str) -> Error {
     if rc == ESYS_RSP_AUTH_FAILED || rc == SYS_MALFORMED_RESPONSE || rc & LAYER_MASK == MU_LAYER {
         return Error::BadAnswer { operation, rc };
     }
@@ -102,7 +110,7 @@ pub(crate) fn classify(operation: &'static str, err: tss_esapi::Error, tcti: &st
             tcti: tcti.to_owned(),
             detail: format!("the TPM was not started up (TPM2_Startup), 0x{rc:08X}"),
         },
-        _ => Error::Tpm { operation, rc, text: code.to_string() },
+        _ => Error::Tpm { operation, rc, text },
     }
 }
 
@@ -134,6 +142,7 @@ mod tests {
         assert!(!is_connection_lost(0x0000_018B));
     }
 
+    #[cfg(unix)]
     #[test]
     fn raw_code_round_trips() {
         for rc in [0x18Bu32, 0x921, 0x000A_000A, 0x0007_0007, 0x98E] {

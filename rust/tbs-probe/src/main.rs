@@ -8,7 +8,7 @@
 //!
 //! Run it as the user who will use the keys and send its output to the project (README, Windows).
 //! Exit codes: 0 probed (whatever was blocked), 1 no TPM reachable through TBS, 2 not Windows.
-#![cfg_attr(not(windows), forbid(unsafe_code))]
+#![forbid(unsafe_code)]
 
 #[cfg(windows)]
 mod tbs;
@@ -31,7 +31,7 @@ pub const COMMANDS: [(u32, &str, &str); 13] = [
 ];
 
 /// TBS's answer for a command it blocks for this user.
-pub const COMMAND_BLOCKED: u32 = 0x8028_0400;
+pub const COMMAND_BLOCKED: u32 = keepassxc_tpm_tbs::COMMAND_BLOCKED;
 
 /// A command with the tag TPM_ST_NO_SESSIONS and no parameters.
 pub fn empty_command(code: u32) -> [u8; 10] {

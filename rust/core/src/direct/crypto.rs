@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 
 type HmacSha256 = Hmac<Sha256>;
 type Aes128CfbDec = cfb_mode::Decryptor<aes::Aes128>;
+type Aes128CfbEnc = cfb_mode::Encryptor<aes::Aes128>;
 
 /// Bytes of a SHA-256 digest: the session key, nonces and the salt have this size.
 pub const DIGEST: usize = 32;
@@ -126,6 +127,14 @@ pub fn decrypt_response(session_key: &[u8], auth_value: &[u8], nonce_tpm: &[u8],
     let material = kdfa(&hmac_key(session_key, auth_value), "CFB", nonce_tpm, nonce_caller, 256);
     let cipher = Aes128CfbDec::new(material[..16].into(), material[16..32].into());
     cipher.decrypt(data);
+}
+
+/// Encrypts a command's first parameter (the bytes inside its TPM2B) for a session with the decrypt
+/// attribute (Part 1, 21.3: AES-CFB, the key and IV from KDFa with the caller's nonce first).
+pub fn encrypt_command(session_key: &[u8], auth_value: &[u8], nonce_caller: &[u8], nonce_tpm: &[u8], data: &mut [u8]) {
+    let material = kdfa(&hmac_key(session_key, auth_value), "CFB", nonce_caller, nonce_tpm, 256);
+    let cipher = Aes128CfbEnc::new(material[..16].into(), material[16..32].into());
+    cipher.encrypt(data);
 }
 
 /// A new P-256 private key from the operating system's random generator (`None` if it fails).

@@ -17,7 +17,8 @@
 //! makes the caller fall back to the ESYS path, which reads and checks everything again.
 
 mod crypto;
-mod transport;
+pub(crate) mod provision;
+pub(crate) mod transport;
 pub(crate) mod wire;
 
 use hmac::Mac;
@@ -69,10 +70,15 @@ impl Direct {
     /// The direct path for `tcti`, when it speaks that TCTI. A session is kept where a resource
     /// manager flushes it when the connection closes, or when the caller promises to close the
     /// connection itself (`keep`).
+    #[cfg(unix)]
     pub(crate) fn open(tcti: &crate::tcti::Tcti, keep: bool) -> Option<Direct> {
-        let transport = Transport::for_tcti(tcti)?;
+        Some(Direct::over(Transport::for_tcti(tcti)?, keep))
+    }
+
+    /// The direct path over `transport` (see [`Direct::open`] for `keep`).
+    pub(crate) fn over(transport: Transport, keep: bool) -> Direct {
         let keep = keep || transport.flushes_on_close();
-        Some(Direct { transport, sessions: [None, None], keep })
+        Direct { transport, sessions: [None, None], keep }
     }
 
     /// Whether the TPM can be reached on this connection (no command is sent).
@@ -86,7 +92,7 @@ impl Direct {
     pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Fallback> {
         let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Fallback::Io)?;
         let answer = wire::public_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
-        let computed = crate::tpm::pinned::sha256_name(answer.public).ok_or(Fallback::Refused(0))?;
+        let computed = crate::key::public::sha256_name(answer.public).ok_or(Fallback::Refused(0))?;
         if answer.name != computed {
             return Err(Fallback::Refused(0));
         }

@@ -2,14 +2,17 @@
 //! the kernel's resource manager (`device:/dev/tpmrm0`, one file descriptor for the connection,
 //! whose sessions the kernel flushes when it closes) and swtpm (`swtpm:host=…,port=…`, a TCP
 //! connection per command, as tpm2-tss's swtpm TCTI does, so the simulator stays free for other
-//! clients between commands). Every other TCTI uses the ESYS path.
+//! clients between commands). Every other TCTI uses the ESYS path. On Windows the transport is
+//! TBS (one context for the connection, whose objects and sessions TBS flushes when it closes).
 
+#[cfg(unix)]
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use super::wire::MAX_RESPONSE;
+#[cfg(unix)]
 use crate::tcti::Tcti;
 
 /// How long one command may take on the direct path before it is given up on (the worker's
@@ -18,13 +21,18 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub enum Transport {
     /// A resource manager's device: sessions live as long as this descriptor.
+    #[cfg(unix)]
     ResourceManager(File),
     /// swtpm's command port.
     Swtpm(String),
+    /// A TBS context (Windows): a resource manager too.
+    #[cfg(windows)]
+    Tbs(keepassxc_tpm_tbs::Context),
 }
 
 impl Transport {
     /// The transport for a TCTI, when the direct path speaks it.
+    #[cfg(unix)]
     pub fn for_tcti(tcti: &Tcti) -> Option<Transport> {
         if let Some(device) = tcti.device().filter(|_| tcti.flushes_on_close()) {
             return OpenOptions::new().read(true).write(true).open(device).ok().map(Transport::ResourceManager);
@@ -36,14 +44,20 @@ impl Transport {
     /// True when a resource manager flushes this connection's sessions when it closes, so a
     /// session may be kept from one challenge to the next.
     pub fn flushes_on_close(&self) -> bool {
-        matches!(self, Transport::ResourceManager(_))
+        #[cfg(unix)]
+        return matches!(self, Transport::ResourceManager(_));
+        #[cfg(windows)]
+        return matches!(self, Transport::Tbs(_));
     }
 
     /// Whether the TPM can be reached: the device is open already; swtpm's command port
     /// takes a connection (closed again at once, as tpm2-tss's swtpm TCTI checks it).
     pub fn check_reachable(&self) -> std::io::Result<()> {
         match self {
+            #[cfg(unix)]
             Transport::ResourceManager(_) => Ok(()),
+            #[cfg(windows)]
+            Transport::Tbs(_) => Ok(()),
             Transport::Swtpm(address) => connect(address).map(drop),
         }
     }
@@ -51,6 +65,11 @@ impl Transport {
     /// Sends `command` and returns the response.
     pub fn send(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
         match self {
+            #[cfg(windows)]
+            Transport::Tbs(context) => context
+                .submit(command)
+                .map_err(|rc| std::io::Error::other(format!("TBS could not pass the command on (0x{rc:08X})"))),
+            #[cfg(unix)]
             Transport::ResourceManager(device) => {
                 device.write_all(command)?;
                 let mut response = vec![0u8; MAX_RESPONSE];

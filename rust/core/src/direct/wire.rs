@@ -1,5 +1,5 @@
 //! The bytes of the commands the direct path sends (TPM 2.0 Part 3: GetCapability, ReadPublic,
-//! StartAuthSession, HMAC, FlushContext) and a reader for their responses that checks every length against what is
+//! StartAuthSession, HMAC, FlushContext; for key files CreatePrimary, Create and Load) and a reader for their responses that checks every length against what is
 //! left, so a short, long or garbled answer is an error and never a panic or an over-read.
 
 /// Command codes (Part 2, 6.5.2).
@@ -8,6 +8,13 @@ pub const CC_HMAC: u32 = 0x155;
 pub const CC_FLUSH_CONTEXT: u32 = 0x165;
 pub const CC_READ_PUBLIC: u32 = 0x173;
 pub const CC_GET_CAPABILITY: u32 = 0x17A;
+pub const CC_CREATE_PRIMARY: u32 = 0x131;
+pub const CC_CREATE: u32 = 0x153;
+pub const CC_LOAD: u32 = 0x157;
+
+/// The owner hierarchy, and the password "session" (Part 2, 7.4).
+pub const RH_OWNER: u32 = 0x4000_0001;
+const RS_PW: u32 = 0x4000_0009;
 
 /// The capability of handles in use (Part 2, 6.12).
 pub const CAP_HANDLES: u32 = 0x0000_0001;
@@ -24,6 +31,7 @@ const ALG_NULL: u16 = 0x0010;
 
 /// Session attributes (Part 2, 8.4).
 pub const CONTINUE_SESSION: u8 = 0x01;
+pub const DECRYPT: u8 = 0x20;
 pub const ENCRYPT: u8 = 0x40;
 
 /// The largest response the direct path accepts (a TPM's is at most a few KiB).
@@ -104,12 +112,58 @@ pub fn hmac(
     auth_hmac: &[u8],
     parameters: &[u8],
 ) -> Vec<u8> {
-    let mut c = Command::new(ST_SESSIONS, CC_HMAC);
-    c.u32(key);
+    authorised(CC_HMAC, key, session, nonce_caller, attributes, auth_hmac, parameters)
+}
+
+/// Command `code` on the one handle that needs authorisation, with one session: its handle, new
+/// caller nonce, attributes and HMAC.
+pub fn authorised(
+    code: u32,
+    handle: u32,
+    session: u32,
+    nonce_caller: &[u8],
+    attributes: u8,
+    auth_hmac: &[u8],
+    parameters: &[u8],
+) -> Vec<u8> {
+    let mut c = Command::new(ST_SESSIONS, code);
+    c.u32(handle);
     c.u32((4 + 2 + nonce_caller.len() + 1 + 2 + auth_hmac.len()) as u32);
     c.u32(session).sized(nonce_caller).u8(attributes).sized(auth_hmac);
     c.0.extend_from_slice(parameters);
     c.finish()
+}
+
+/// Command `code` on `handle` authorised with the empty password (an object or hierarchy whose
+/// authValue is empty and that is exempt from dictionary-attack counting: nothing secret is sent).
+pub fn with_empty_password(code: u32, handle: u32, parameters: &[u8]) -> Vec<u8> {
+    authorised(code, handle, RS_PW, &[], 0, &[], parameters)
+}
+
+/// TPM2B_SENSITIVE_CREATE with an empty authValue and `data` (a secret to import, or nothing):
+/// the bytes inside the TPM2B, which a decrypt session encrypts.
+pub fn sensitive_create(data: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(4 + data.len()));
+    bytes.extend_from_slice(&0u16.to_be_bytes());
+    bytes.extend_from_slice(&(data.len() as u16).to_be_bytes());
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// The parameters of TPM2_CreatePrimary and TPM2_Create: `sensitive` (inside its TPM2B, encrypted
+/// or not), the template, no outside info, no creation PCRs.
+pub fn create_parameters(sensitive: &[u8], template: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut p = Command(Vec::with_capacity(sensitive.len() + template.len() + 12));
+    p.sized(sensitive).sized(template).sized(&[]).u32(0);
+    zeroize::Zeroizing::new(p.0)
+}
+
+/// The parameters of TPM2_Load: the wrapped private part and the public area (each without its
+/// TPM2B size).
+pub fn load_parameters(private: &[u8], public: &[u8]) -> Vec<u8> {
+    let mut p = Command(Vec::with_capacity(private.len() + public.len() + 4));
+    p.sized(private).sized(public);
+    p.0
 }
 
 /// TPM2_FlushContext of a session we keep.
@@ -308,6 +362,73 @@ pub fn hmac_answer(response: &[u8]) -> Result<Result<HmacAnswer<'_>, u32>, Malfo
     Ok(Ok(HmacAnswer { parameters, nonce_tpm, attributes, hmac }))
 }
 
+/// An answer to a command with one session: its output handles (`handles` of them), the
+/// parameter bytes and the session's nonce, attributes and HMAC (all empty for a password).
+pub struct SessionAnswer<'a> {
+    pub handles: Vec<u32>,
+    pub parameters: &'a [u8],
+    pub nonce_tpm: &'a [u8],
+    pub attributes: u8,
+    pub hmac: &'a [u8],
+}
+
+pub fn session_answer(response: &[u8], handles: usize) -> Result<Result<SessionAnswer<'_>, u32>, Malformed> {
+    let (tag, code, mut r) = header(response)?;
+    if code != 0 {
+        return Ok(Err(code));
+    }
+    if tag != ST_SESSIONS {
+        return Err(Malformed("no session in the answer"));
+    }
+    let handles = (0..handles).map(|_| r.u32("an output handle")).collect::<Result<Vec<u32>, Malformed>>()?;
+    let size = r.u32("the parameter size")? as usize;
+    let parameters = r.bytes(size, "the parameters")?;
+    let nonce_tpm = r.sized("the TPM's nonce")?;
+    let attributes = r.u8("the session attributes")?;
+    let hmac = r.sized("the response HMAC")?;
+    r.done()?;
+    Ok(Ok(SessionAnswer { handles, parameters, nonce_tpm, attributes, hmac }))
+}
+
+/// The parameters of TPM2_CreatePrimary's answer that are used: the public area (TPMT_PUBLIC) and
+/// the name the TPM gives it (the rest, creation data and ticket, is read past).
+pub fn primary_created(parameters: &[u8]) -> Result<(&[u8], &[u8]), Malformed> {
+    let mut r = Reader::new(parameters);
+    let public = r.sized("the public area")?;
+    read_creation(&mut r)?;
+    let name = r.sized("the name")?;
+    r.done()?;
+    Ok((public, name))
+}
+
+/// The parameters of TPM2_Create's answer: the wrapped private part and the public area.
+pub fn key_created(parameters: &[u8]) -> Result<(&[u8], &[u8]), Malformed> {
+    let mut r = Reader::new(parameters);
+    let private = r.sized("the private part")?;
+    let public = r.sized("the public area")?;
+    read_creation(&mut r)?;
+    r.done()?;
+    Ok((private, public))
+}
+
+/// TPM2B_CREATION_DATA, TPM2B_DIGEST (creation hash), TPMT_TK_CREATION.
+fn read_creation(r: &mut Reader<'_>) -> Result<(), Malformed> {
+    r.sized("the creation data")?;
+    r.sized("the creation hash")?;
+    r.u16("the ticket's tag")?;
+    r.u32("the ticket's hierarchy")?;
+    r.sized("the ticket's digest")?;
+    Ok(())
+}
+
+/// The name in TPM2_Load's answer parameters.
+pub fn loaded_name(parameters: &[u8]) -> Result<&[u8], Malformed> {
+    let mut r = Reader::new(parameters);
+    let name = r.sized("the name")?;
+    r.done()?;
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -331,6 +452,13 @@ mod tests {
                 prop_assert!(answer.parameters.len() >= 2);
             }
             let _ = session_handle_in(&bytes);
+            for handles in 0..2 {
+                if let Ok(Ok(answer)) = session_answer(&bytes, handles) {
+                    prop_assert!(answer.parameters.len() + answer.hmac.len() + 4 * handles + 17 <= bytes.len());
+                    let _ = (primary_created(answer.parameters), key_created(answer.parameters));
+                    let _ = loaded_name(answer.parameters);
+                }
+            }
             if let Ok(Ok((_, handles))) = handles_answer(&bytes) {
                 prop_assert!(handles.len() * 4 + 19 == bytes.len());
             }

@@ -8,10 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::address::{PersistentHandle, FILE_KEYS, SRK_HANDLE};
+use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
+use crate::file_records::{
+    absolute, delete_recorded, free_serial, key_file_error, not_loadable, recorded_file_keys, tpm2b, NO_RECORD,
+};
 use crate::key::{check_label, KeyInfo, KeySpec};
-use crate::keyfile::{KeyFile, KeyFileError, STANDARD_PARENT};
+use crate::keyfile::{KeyFile, STANDARD_PARENT};
 use crate::metadata::KeyRecord;
 use crate::secret::Secret;
 use crate::tpm::pinned::public_and_name;
@@ -20,13 +23,6 @@ use tss_esapi::structures::{Private, Public};
 use tss_esapi::traits::Marshall;
 
 use super::Tpm;
-
-/// Why a key file without a record in the user's record file is not used.
-const NO_RECORD: &str = "no record of this key in your record file (keys made with `tpm-hmac create --key-file` \
-                         are recorded there; a file made by another program or user cannot be used)";
-
-/// Serials tried before giving up on finding a free one (there are 16 million).
-const SERIAL_ATTEMPTS: usize = 16;
 
 impl Tpm {
     /// Generates an HMAC key inside the TPM and writes it to the key file at `path` (which must
@@ -48,7 +44,7 @@ impl Tpm {
         }
         let metadata = self.metadata.clone();
         let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
-        let handle = self.free_serial(&metadata)?;
+        let handle = free_serial(&metadata)?;
         let (template, auth, sensitive) = self.new_key_inputs(spec, secret)?;
         let made = self.with_parent(true, |tpm, parent| {
             let parent_name = tpm.esys_name(parent.handle.into())?;
@@ -93,20 +89,6 @@ impl Tpm {
         // Not kept loaded: without a resource manager the TPM holds only a few objects.
         self.forget(handle);
         info
-    }
-
-    /// A serial of [`FILE_KEYS`] that no record uses, chosen at random.
-    fn free_serial(&mut self, metadata: &crate::metadata::Metadata) -> Result<PersistentHandle> {
-        for _ in 0..SERIAL_ATTEMPTS {
-            let mut bytes = [0u8; 4];
-            crate::random::fill(&mut bytes)?;
-            let value = FILE_KEYS.start() | (u32::from_be_bytes(bytes) & 0x00FF_FFFF);
-            let handle = PersistentHandle::new(value)?;
-            if metadata.get(handle)?.is_none() {
-                return Ok(handle);
-            }
-        }
-        Err(Error::NoFreeHandle { detail: "no free key-file serial found".to_owned() })
     }
 
     /// Loads the key file `handle` names from its record, under the storage parent (the persistent
@@ -163,44 +145,16 @@ impl Tpm {
     pub fn delete_file_key(&mut self, handle: PersistentHandle) -> Result<Option<PathBuf>> {
         let record = self.record(handle)?.ok_or(Error::EmptyHandle { handle })?;
         self.forget(handle);
-        self.metadata.set(handle, None)?;
-        let Some(path) = record.key_file.map(PathBuf::from) else { return Ok(None) };
-        // Only the key file the record describes is removed, never whatever else the (edited)
-        // record names.
-        let holds_this_key = KeyFile::read(&path).is_ok_and(|file| {
-            record.key_private.as_deref() == Some(&hex::encode(&file.private))
-                && record.key_public.as_deref() == file.public.get(2..).map(hex::encode).as_deref()
-        });
-        match std::fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            _ if holds_this_key && std::fs::remove_file(&path).is_ok() => Ok(None),
-            _ => Ok(Some(path)),
-        }
+        delete_recorded(&self.metadata, handle, record)
     }
 
     /// The key files the record file holds, as their records describe them (no TPM command: each
     /// is checked against the TPM when it is used), for `list` beside the persistent keys.
     pub(crate) fn recorded_file_keys(&self) -> Vec<KeyInfo> {
-        let content = match &self.snapshot {
-            Some(content) => content.clone(),
-            None => match self.metadata.content() {
-                Ok(content) => content,
-                Err(_) => return Vec::new(),
-            },
-        };
-        let mut keys = Vec::new();
-        for (name, value) in content.keys {
-            let Ok(handle) = name.parse::<PersistentHandle>() else { continue };
-            let Ok(record) = serde_json::from_value::<KeyRecord>(value) else { continue };
-            if !handle.is_file_key() || record.key_private.is_none() {
-                continue;
-            }
-            if let Some(mut info) = record.recorded_key(handle) {
-                info.label = record.shown_label();
-                keys.push(info);
-            }
+        match &self.snapshot {
+            Some(content) => recorded_file_keys(content),
+            None => self.metadata.content().map(|content| recorded_file_keys(&content)).unwrap_or_default(),
         }
-        keys
     }
 }
 
@@ -217,31 +171,6 @@ impl Drop for Tpm {
     }
 }
 
-/// A TPM2B of `bytes`: their size, big-endian, then the bytes.
-fn tpm2b(bytes: &[u8]) -> Vec<u8> {
-    let mut out = (bytes.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(bytes);
-    out
-}
-
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
 fn marshalling(e: tss_esapi::Error) -> Error {
     Error::Wrapper { operation: "writing the key file", text: e.to_string() }
-}
-
-fn key_file_error(path: &Path, reason: &str) -> Error {
-    Error::KeyFile { path: path.display().to_string(), reason: reason.to_owned() }
-}
-
-fn not_loadable(handle: PersistentHandle, reason: &str) -> Error {
-    Error::KeyFile { path: handle.to_string(), reason: reason.to_owned() }
-}
-
-impl From<KeyFileError> for Error {
-    fn from(e: KeyFileError) -> Error {
-        Error::KeyFile { path: String::new(), reason: e.to_string() }
-    }
 }

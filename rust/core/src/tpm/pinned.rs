@@ -15,10 +15,10 @@
 
 use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::error::{Error, Result};
+pub(crate) use crate::key::public::sha256_name;
 use crate::key::{describe, KeyInfo, Object};
 use crate::metadata::KeyRecord;
 use crate::tpm::parent::Parent;
-use sha2::{Digest as _, Sha256};
 use tss_esapi::handles::ObjectHandle;
 use tss_esapi::interface_types::algorithm::HashingAlgorithm;
 use tss_esapi::structures::Public;
@@ -49,13 +49,6 @@ pub(crate) fn public_and_name(public: &Public) -> Option<(Vec<u8>, String)> {
     let bytes = public.marshall().ok()?;
     let name = hex::encode(sha256_name(&bytes)?);
     Some((bytes, name))
-}
-
-/// The TPM name of a marshalled TPMT_PUBLIC whose name algorithm is SHA-256 (`None` for another
-/// name algorithm): TPM_ALG_SHA256 and the SHA-256 of those bytes. The one place names are made.
-pub(crate) fn sha256_name(public: &[u8]) -> Option<Vec<u8>> {
-    const NAME_ALG_SHA256: [u8; 2] = [0x00, 0x0B];
-    (public.get(2..4) == Some(&NAME_ALG_SHA256[..])).then(|| [&NAME_ALG_SHA256[..], &Sha256::digest(public)].concat())
 }
 
 /// The public area recorded as `hex`, if it is the one named `name`.
