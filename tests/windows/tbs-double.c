@@ -8,7 +8,8 @@
  *   - a command Windows blocks for the user "succeeds" with TPM_E_COMMAND_BLOCKED (0x80280400) as
  *     the response code (the blocked command codes: KEEPASSXC_TPM_TBS_BLOCK, e.g. "0x120,0x12A");
  *   - closing a context flushes the transient objects and sessions it left (TBS virtualises them
- *     per context).
+ *     per context);
+ *   - Tbsi_GetDeviceInfo reports a TPM 2.0 (interface type 4, an emulator) while the port is set.
  * Test stand-in only: it gives no security.
  */
 #include <winsock2.h>
@@ -130,7 +131,7 @@ __declspec(dllexport) TBS_RESULT WINAPI Tbsi_Context_Create(const void *params, 
         return TBS_E_BAD_PARAMETER;
     }
     const char *port = getenv("KEEPASSXC_TPM_TBS_PORT");
-    if (!port) {
+    if (!port || !*port) {
         return TBS_E_TPM_NOT_FOUND;
     }
     WSADATA wsa;
@@ -195,5 +196,27 @@ __declspec(dllexport) TBS_RESULT WINAPI Tbsip_Context_Close(TBS_HCONTEXT handle)
     flush_all(context->socket);
     closesocket(context->socket);
     free(context);
+    return TBS_SUCCESS;
+}
+
+/* TPM_DEVICE_INFO (tbs.h) */
+struct device_info {
+    UINT32 structVersion;
+    UINT32 tpmVersion;
+    UINT32 tpmInterfaceType;
+    UINT32 tpmImpRevision;
+};
+
+__declspec(dllexport) TBS_RESULT WINAPI Tbsi_GetDeviceInfo(UINT32 size, void *info)
+{
+    if (!info || size < sizeof(struct device_info)) {
+        return TBS_E_BAD_PARAMETER;
+    }
+    const char *port = getenv("KEEPASSXC_TPM_TBS_PORT");
+    if (!port || !*port) {
+        return TBS_E_TPM_NOT_FOUND;
+    }
+    struct device_info device = {1, 2, 4, 0};
+    memcpy(info, &device, sizeof device);
     return TBS_SUCCESS;
 }

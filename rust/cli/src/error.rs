@@ -49,7 +49,10 @@ fn own_words(e: &Error) -> Option<&'static str> {
 /// What this front end adds about `e` (its flags and commands), beyond the core's remedy.
 pub fn remedy(e: &Error) -> Option<&'static str> {
     Some(match e {
+        #[cfg(unix)]
         Error::NoTpm { .. } | Error::UnknownTcti { .. } => "pick another TPM with --tcti or TPM2TOOLS_TCTI",
+        #[cfg(windows)]
+        Error::NoTpm { .. } => "tpm.msc shows whether Windows sees a TPM 2.0 and whether it is ready for use",
         Error::HandleOccupied { .. } => {
             "choose a free handle with --handle, or leave --handle out to take the next free one"
         }

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
+#[cfg(unix)]
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
@@ -26,8 +27,12 @@ pub fn read_small(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>, CliErro
         let mut file = File::open(path).map_err(cannot)?;
         let info = file.metadata().map_err(cannot)?;
         let kind = info.file_type();
-        let terminal = kind.is_char_device() && rustix::termios::isatty(&file);
-        if !(kind.is_file() || kind.is_fifo() || kind.is_socket() || terminal) {
+        #[cfg(unix)]
+        let other_stream =
+            kind.is_fifo() || kind.is_socket() || (kind.is_char_device() && rustix::termios::isatty(&file));
+        #[cfg(windows)]
+        let other_stream = false;
+        if !(kind.is_file() || other_stream) {
             let is = if kind.is_dir() { "a directory" } else { "a device" };
             return Err(CliError::Input(format!("{what} {shown} is {is}, not a file")));
         }

@@ -1,5 +1,6 @@
 //! `tpm-hmac`: provision and use TPM HMAC keys that KeePassXC uses like a YubiKey
-//! challenge-response slot. One file per subcommand under `cmd/`.
+//! challenge-response slot. One file per subcommand under `cmd/` (Linux) and `windows/`
+//! (`tpm-hmac.exe`: key files through Windows' TPM Base Services).
 #![forbid(unsafe_code)]
 
 /// `println!` for the CLI's output: a reader that closed the pipe (`tpm-hmac list | head -1`,
@@ -11,19 +12,32 @@ macro_rules! out {
     };
 }
 
+#[cfg(unix)]
 mod cmd;
 mod error;
 mod input;
 mod output;
+#[cfg(unix)]
 mod pin;
+#[cfg(windows)]
+mod windows;
 
 use std::process::ExitCode;
 
+#[cfg(unix)]
 use clap::{Parser, Subcommand};
+#[cfg(unix)]
 use keepassxc_tpm::{Tpm, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 
+#[cfg(unix)]
 use crate::error::CliError;
 
+#[cfg(windows)]
+fn main() -> ExitCode {
+    windows::main()
+}
+
+#[cfg(unix)]
 const EXAMPLES: &str = "\
 Examples:
   tpm-hmac create                                   generate a key in the TPM (first free handle)
@@ -35,6 +49,7 @@ Examples:
 
 The TPM is found through --tcti, else TPM2TOOLS_TCTI / TCTI / TEST_TCTI, else /dev/tpmrm0, tpm2-abrmd, /dev/tpm0.";
 
+#[cfg(unix)]
 #[derive(Parser)]
 #[command(name = "tpm-hmac", version, about = "TPM 2.0 HMAC challenge-response keys for KeePassXC", after_help = EXAMPLES)]
 struct Cli {
@@ -49,6 +64,7 @@ struct Cli {
     command: Command,
 }
 
+#[cfg(unix)]
 #[derive(Subcommand)]
 enum Command {
     /// List the HMAC keys in the TPM with their KeePassXC addresses
@@ -77,6 +93,7 @@ enum Command {
     Pcsc(cmd::pcsc::Args),
 }
 
+#[cfg(unix)]
 fn main() -> ExitCode {
     // ESYS prints its own WARNING/ERROR lines on TPM errors; ours say what to do instead.
     if std::env::var_os("TSS2_LOG").is_none() {
@@ -99,6 +116,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[cfg(unix)]
 fn generate_man() -> ExitCode {
     use clap::CommandFactory;
     match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
@@ -110,6 +128,7 @@ fn generate_man() -> ExitCode {
     }
 }
 
+#[cfg(unix)]
 fn generate_completions(shell: Option<&str>) -> ExitCode {
     use clap::{CommandFactory, ValueEnum};
     let Some(shell) = shell.and_then(|s| clap_complete::Shell::from_str(s, true).ok()) else {
@@ -120,6 +139,7 @@ fn generate_completions(shell: Option<&str>) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[cfg(unix)]
 /// The TPM, on a worker thread: a TPM that stops answering ends in an error after
 /// DEFAULT_TIMEOUT instead of a hang. Only TPM work runs there; whatever the user types or a
 /// file holds is read before, on the main thread, where no timeout runs.
@@ -128,6 +148,7 @@ pub struct CliWorker {
     tcti: Option<String>,
 }
 
+#[cfg(unix)]
 impl CliWorker {
     /// The TCTI given with --tcti, if any.
     pub fn tcti(&self) -> Option<&str> {
@@ -142,6 +163,7 @@ impl CliWorker {
     }
 }
 
+#[cfg(unix)]
 fn run(cli: Cli) -> Result<(), CliError> {
     let options = TpmOptions::tcti(cli.tcti.clone()).with_bus_encryption(!cli.no_bus_encryption);
     let tpm = CliWorker { worker: TpmWorker::start(options, DEFAULT_TIMEOUT), tcti: cli.tcti.clone() };

@@ -45,7 +45,11 @@ pub(crate) fn recorded_file(metadata: &Metadata, path: &Path) -> Result<(Persist
 
 /// Removes the record of the key file `handle` and its file (where `record` says it is, if that
 /// file holds this key). `Ok(Some(path))`: the file could not be removed and is left at `path`.
-pub(crate) fn delete_recorded(metadata: &Metadata, handle: PersistentHandle, record: KeyRecord) -> Result<Option<PathBuf>> {
+pub(crate) fn delete_recorded(
+    metadata: &Metadata,
+    handle: PersistentHandle,
+    record: KeyRecord,
+) -> Result<Option<PathBuf>> {
     metadata.set(handle, None)?;
     let Some(path) = record.key_file.map(PathBuf::from) else { return Ok(None) };
     // Only the key file the record describes is removed, never whatever else the (edited)

@@ -297,7 +297,7 @@ impl der::FixedTag for KeyFile {
     const TAG: der::Tag = der::Tag::Sequence;
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

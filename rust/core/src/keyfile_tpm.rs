@@ -60,7 +60,11 @@ impl KeyFileTpm {
                 format!("TBS refused a context, 0x{rc:08X}")
             },
         })?;
-        Ok(KeyFileTpm { direct: Direct::over(crate::direct::transport::Transport::Tbs(context), false), metadata, reached_through: "TBS".into() })
+        Ok(KeyFileTpm {
+            direct: Direct::over(crate::direct::transport::Transport::Tbs(context), false),
+            metadata,
+            reached_through: "TBS".into(),
+        })
     }
 
     /// The TPM at `tcti`, which must be one the direct path speaks (swtpm, or a resource manager's
@@ -136,16 +140,6 @@ impl KeyFileTpm {
         Ok(KeyInfo { label: record.shown_label(), ..info })
     }
 
-    /// The serial, record and key of the key file at `path` (no TPM command).
-    pub fn key_of(&self, path: &Path) -> Result<(PersistentHandle, KeyRecord, KeyInfo)> {
-        let (handle, record) = file_records::recorded_file(&self.metadata, path)?;
-        let mut info = record
-            .recorded_key(handle)
-            .ok_or_else(|| not_loadable(handle, "its record's public area is missing or not the key it names"))?;
-        info.label = record.shown_label();
-        Ok((handle, record, info))
-    }
-
     /// The response of the key in the file at `path` to KeePassXC's `challenge` (0 to 64 bytes),
     /// as the YubiKey slot with the same secret gives it.
     pub fn challenge(&mut self, path: &Path, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
@@ -159,7 +153,7 @@ impl KeyFileTpm {
         challenge: &[u8],
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
-        let (handle, record, info) = self.key_of(path)?;
+        let (handle, record, info) = KeyFileTpm::key_in(&self.metadata, path)?;
         let message = rule.message_for(challenge, record.yubikey_mode)?;
         if info.needs_pin() || info.policy_bound {
             return Err(not_loadable(handle, "it needs a PIN or PCR policy, which this build does not support"));
@@ -171,7 +165,8 @@ impl KeyFileTpm {
             .filter(|bytes| bytes.len() >= 2)
             .ok_or_else(|| not_loadable(handle, "its record holds no wrapped private part"))?;
         let key_public = record.key_public.as_deref().and_then(|text| hex::decode(text).ok()).unwrap_or_default();
-        let pinned = record.storage_key_name.as_deref().ok_or_else(|| not_loadable(handle, "its record pins no storage key"))?;
+        let pinned =
+            record.storage_key_name.as_deref().ok_or_else(|| not_loadable(handle, "its record pins no storage key"))?;
         let parent = self.storage_parent(Some((handle, pinned, record.storage_key_public.is_some())))?;
         let loaded = self.direct.load(parent.loaded.handle, &private[2..], &key_public);
         let answer = match loaded {
@@ -197,9 +192,20 @@ impl KeyFileTpm {
         answer
     }
 
-    /// The key files the record file holds (no TPM command), with where each is kept.
-    pub fn list(&self) -> Result<Vec<(KeyInfo, Option<PathBuf>)>> {
-        let content = self.metadata.content()?;
+    /// The serial, record and key of the key file at `path`, by the records in `metadata` (no TPM
+    /// command).
+    pub fn key_in(metadata: &Metadata, path: &Path) -> Result<(PersistentHandle, KeyRecord, KeyInfo)> {
+        let (handle, record) = file_records::recorded_file(metadata, path)?;
+        let mut info = record
+            .recorded_key(handle)
+            .ok_or_else(|| not_loadable(handle, "its record's public area is missing or not the key it names"))?;
+        info.label = record.shown_label();
+        Ok((handle, record, info))
+    }
+
+    /// The key files `metadata` records (no TPM command), with where each is kept.
+    pub fn list_in(metadata: &Metadata) -> Result<Vec<(KeyInfo, Option<PathBuf>)>> {
+        let content = metadata.content()?;
         Ok(file_records::recorded_file_keys(&content)
             .into_iter()
             .map(|info| {
@@ -209,21 +215,21 @@ impl KeyFileTpm {
             .collect())
     }
 
-    /// Sets (or with `None` removes) the label of the key in the file at `path`.
-    pub fn set_label(&mut self, path: &Path, label: Option<&str>) -> Result<KeyInfo> {
+    /// Sets (or with `None` removes) the label of the key in the file at `path` (no TPM command).
+    pub fn label_in(metadata: &Metadata, path: &Path, label: Option<&str>) -> Result<KeyInfo> {
         let label = label.map(check_label).transpose()?;
-        let lock = self.metadata.lock(crate::metadata::LOCK_WAIT)?;
-        let (handle, mut record, info) = self.key_of(path)?;
+        let lock = metadata.lock(crate::metadata::LOCK_WAIT)?;
+        let (handle, mut record, info) = KeyFileTpm::key_in(metadata, path)?;
         record.label = label;
         lock.set(handle, Some(&record))?;
         Ok(KeyInfo { label: record.shown_label(), ..info })
     }
 
-    /// Deletes the key in the file at `path`: its record, and the file. `Ok(Some(path))`: the file
-    /// could not be removed and is left there (useless without its record).
-    pub fn delete(&mut self, path: &Path) -> Result<Option<PathBuf>> {
-        let (handle, record, _) = self.key_of(path)?;
-        file_records::delete_recorded(&self.metadata, handle, record)
+    /// Deletes the key in the file at `path`: its record, and the file (no TPM command: a key file
+    /// holds nothing in the TPM). `Ok(Some(path))`: the file could not be removed and is left there.
+    pub fn delete_in(metadata: &Metadata, path: &Path) -> Result<Option<PathBuf>> {
+        let (handle, record, _) = KeyFileTpm::key_in(metadata, path)?;
+        file_records::delete_recorded(metadata, handle, record)
     }
 
     /// The storage parent: for a new key (`pinned` none) the persistent SRK if it is an ECC P-256
@@ -238,10 +244,9 @@ impl KeyFileTpm {
             }
             None if let Some((handle, _, true)) = pinned => return Err(Error::StorageKeyChanged { handle }),
             None => {
-                let primary = self
-                    .direct
-                    .create_primary(&public::ecc_srk_template())
-                    .map_err(|f| self.failed("making the storage primary (TPM2_CreatePrimary)", "TPM2_CreatePrimary", f))?;
+                let primary = self.direct.create_primary(&public::ecc_srk_template()).map_err(|f| {
+                    self.failed("making the storage primary (TPM2_CreatePrimary)", "TPM2_CreatePrimary", f)
+                })?;
                 let Some((x, y)) = public::storage_point(&primary.public) else {
                     self.direct.flush(primary.loaded.handle);
                     return Err(Error::BadAnswer { operation: "making the storage primary", rc: 0 });

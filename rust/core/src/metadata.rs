@@ -472,7 +472,7 @@ fn random_suffix() -> std::io::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 

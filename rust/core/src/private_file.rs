@@ -147,5 +147,5 @@ mod imp {
     }
 }
 
-use imp::{dir_builder, is_link_error, private_options, read_options, refuse_link};
 pub(crate) use imp::kind_of;
+use imp::{dir_builder, is_link_error, private_options, read_options, refuse_link};

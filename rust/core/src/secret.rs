@@ -97,6 +97,7 @@ impl Pin {
     }
 
     /// The authValue: SHA-256 of the PIN without trailing zero bytes, which the TPM would drop.
+    #[cfg(unix)]
     pub(crate) fn auth_value(&self) -> Zeroizing<Vec<u8>> {
         use sha2::Digest;
         let mut digest = Zeroizing::new(sha2::Sha256::digest(&self.0[..]).to_vec());

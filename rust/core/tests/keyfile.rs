@@ -3,6 +3,7 @@
 //! and read back from it, is loaded by tpm2-tools (`tpm2_load`, parent the SRK) from the parts the
 //! file gave back, and its `tpm2_hmac` answers exactly the HMAC of that secret, computed here in
 //! software. A file of another TPM's key does not load.
+#![cfg(unix)]
 
 use hmac::{Hmac, Mac};
 use keepassxc_tpm::keyfile::KeyFile;

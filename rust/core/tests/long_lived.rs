@@ -8,6 +8,7 @@
 //! TPM2_PT_LOCKOUT_COUNTER with tpm2-tools around the project, and reads the wire: no answer says
 //! "authorisation failed" (which the TPM counts), and every TPM2_HMAC after the swap, if any, went
 //! in a policy session without PolicyAuthValue (which the TPM never counts).
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! recovery codes, PCR lists, TCTI strings and the metadata file. None may panic on any input,
 //! and what is written must read back. CI runs the default 256 cases per property; a longer
 //! run: PROPTEST_CASES=200000 cargo test -p keepassxc-tpm --test properties --release
+#![cfg(unix)]
 
 use keepassxc_tpm::metadata::Metadata;
 use keepassxc_tpm::{pcr, recovery, yubikey_message, PersistentHandle, Secret, Tcti};

@@ -2,6 +2,7 @@
 //! kept from one challenge to the next, so a warm challenge is one command; and a process killed
 //! while it holds one leaves nothing loaded, because the resource manager flushes what a closed
 //! connection had. (One test function: it sets the process's D-Bus address.)
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The README's security promises, tested the way an attacker would: tpm2-tools driving the
 //! TPM around the project, a proxy capturing every byte between client and TPM, and a
 //! metadata file edited by hand.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! A TPM whose answers are altered on the way, as by an attacker on the bus (a proxy flips or
 //! cuts single responses): a challenge either gets the right response or fails with an error
 //! that names the real cause. Never a wrong response, never "wrong PIN" for a key without one.
+#![cfg(unix)]
 
 mod common;
 

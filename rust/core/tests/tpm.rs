@@ -1,5 +1,6 @@
 //! The core against a real software TPM (swtpm through tpm2-tss): responses, key attributes,
 //! persistence, enumeration, every error variant, and nothing lost on failures.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! A TPM that hangs for good costs a timeout per operation, never a growing pile of threads (each
 //! holding a connection): the PC/SC driver inside pcscd and KeePassXC's backend live for hours.
+#![cfg(unix)]
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,8 @@
-//! The probe over TBS (Windows only): one TBS context, each command of [`crate::COMMANDS`] sent in it.
+//! The probe over TBS (Windows only): one TBS context, each command of the probe's list sent in it.
 
 use std::process::ExitCode;
 
-use keepassxc_tpm_tbs::Context;
+use keepassxc_tpm_tbs::{probe, Context};
 
 pub fn probe() -> ExitCode {
     let mut context = match Context::open() {
@@ -15,23 +15,10 @@ pub fn probe() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut blocked = 0;
-    for (code, name, why) in crate::COMMANDS {
-        let response = match context.submit(&crate::empty_command(code)) {
-            Ok(response) if response.len() >= 10 => response,
-            Ok(_) => {
-                println!("error    0x{code:08X} {name}: TBS gave back a short answer");
-                continue;
-            }
-            Err(submitted) => {
-                println!("error    0x{code:08X} {name}: TBS failed to pass it on (0x{submitted:08X})");
-                continue;
-            }
-        };
-        let rc = u32::from_be_bytes([response[6], response[7], response[8], response[9]]);
-        blocked += usize::from(rc == crate::COMMAND_BLOCKED);
-        println!("{}", crate::verdict(code, name, why, rc));
+    let (lines, blocked) = probe::run(&mut context);
+    for line in &lines {
+        println!("{line}");
     }
-    println!("{blocked} of {} commands blocked for this user", crate::COMMANDS.len());
+    println!("{blocked} of {} commands blocked for this user", probe::COMMANDS.len());
     ExitCode::SUCCESS
 }

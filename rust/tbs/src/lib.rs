@@ -17,6 +17,7 @@ pub const COMMAND_BLOCKED: u32 = 0x8028_0400;
 /// TBS_E_TPM_NOT_FOUND: no TPM (of the version asked for) behind TBS.
 pub const TPM_NOT_FOUND: u32 = 0x8028_400F;
 
+pub mod probe;
 #[cfg(windows)]
 mod windows;
 #[cfg(windows)]

@@ -88,5 +88,9 @@ pub fn device_info() -> Result<DeviceInfo, u32> {
     if rc != TBS_SUCCESS {
         return Err(rc);
     }
-    Ok(DeviceInfo { tpm_version: info.tpmVersion, interface_type: info.tpmInterfaceType, revision: info.tpmImpRevision })
+    Ok(DeviceInfo {
+        tpm_version: info.tpmVersion,
+        interface_type: info.tpmInterfaceType,
+        revision: info.tpmImpRevision,
+    })
 }

@@ -110,4 +110,3 @@ pub(crate) fn describe(handle: PersistentHandle, public: &Public) -> Object {
 pub(crate) fn persistent_handle(handle: PersistentHandle) -> tss_esapi::Result<PersistentTpmHandle> {
     PersistentTpmHandle::new(handle.value())
 }
-
