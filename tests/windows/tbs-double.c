@@ -83,9 +83,18 @@ static int transact(SOCKET s, const BYTE *command, UINT32 length, BYTE *response
     return 1;
 }
 
+/* The process's environment as Windows keeps it (what SetEnvironmentVariable changes; the C
+ * runtime's getenv keeps a copy of its own): `name`'s value in `buffer`, or NULL. */
+static const char *setting(const char *name, char *buffer, DWORD size)
+{
+    DWORD length = GetEnvironmentVariableA(name, buffer, size);
+    return (length == 0 || length >= size) ? NULL : buffer;
+}
+
 static int blocked(UINT32 code)
 {
-    const char *list = getenv("KEEPASSXC_TPM_TBS_BLOCK");
+    char buffer[512];
+    const char *list = setting("KEEPASSXC_TPM_TBS_BLOCK", buffer, sizeof buffer);
     while (list && *list) {
         char *end = NULL;
         unsigned long value = strtoul(list, &end, 0);
@@ -130,8 +139,9 @@ __declspec(dllexport) TBS_RESULT WINAPI Tbsi_Context_Create(const void *params, 
     if (!params || !handle) {
         return TBS_E_BAD_PARAMETER;
     }
-    const char *port = getenv("KEEPASSXC_TPM_TBS_PORT");
-    if (!port || !*port) {
+    char buffer[16];
+    const char *port = setting("KEEPASSXC_TPM_TBS_PORT", buffer, sizeof buffer);
+    if (!port) {
         return TBS_E_TPM_NOT_FOUND;
     }
     WSADATA wsa;
@@ -212,8 +222,8 @@ __declspec(dllexport) TBS_RESULT WINAPI Tbsi_GetDeviceInfo(UINT32 size, void *in
     if (!info || size < sizeof(struct device_info)) {
         return TBS_E_BAD_PARAMETER;
     }
-    const char *port = getenv("KEEPASSXC_TPM_TBS_PORT");
-    if (!port || !*port) {
+    char buffer[16];
+    if (!setting("KEEPASSXC_TPM_TBS_PORT", buffer, sizeof buffer)) {
         return TBS_E_TPM_NOT_FOUND;
     }
     struct device_info device = {1, 2, 4, 0};

@@ -1,5 +1,6 @@
 //! `tpm-hmac` as a user runs it, against a private swtpm: output formats, responses, the TPM
 //! commands one challenge costs, and one clear line on stderr for every failure.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Two programs sharing one TPM through tpm2-abrmd, as KeePassXC's GUI and keepassxc-cli would:
 //! 2 × 500 challenge processes at the same time, every one answered correctly; and two
 //! provisioning at the same time, every record kept.
+#![cfg(unix)]
 
 mod common;
 

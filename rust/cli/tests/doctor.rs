@@ -1,6 +1,7 @@
 //! `tpm-hmac doctor` against a private swtpm, one test per problem swtpm can show: each is
 //! reported on one line with its fix, the exit status says whether anything is wrong, and where
 //! the fix is a command, running it makes the problem go away.
+#![cfg(unix)]
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! made, listed, challenged, labelled and deleted like a persistent key, takes no persistent
 //! handle, answers like its YubiKey twin; every hostile file is refused in one line, with nothing
 //! sent that could count against a PIN and no panic.
+#![cfg(unix)]
 
 mod common;
 

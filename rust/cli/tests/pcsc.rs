@@ -1,5 +1,6 @@
 //! `tpm-hmac pcsc enable|disable|status` against a private swtpm and a private config file: what
 //! root enables is what the driver serves; a PIN key is refused with the fork named as its way.
+#![cfg(unix)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! PINs typed at a terminal, as a person types them: slowly (past the 10 s TPM timeout) and
 //! sometimes giving up with Ctrl-C. The terminal has echo on again whatever happens.
+#![cfg(unix)]
 
 use std::process::Command;
 

@@ -154,7 +154,30 @@ impl KeyFileTpm {
         rule: ChallengeRule,
     ) -> Result<Zeroizing<Vec<u8>>> {
         let (handle, record, info) = KeyFileTpm::key_in(&self.metadata, path)?;
-        let message = rule.message_for(challenge, record.yubikey_mode)?;
+        self.answer(handle, &record, &info, &rule.message_for(challenge, record.yubikey_mode)?)
+    }
+
+    /// The response of the key file with serial `handle` (its record's: the record alone loads
+    /// it) to `challenge` padded by `rule`.
+    pub fn challenge_serial(
+        &mut self,
+        handle: PersistentHandle,
+        challenge: &[u8],
+        rule: ChallengeRule,
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let (record, info) = KeyFileTpm::serial_in(&self.metadata, handle)?;
+        self.answer(handle, &record, &info, &rule.message_for(challenge, record.yubikey_mode)?)
+    }
+
+    /// The key's HMAC of `message`: its parent checked against the record's pin, the key loaded
+    /// from the record, checked to be the recorded key, used and flushed.
+    fn answer(
+        &mut self,
+        handle: PersistentHandle,
+        record: &KeyRecord,
+        info: &KeyInfo,
+        message: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
         if info.needs_pin() || info.policy_bound {
             return Err(not_loadable(handle, "it needs a PIN or PCR policy, which this build does not support"));
         }
@@ -176,7 +199,7 @@ impl KeyFileTpm {
                     &key.name,
                     &parent.salt_key(),
                     info.empty_policy,
-                    &message,
+                    message,
                     info.algorithm.digest_len(),
                 );
                 self.direct.flush(key.handle);
@@ -201,6 +224,16 @@ impl KeyFileTpm {
             .ok_or_else(|| not_loadable(handle, "its record's public area is missing or not the key it names"))?;
         info.label = record.shown_label();
         Ok((handle, record, info))
+    }
+
+    /// The record and key of the key file with serial `handle` in `metadata` (no TPM command).
+    pub fn serial_in(metadata: &Metadata, handle: PersistentHandle) -> Result<(KeyRecord, KeyInfo)> {
+        let record = metadata.get(handle)?.filter(|_| handle.is_file_key()).ok_or(Error::EmptyHandle { handle })?;
+        let mut info = record
+            .recorded_key(handle)
+            .ok_or_else(|| not_loadable(handle, "its record's public area is missing or not the key it names"))?;
+        info.label = record.shown_label();
+        Ok((record, info))
     }
 
     /// The key files `metadata` records (no TPM command), with where each is kept.

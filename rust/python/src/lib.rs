@@ -9,12 +9,16 @@
 //! Python as a `bytearray`, which the package wipes after copying it into kdbxtool's SecureBytes.
 #![forbid(unsafe_code)]
 
-use keepassxc_tpm::{
-    ChallengeRule, Error, ErrorKind, KeySummary, PersistentHandle, Pin, TpmOptions, TpmWorker, DEFAULT_TIMEOUT,
-};
+#[cfg(windows)]
+mod windows;
+
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, PersistentHandle};
+#[cfg(unix)]
+use keepassxc_tpm::{KeySummary, Pin, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
+#[cfg(unix)]
 use pyo3::types::PyByteArray;
 
 create_exception!(keepassxc_tpm, TpmError, PyException, "Any failure of the TPM or of a TPM key.");
@@ -80,12 +84,25 @@ fn summary_json<T: serde::Serialize>(value: &T) -> PyResult<String> {
     serde_json::to_string(value).map_err(|e| TpmError::new_err(e.to_string()))
 }
 
+/// The padding rule a Python caller named.
+fn rule_of(rule: &str) -> PyResult<ChallengeRule> {
+    match rule {
+        "keepassxc" => Ok(ChallengeRule::KeePassXC),
+        "yubikey-manager" => Ok(ChallengeRule::YubikeyManager),
+        other => {
+            Err(PyValueError::new_err(format!("padding must be \"keepassxc\" or \"yubikey-manager\", not {other:?}")))
+        }
+    }
+}
+
 /// One TPM connection on a thread of its own (the core's `TpmWorker`).
+#[cfg(unix)]
 #[pyclass(frozen, module = "keepassxc_tpm._native")]
 struct Connection {
     worker: TpmWorker,
 }
 
+#[cfg(unix)]
 #[pymethods]
 impl Connection {
     #[new]
@@ -126,15 +143,7 @@ impl Connection {
         rule: &str,
     ) -> PyResult<Bound<'py, PyByteArray>> {
         let handle = parse_handle(handle)?;
-        let rule = match rule {
-            "keepassxc" => ChallengeRule::KeePassXC,
-            "yubikey-manager" => ChallengeRule::YubikeyManager,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "padding must be \"keepassxc\" or \"yubikey-manager\", not {other:?}"
-                )))
-            }
-        };
+        let rule = rule_of(rule)?;
         let pin = pin.map(|p| zeroize::Zeroizing::new(p.to_vec()));
         let pin = pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(to_py)?;
         let response = py
@@ -146,6 +155,9 @@ impl Connection {
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    #[cfg(unix)]
     m.add_class::<Connection>()?;
+    #[cfg(windows)]
+    m.add_class::<windows::Connection>()?;
     add_exceptions(m)
 }
