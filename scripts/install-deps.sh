@@ -25,7 +25,7 @@ packages=(
   pcscd pcsc-tools debootstrap
   # the booted Debian 12, 13 and sid containers (tests/pcsc/test-booted-pcscd.sh: systemd-nspawn)
   systemd-container
-  # the Windows probe, cross-built and run under wine (tests/windows/test-tbs-probe.sh)
+  # the Windows build, cross-built and run under wine (tests/windows/test-windows.sh)
   gcc-mingw-w64-x86-64 wine64
   # reading stock KeePassXC's key list off its screenshot (tests/pcsc/test-stock-gui.sh)
   tesseract-ocr
@@ -48,7 +48,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v cargo >/dev/null || { echo "install-deps: cargo not found; install Rust (https://rustup.rs), then run again" >&2; exit 1; }
-# The Windows probe's Rust target (tests/windows/test-tbs-probe.sh)
+# The Windows build's Rust target (tests/windows/test-windows.sh)
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-pc-windows-gnu; then
   rustup target add x86_64-pc-windows-gnu ||
     echo "install-deps: WARNING: rustup could not add x86_64-pc-windows-gnu; tests/windows will SKIP" >&2

@@ -22,9 +22,10 @@ fi
 rc=0
 tests/pcsc/run-tests.sh || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
-# The Windows probe (tpm-hmac-tbs-probe.exe) cross-built and run under wine through a tbs.dll double
+# The Windows build (tpm-hmac.exe, the probe, the core, the wheel with kdbxtool) cross-built and run
+# under wine against swtpm through a tbs.dll double
 rc=0
-tests/windows/test-tbs-probe.sh || rc=$?
+tests/windows/test-windows.sh || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 77 ] || exit "$rc"
 # The tpm-hmac Debian package: lintian, installed with apt, used, removed
 rc=0

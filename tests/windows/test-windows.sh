@@ -51,10 +51,12 @@ pass "cross-built tpm-hmac.exe, tpm-hmac-tbs-probe.exe, the tbs.dll double and t
 start_swtpm "$OUT/swtpm" || die "swtpm did not start"
 PORT=${SWTPM_TCTI##*port=}
 export KEEPASSXC_TPM_TBS_PORT=$PORT
-# win PROGRAM ARGS...: a Windows program's output (both streams), then "rc=N".
+# win PROGRAM ARGS...: a Windows program's output (both streams), then "rc=N". PROGRAM is one of
+# $OUT/bin, or a path.
 win() {
-  local rc=0 out
-  out=$(timeout 300 "$HERE/wine-run.sh" "$OUT/bin/$1" "${@:2}" 2>&1) || rc=$?
+  local rc=0 out program=$1
+  [[ $program == */* ]] || program=$OUT/bin/$program
+  out=$(timeout 300 "$HERE/wine-run.sh" "$program" "${@:2}" 2>&1) || rc=$?
   printf '%s\nrc=%s\n' "$out" "$rc"
 }
 # winpath PATH: PATH as wine's Z: drive shows it.
@@ -163,6 +165,44 @@ if grep -q '^rc=1$' <<<"$out" && grep -q '^problem  no TPM found by TBS' <<<"$ou
   pass "doctor without a TPM: $(grep '^problem' <<<"$out" | head -1 | cut -c1-100)"
 else
   fail "doctor without a TPM: $(tr '\n' '|' <<<"$out")"
+fi
+# 4. The Windows wheel in wine's embeddable CPython, with kdbxtool.
+if ! WHEEL=$("$ROOT/scripts/build-windows-wheel.sh" 2>"$WORK/wheel.log"); then
+  fail "scripts/build-windows-wheel.sh: $(tail -3 "$WORK/wheel.log" | tr '\n' '|')"
+elif ! EMBED=$("$HERE/embed-python.sh" "$OUT/python" "$WHEEL" 2>"$WORK/embed.log"); then
+  rc=$(grep -q SKIP "$WORK/embed.log" && echo skip || echo fail)
+  [ "$rc" = skip ] && echo "[windows] SKIP: the wheel under wine: $(tail -1 "$WORK/embed.log")" >&2 ||
+    fail "embed-python.sh: $(tail -3 "$WORK/embed.log" | tr '\n' '|')"
+else
+  pass "the Windows wheel $(basename "$WHEEL") in wine's embeddable $(grep -o 'Python [0-9.]*' "$WORK/embed.log" | head -1)"
+  # The database is made on Linux by kdbxtool with a software twin of the slot holding SECRET.
+  LINUX_PY=${KEEPASSXC_TPM_BUILD_DIR:-$ROOT/build}/windows/maturin-venv/bin/python
+  KDBXTOOL_WHEEL=${KDBXTOOL_WHEEL:-$(find "$ROOT/../shared/vendor/kdbxtool" -name 'kdbxtool-*.whl' 2>/dev/null | head -1)}
+  "$LINUX_PY" -m pip install -q --disable-pip-version-check "$KDBXTOOL_WHEEL" >/dev/null 2>&1 ||
+    fail "kdbxtool does not install into $LINUX_PY"
+  "$LINUX_PY" "$HERE/twin_database.py" "$WORK/linux.kdbx" "$SECRET" || fail "kdbxtool on Linux did not make the database"
+  pyopen() { (WINEPREFIX=$OUT/python/wineprefix win "$EMBED" "$(winpath "$HERE/open_database.py")" "$@"); }
+  for file in twin linux; do
+    out=$(pyopen "$(winpath "$WORK/linux.kdbx")" "$(winpath "$WORK/$file.tss")")
+    if grep -q '^rc=0$' <<<"$out" && grep -q '^opened: s3cret$' <<<"$out"; then
+      pass "TpmHmac(key_file=$file.tss) under wine opens the kdbxtool database made on Linux"
+    else
+      fail "TpmHmac(key_file=$file.tss) under wine: $(tr '\n' '|' <<<"$out")"
+    fi
+  done
+  KEEPASSXC_TPM_METADATA=$RECORDS TPM2TOOLS_TCTI=$SWTPM_TCTI "$LINUX_CLI" create --key-file "$WORK/other.tss" >/dev/null
+  out=$(pyopen "$(winpath "$WORK/linux.kdbx")" "$(winpath "$WORK/other.tss")")
+  if grep -q '^rc=1$' <<<"$out" && grep -q '^refused: AuthenticationError' <<<"$out"; then
+    pass "another key file does not open it: $(grep '^refused' <<<"$out" | cut -c1-100)"
+  else
+    fail "another key file: $(tr '\n' '|' <<<"$out")"
+  fi
+  out=$(KEEPASSXC_TPM_TBS_PORT="" pyopen "$(winpath "$WORK/linux.kdbx")" "$(winpath "$WORK/twin.tss")")
+  if grep -q '^rc=1$' <<<"$out" && grep -q '^refused: NoTpm: no TPM reachable through TBS' <<<"$out"; then
+    pass "without a TPM: $(grep '^refused' <<<"$out" | cut -c1-100)"
+  else
+    fail "without a TPM: $(tr '\n' '|' <<<"$out")"
+  fi
 fi
 out=$(win tpm-hmac.exe delete --key-file "$(winpath "$WORK/twin.tss")")
 if grep -q '^rc=0$' <<<"$out" && [ ! -e "$WORK/twin.tss" ]; then
