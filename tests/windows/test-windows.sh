@@ -56,7 +56,8 @@ export KEEPASSXC_TPM_TBS_PORT=$PORT
 win() {
   local rc=0 out program=$1
   [[ $program == */* ]] || program=$OUT/bin/$program
-  out=$(timeout 300 "$HERE/wine-run.sh" "$program" "${@:2}" 2>&1) || rc=$?
+  # Windows programs may end lines with CR LF.
+  out=$(timeout 300 "$HERE/wine-run.sh" "$program" "${@:2}" 2>&1 | tr -d '\r') || rc=$?
   printf '%s\nrc=%s\n' "$out" "$rc"
 }
 # winpath PATH: PATH as wine's Z: drive shows it.
@@ -113,14 +114,14 @@ else
 fi
 # The same secret in a key file made by the Linux build, recorded in the same record file.
 KEEPASSXC_TPM_METADATA=$RECORDS TPM2TOOLS_TCTI=$SWTPM_TCTI "$LINUX_CLI" import --key-file "$WORK/linux.tss" \
-  --secret-file "$WORK/secret.hex" >/dev/null || fail "the Linux build's import failed"
+  --secret-file "$WORK/secret.hex" >/dev/null 2>&1 || fail "the Linux build's import failed"
 mismatches=0
 for challenge in "" 78 "$(printf '20%.0s' {1..63})" 6566676869 "$(seq 101 132 | xargs printf '%02x')"; do
   # None ends in KeePassXC's padding byte (64 minus its length), so a slot hashes each as it is.
   # shellcheck disable=SC2059 # the format is the challenge's bytes as \xNN escapes
   expected=$(printf "$(sed 's/../\\x&/g' <<<"$challenge")" | openssl dgst -sha1 -mac HMAC -macopt "hexkey:$SECRET" -r | cut -d' ' -f1)
   for file in twin linux; do
-    got=$(win tpm-hmac.exe challenge --key-file "$(winpath "$WORK/$file.tss")" --hex "$challenge" | head -1)
+    got=$(win tpm-hmac.exe challenge --key-file "$(winpath "$WORK/$file.tss")" --hex "$challenge" | sed -n 1p)
     linux=$(KEEPASSXC_TPM_METADATA=$RECORDS TPM2TOOLS_TCTI=$SWTPM_TCTI "$LINUX_CLI" challenge --key-file "$WORK/$file.tss" --hex "$challenge")
     if [ "$got" != "$expected" ] || [ "$linux" != "$expected" ]; then
       mismatches=$((mismatches + 1))
@@ -174,7 +175,7 @@ elif ! EMBED=$("$HERE/embed-python.sh" "$OUT/python" "$WHEEL" 2>"$WORK/embed.log
   [ "$rc" = skip ] && echo "[windows] SKIP: the wheel under wine: $(tail -1 "$WORK/embed.log")" >&2 ||
     fail "embed-python.sh: $(tail -3 "$WORK/embed.log" | tr '\n' '|')"
 else
-  pass "the Windows wheel $(basename "$WHEEL") in wine's embeddable $(grep -o 'Python [0-9.]*' "$WORK/embed.log" | head -1)"
+  pass "the Windows wheel $(basename "$WHEEL") under wine: $(tail -1 "$WORK/embed.log")"
   # The database is made on Linux by kdbxtool with a software twin of the slot holding SECRET.
   LINUX_PY=${KEEPASSXC_TPM_BUILD_DIR:-$ROOT/build}/windows/maturin-venv/bin/python
   KDBXTOOL_WHEEL=${KDBXTOOL_WHEEL:-$(find "$ROOT/../shared/vendor/kdbxtool" -name 'kdbxtool-*.whl' 2>/dev/null | head -1)}
@@ -190,7 +191,7 @@ else
       fail "TpmHmac(key_file=$file.tss) under wine: $(tr '\n' '|' <<<"$out")"
     fi
   done
-  KEEPASSXC_TPM_METADATA=$RECORDS TPM2TOOLS_TCTI=$SWTPM_TCTI "$LINUX_CLI" create --key-file "$WORK/other.tss" >/dev/null
+  KEEPASSXC_TPM_METADATA=$RECORDS TPM2TOOLS_TCTI=$SWTPM_TCTI "$LINUX_CLI" create --key-file "$WORK/other.tss" >/dev/null 2>&1
   out=$(pyopen "$(winpath "$WORK/linux.kdbx")" "$(winpath "$WORK/other.tss")")
   if grep -q '^rc=1$' <<<"$out" && grep -q '^refused: AuthenticationError' <<<"$out"; then
     pass "another key file does not open it: $(grep '^refused' <<<"$out" | cut -c1-100)"
