@@ -62,9 +62,7 @@ impl Connection {
             return Err(TpmError::new_err("keys with a PIN are not supported on Windows; leave pin= out"));
         }
         let response = py
-            .detach(|| {
-                KeyFileTpm::open(Metadata::default_location())?.challenge_serial(handle, &challenge, rule)
-            })
+            .detach(|| KeyFileTpm::open(Metadata::default_location())?.challenge_serial(handle, &challenge, rule))
             .map_err(to_py)?;
         Ok(PyByteArray::new(py, &response))
     }
