@@ -79,11 +79,6 @@ impl KeyFileTpm {
         Ok(KeyFileTpm { direct, metadata, reached_through: tcti.as_str().to_owned() })
     }
 
-    /// The record file this connection uses.
-    pub fn metadata(&self) -> &Metadata {
-        &self.metadata
-    }
-
     /// Generates an HMAC key inside the TPM (or imports `secret`) and writes it to the key file at
     /// `path`, which must not exist; its record goes to the record file.
     pub fn create(&mut self, spec: &KeySpec, secret: Option<&Secret>, path: &Path) -> Result<KeyInfo> {

@@ -194,7 +194,8 @@ impl Direct {
         let auth = crypto::session_hmac(&session.key, &[], &cp_hash, &nonce_caller, &session.nonce_tpm, attributes)
             .finalize()
             .into_bytes();
-        let command = wire::hmac(key, session.handle, &nonce_caller, attributes, &auth, &parameters);
+        let command =
+            wire::authorised(wire::CC_HMAC, key, session.handle, &nonce_caller, attributes, &auth, &parameters);
         let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
         let answer = wire::hmac_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         // The answer is the TPM's only if its HMAC is the session's: checked before anything else.

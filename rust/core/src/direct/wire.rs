@@ -103,18 +103,6 @@ pub fn hmac_parameters(message: &[u8]) -> Vec<u8> {
     p.0
 }
 
-/// TPM2_HMAC on `key` with one authorisation: `session`, its new caller nonce, attributes and HMAC.
-pub fn hmac(
-    key: u32,
-    session: u32,
-    nonce_caller: &[u8],
-    attributes: u8,
-    auth_hmac: &[u8],
-    parameters: &[u8],
-) -> Vec<u8> {
-    authorised(CC_HMAC, key, session, nonce_caller, attributes, auth_hmac, parameters)
-}
-
 /// Command `code` on the one handle that needs authorisation, with one session: its handle, new
 /// caller nonce, attributes and HMAC.
 pub fn authorised(
@@ -332,34 +320,17 @@ pub fn handles_answer(response: &[u8]) -> Result<Result<(bool, Vec<u32>), u32>, 
     Ok(Ok((more, entries.chunks_exact(4).map(|h| u32::from_be_bytes([h[0], h[1], h[2], h[3]])).collect())))
 }
 
-/// What TPM2_HMAC answers with one session: the parameter bytes (the encrypted digest, as
-/// TPM2B) and the session's nonce, attributes and HMAC.
-pub struct HmacAnswer<'a> {
-    pub parameters: &'a [u8],
-    pub nonce_tpm: &'a [u8],
-    pub attributes: u8,
-    pub hmac: &'a [u8],
-}
-
-pub fn hmac_answer(response: &[u8]) -> Result<Result<HmacAnswer<'_>, u32>, Malformed> {
-    let (tag, code, mut r) = header(response)?;
-    if code != 0 {
-        return Ok(Err(code));
-    }
-    if tag != ST_SESSIONS {
-        return Err(Malformed("no session in the answer"));
-    }
-    let size = r.u32("the parameter size")? as usize;
-    let parameters = r.bytes(size, "the parameters")?;
-    let nonce_tpm = r.sized("the TPM's nonce")?;
-    let attributes = r.u8("the session attributes")?;
-    let hmac = r.sized("the response HMAC")?;
-    r.done()?;
-    // The parameters are one TPM2B_DIGEST and nothing else.
-    let mut p = Reader::new(parameters);
+/// What TPM2_HMAC answers with one session: its parameters are one TPM2B_DIGEST (the encrypted
+/// digest) and nothing else.
+pub fn hmac_answer(response: &[u8]) -> Result<Result<SessionAnswer<'_>, u32>, Malformed> {
+    let answer = match session_answer(response, 0)? {
+        Ok(answer) => answer,
+        Err(code) => return Ok(Err(code)),
+    };
+    let mut p = Reader::new(answer.parameters);
     p.sized("the digest")?;
     p.done()?;
-    Ok(Ok(HmacAnswer { parameters, nonce_tpm, attributes, hmac }))
+    Ok(Ok(answer))
 }
 
 /// An answer to a command with one session: its output handles (`handles` of them), the
@@ -478,7 +449,7 @@ mod tests {
         assert_eq!((&c[..c.len() - 9], &c[c.len() - 8..]), (&p[..p.len() - 9], &p[p.len() - 8..]));
         assert_eq!(u32::from_be_bytes([c[2], c[3], c[4], c[5]]) as usize, c.len());
         assert_eq!(u32::from_be_bytes([c[6], c[7], c[8], c[9]]), CC_START_AUTH_SESSION);
-        let h = hmac(0x8100_0100, 0x0200_0000, &[3; 32], ENCRYPT, &[4; 32], &hmac_parameters(b"abc"));
+        let h = authorised(CC_HMAC, 0x8100_0100, 0x0200_0000, &[3; 32], ENCRYPT, &[4; 32], &hmac_parameters(b"abc"));
         assert_eq!(u32::from_be_bytes([h[2], h[3], h[4], h[5]]) as usize, h.len());
         assert_eq!(&h[h.len() - 7..], &[0, 3, b'a', b'b', b'c', 0x00, 0x10]);
     }
