@@ -27,7 +27,7 @@ needed=(
   # the PC/SC driver's tests (tests/pcsc): a private pcscd, pcsc-tools, the Debian 13 and sid chroots
   /usr/sbin/pcscd /usr/bin/pcsc_scan /usr/bin/scriptor /usr/sbin/debootstrap /usr/bin/tesseract
   /usr/bin/systemd-nspawn /usr/bin/nsenter /usr/bin/flock /usr/bin/pgrep /usr/bin/timeout /usr/bin/setpriv
-  # the Windows probe under wine (tests/windows)
+  # the Windows build under wine (tests/windows)
   /usr/bin/x86_64-w64-mingw32-gcc /usr/lib/wine/wine64
   # the KeePassXC fork's build
   /usr/bin/cmake /usr/bin/ninja /usr/bin/patch /usr/bin/pkg-config /usr/bin/ccache /usr/bin/dpkg-source
