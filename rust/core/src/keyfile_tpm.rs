@@ -17,7 +17,7 @@ use crate::address::{PersistentHandle, SRK_HANDLE};
 use crate::challenge::ChallengeRule;
 use crate::direct::provision::Loaded;
 use crate::direct::{Direct, Fallback, SaltKey};
-use crate::error::{Error, Result, BLOCKED_BY_TBS};
+use crate::error::{Error, Result};
 use crate::file_records::{self, absolute, key_file_error, not_loadable, tpm2b};
 use crate::key::{check_label, public, KeyInfo, KeySpec, Origin};
 use crate::keyfile::{KeyFile, STANDARD_PARENT};
@@ -83,10 +83,7 @@ impl KeyFileTpm {
     /// `path`, which must not exist; its record goes to the record file.
     pub fn create(&mut self, spec: &KeySpec, secret: Option<&Secret>, path: &Path) -> Result<KeyInfo> {
         if spec.pin.is_some() || !spec.pcrs.is_empty() || spec.auth_value_form {
-            return Err(Error::Wrapper {
-                operation: "making the key",
-                text: "this build makes keys without a PIN or PCR binding only".to_owned(),
-            });
+            return Err(key_file_error(path, "a key with a PIN or PCR binding is made by the Linux build only"));
         }
         if let Some(secret) = secret {
             secret.check_length(spec.algorithm)?;
@@ -104,7 +101,7 @@ impl KeyFileTpm {
         let data = secret.map(|s| Zeroizing::new(s.bytes().to_vec())).unwrap_or_default();
         let made = self.direct.create(&parent.loaded.name, &parent.salt_key(), &data, &template);
         self.release(&parent);
-        let (private, key_public) = made.map_err(|f| self.failed("making the key (TPM2_Create)", "TPM2_Create", f))?;
+        let (private, key_public) = made.map_err(|f| self.failed("making the key (TPM2_Create)", f))?;
         let key_name =
             public::sha256_name(&key_public).ok_or(Error::BadAnswer { operation: "making the key", rc: 0 })?;
         let file = KeyFile {
@@ -138,18 +135,8 @@ impl KeyFileTpm {
     /// The response of the key in the file at `path` to KeePassXC's `challenge` (0 to 64 bytes),
     /// as the YubiKey slot with the same secret gives it.
     pub fn challenge(&mut self, path: &Path, challenge: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        self.challenge_by_rule(path, challenge, ChallengeRule::KeePassXC)
-    }
-
-    /// [`KeyFileTpm::challenge`] for a challenge padded by another program (yubikit's rule).
-    pub fn challenge_by_rule(
-        &mut self,
-        path: &Path,
-        challenge: &[u8],
-        rule: ChallengeRule,
-    ) -> Result<Zeroizing<Vec<u8>>> {
         let (handle, record, info) = KeyFileTpm::key_in(&self.metadata, path)?;
-        self.answer(handle, &record, &info, &rule.message_for(challenge, record.yubikey_mode)?)
+        self.answer(handle, &record, &info, &ChallengeRule::KeePassXC.message_for(challenge, record.yubikey_mode)?)
     }
 
     /// The response of the key file with serial `handle` (its record's: the record alone loads
@@ -198,13 +185,13 @@ impl KeyFileTpm {
                     info.algorithm.digest_len(),
                 );
                 self.direct.flush(key.handle);
-                answer.map_err(|f| self.failed("the challenge (TPM2_HMAC)", "TPM2_HMAC", f))
+                answer.map_err(|f| self.failed("the challenge (TPM2_HMAC)", f))
             }
             Ok(key) => {
                 self.direct.flush(key.handle);
                 Err(Error::RecordMismatch { handle, path: self.record_path() })
             }
-            Err(f) => Err(self.failed("loading the key file (TPM2_Load)", "TPM2_Load", f)),
+            Err(f) => Err(self.failed("loading the key file (TPM2_Load)", f)),
         };
         self.release(&parent);
         answer
@@ -265,16 +252,25 @@ impl KeyFileTpm {
     /// (`persistent`: the SRK), whose name must be the pinned one before anything is loaded under it.
     fn storage_parent(&mut self, pinned: Option<(PersistentHandle, &str, bool)>) -> Result<Parent> {
         let want_srk = pinned.is_none_or(|(_, _, persistent)| persistent);
-        let srk = if want_srk { self.direct.public_at(SRK_HANDLE).ok() } else { None };
+        let srk = match want_srk.then(|| self.direct.public_at(SRK_HANDLE)) {
+            Some(Ok(found)) => Some(found),
+            // Not "no SRK": a blocked ReadPublic must not turn into a wrong storage key.
+            #[cfg(windows)]
+            Some(Err(blocked @ Fallback::Blocked(_))) => {
+                return Err(self.failed("reading the SRK (TPM2_ReadPublic)", blocked))
+            }
+            _ => None,
+        };
         let parent = match srk.and_then(|(public, name)| Some((public::storage_point(&public)?, public, name))) {
             Some(((x, y), public, name)) => {
                 Parent { loaded: Loaded { handle: SRK_HANDLE, name }, public, x, y, transient: false }
             }
             None if let Some((handle, _, true)) = pinned => return Err(Error::StorageKeyChanged { handle }),
             None => {
-                let primary = self.direct.create_primary(&public::ecc_srk_template()).map_err(|f| {
-                    self.failed("making the storage primary (TPM2_CreatePrimary)", "TPM2_CreatePrimary", f)
-                })?;
+                let primary = self
+                    .direct
+                    .create_primary(&public::ecc_srk_template())
+                    .map_err(|f| self.failed("making the storage primary (TPM2_CreatePrimary)", f))?;
                 let Some((x, y)) = public::storage_point(&primary.public) else {
                     self.direct.flush(primary.loaded.handle);
                     return Err(Error::BadAnswer { operation: "making the storage primary", rc: 0 });
@@ -301,14 +297,15 @@ impl KeyFileTpm {
         }
     }
 
-    /// The error for a direct-path failure of `operation` (TPM command `command`).
-    fn failed(&self, operation: &'static str, command: &'static str, fallback: Fallback) -> Error {
+    /// The error for a direct-path failure of `operation`.
+    fn failed(&self, operation: &'static str, fallback: Fallback) -> Error {
         match fallback {
             Fallback::Io => Error::NoTpm {
                 tcti: self.reached_through.clone(),
                 detail: format!("{operation}: the connection failed"),
             },
-            Fallback::Refused(BLOCKED_BY_TBS) => Error::Blocked { command },
+            #[cfg(windows)]
+            Fallback::Blocked(code) => Error::Blocked { command: crate::direct::wire::command_name(code) },
             Fallback::Refused(0) => Error::BadAnswer { operation, rc: 0 },
             Fallback::Refused(rc) => {
                 crate::rc::classify_code(operation, rc, "the TPM refused it".to_owned(), &self.reached_through)

@@ -12,20 +12,29 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
 
-/// The message of a path that is a link, in words that follow "it".
-pub(crate) const A_LINK: &str = "it is a symbolic link";
+/// The error of opening a path that is a link (its text follows "it").
+#[derive(Debug)]
+struct ALink;
 
-/// Opens `path` for reading without following a link (an error whose text is [`A_LINK`]) or
-/// blocking on a FIFO or device.
+impl std::fmt::Display for ALink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("it is a symbolic link")
+    }
+}
+
+impl std::error::Error for ALink {}
+
+/// Opens `path` for reading without following a link (an error [`is_link`] tells) or blocking on a
+/// FIFO or device.
 pub(crate) fn open_no_follow(path: &Path) -> io::Result<File> {
-    let file = read_options().open(path).map_err(|e| if is_link_error(&e) { io::Error::other(A_LINK) } else { e })?;
+    let file = read_options().open(path).map_err(|e| if is_link_error(&e) { io::Error::other(ALink) } else { e })?;
     refuse_link(&file)?;
     Ok(file)
 }
 
-/// Whether `error` (from [`open_no_follow`]) says the path was a link.
+/// Whether `error` (from [`open_no_follow`] or [`open_lock`]) says the path was a link.
 pub(crate) fn is_link(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::Other && error.to_string() == A_LINK
+    error.get_ref().is_some_and(|inner| inner.is::<ALink>())
 }
 
 /// A new private file at `path` (never an existing one, never through a link).
@@ -126,7 +135,7 @@ mod imp {
     /// A reparse point opened as itself is refused.
     pub(super) fn refuse_link(file: &File) -> std::io::Result<()> {
         if file.metadata()?.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
-            return Err(std::io::Error::other(super::A_LINK));
+            return Err(std::io::Error::other(super::ALink));
         }
         Ok(())
     }

@@ -103,6 +103,22 @@ fn a_swapped_storage_key_is_refused_before_any_load() {
 }
 
 #[test]
+fn after_a_tpm_clear_a_key_under_the_standard_primary_is_refused_before_any_load() {
+    // The standard primary comes from the owner seed: TPM2_Clear (driven here by tpm2-tools, as
+    // a new owner would) makes CreatePrimary give another key, whose name is not the pinned one.
+    let swtpm = Swtpm::start();
+    let path = swtpm.dir().join("k.tss");
+    direct(&swtpm, &swtpm.tcti()).create(&KeySpec::default(), None, &path).unwrap();
+    assert_eq!(keepassxc_tpm::keyfile::KeyFile::read(&path).unwrap().parent, 0x4000_0001);
+    tpm2(&swtpm.tcti(), &["tpm2_clear", "-c", "p"]);
+    let proxy = CommandLog::start(swtpm.port());
+    let refused = direct(&swtpm, &proxy.tcti()).challenge(&path, b"x").unwrap_err();
+    assert!(matches!(refused, Error::StorageKeyChanged { .. }), "{refused}");
+    assert!(!by_client(&proxy.commands()).contains(&LOAD), "{:?}", proxy.commands());
+    assert_eq!(tpm2(&swtpm.tcti(), &["tpm2_getcap", "handles-transient"]).trim(), "", "the primary flushed");
+}
+
+#[test]
 fn unrecorded_and_hostile_files_are_refused_with_what_is_wrong() {
     let swtpm = Swtpm::start();
     let path = swtpm.dir().join("k.tss");

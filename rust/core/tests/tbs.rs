@@ -48,6 +48,10 @@ fn over_tbs_a_key_file_answers_the_reference_vectors_and_blocked_commands_are_na
     blocking("0x157");
     let refused = KeyFileTpm::open(records()).unwrap().challenge(&path, b"x").unwrap_err();
     assert!(matches!(refused, Error::Blocked { command: "TPM2_Load" }), "{refused:?}");
+    // The command Windows blocks is the one named, wherever in the sequence it comes.
+    blocking("0x176");
+    let refused = KeyFileTpm::open(records()).unwrap().challenge(&path, b"x").unwrap_err();
+    assert!(matches!(refused, Error::Blocked { command: "TPM2_StartAuthSession" }), "{refused:?}");
     blocking("");
     assert_eq!(KeyFileTpm::open(records()).unwrap().challenge(&path, b"x").unwrap().to_vec(), yubikey_answer(b"x"));
 

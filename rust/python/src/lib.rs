@@ -9,16 +9,14 @@
 //! Python as a `bytearray`, which the package wipes after copying it into kdbxtool's SecureBytes.
 #![forbid(unsafe_code)]
 
-#[cfg(windows)]
-mod windows;
+#[cfg_attr(unix, path = "linux.rs")]
+#[cfg_attr(windows, path = "windows.rs")]
+mod backend;
 
-use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, PersistentHandle};
-#[cfg(unix)]
-use keepassxc_tpm::{KeySummary, Pin, TpmOptions, TpmWorker, DEFAULT_TIMEOUT};
+use keepassxc_tpm::{ChallengeRule, Error, ErrorKind, PersistentHandle, Pin};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-#[cfg(unix)]
 use pyo3::types::PyByteArray;
 
 create_exception!(keepassxc_tpm, TpmError, PyException, "Any failure of the TPM or of a TPM key.");
@@ -95,39 +93,35 @@ fn rule_of(rule: &str) -> PyResult<ChallengeRule> {
     }
 }
 
-/// One TPM connection on a thread of its own (the core's `TpmWorker`).
-#[cfg(unix)]
+/// One TPM connection: on Linux the core's `TpmWorker` (a thread of its own), on Windows key files
+/// through TBS (`windows.rs`). The methods are the same on both, so the Python package is too.
 #[pyclass(frozen, module = "keepassxc_tpm._native")]
 struct Connection {
-    worker: TpmWorker,
+    backend: backend::Backend,
 }
 
-#[cfg(unix)]
 #[pymethods]
 impl Connection {
     #[new]
     #[pyo3(signature = (tcti=None))]
-    fn new(tcti: Option<String>) -> Self {
-        Connection { worker: TpmWorker::start(TpmOptions::tcti(tcti), DEFAULT_TIMEOUT) }
+    fn new(tcti: Option<String>) -> PyResult<Self> {
+        Ok(Connection { backend: backend::Backend::new(tcti)? })
     }
 
-    /// The HMAC keys in the TPM, as the JSON array `tpm-hmac list --json` prints.
+    /// The HMAC keys, as the JSON array `tpm-hmac list --json` prints.
     fn list_keys(&self, py: Python<'_>) -> PyResult<String> {
-        let keys = py.detach(|| self.worker.run(|tpm| tpm.list_keys())).map_err(to_py)?;
-        summary_json(&keys.iter().map(KeySummary::from).collect::<Vec<_>>())
+        summary_json(&py.detach(|| self.backend.list_keys()).map_err(to_py)?)
     }
 
     /// The HMAC key at `handle` ("0x81000100", or KeePassXC's decimal serial), as JSON.
     fn key(&self, py: Python<'_>, handle: &str) -> PyResult<String> {
         let handle = parse_handle(handle)?;
-        let key = py.detach(|| self.worker.run(move |tpm| tpm.key_info(handle))).map_err(to_py)?;
-        summary_json(&KeySummary::from(&key))
+        summary_json(&py.detach(|| self.backend.key(handle)).map_err(to_py)?)
     }
 
     /// The serial of the key kept in the key file at `path` (its record's), as "0x82…".
     fn key_file_serial(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
-        let handle = py.detach(|| self.worker.run(move |tpm| tpm.file_key_serial(&path))).map_err(to_py)?;
-        Ok(handle.to_string())
+        Ok(py.detach(|| self.backend.key_file_serial(path)).map_err(to_py)?.to_string())
     }
 
     /// The response of the key at `handle` to `challenge`, padded by `rule` ("keepassxc" or
@@ -146,18 +140,13 @@ impl Connection {
         let rule = rule_of(rule)?;
         let pin = pin.map(|p| zeroize::Zeroizing::new(p.to_vec()));
         let pin = pin.as_ref().map(|p| Pin::new(&p[..])).transpose().map_err(to_py)?;
-        let response = py
-            .detach(|| self.worker.run(move |tpm| tpm.challenge_by_rule(handle, &challenge, pin.as_ref(), rule)))
-            .map_err(to_py)?;
+        let response = py.detach(|| self.backend.challenge(handle, challenge, pin, rule)).map_err(to_py)?;
         Ok(PyByteArray::new(py, &response))
     }
 }
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    #[cfg(unix)]
     m.add_class::<Connection>()?;
-    #[cfg(windows)]
-    m.add_class::<windows::Connection>()?;
     add_exceptions(m)
 }

@@ -44,6 +44,20 @@ pub(crate) enum Fallback {
     /// The TPM refused the command with this response code, or (0) its answer did not parse or
     /// was not the session's.
     Refused(u32),
+    /// Windows (TBS) blocked this command code for this user: the TPM never saw it.
+    #[cfg(windows)]
+    Blocked(u32),
+}
+
+impl From<std::io::Error> for Fallback {
+    fn from(error: std::io::Error) -> Fallback {
+        #[cfg(windows)]
+        if let Some(transport::Blocked(code)) = error.get_ref().and_then(|e| e.downcast_ref::<transport::Blocked>()) {
+            return Fallback::Blocked(*code);
+        }
+        let _ = error;
+        Fallback::Io
+    }
 }
 
 /// A salted, encrypting session this path computed, kept for the next challenge.
@@ -90,7 +104,7 @@ impl Direct {
     /// the name checked against the hash of the public area (SHA-256 names only), as ESYS checks
     /// it. The caller keeps the name (the connection's `KnownKeys`).
     pub(crate) fn public_at(&mut self, handle: u32) -> Result<(Vec<u8>, Vec<u8>), Fallback> {
-        let response = self.transport.send(&wire::read_public(handle)).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(&wire::read_public(handle)).map_err(Fallback::from)?;
         let answer = wire::public_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         let computed = crate::key::public::sha256_name(answer.public).ok_or(Fallback::Refused(0))?;
         if answer.name != computed {
@@ -102,7 +116,7 @@ impl Direct {
     /// One page of the handles in use from `first` on (TPM_CAP_HANDLES), and whether there are more.
     pub(crate) fn handles(&mut self, first: u32, count: u32) -> Result<(bool, Vec<u32>), Fallback> {
         let command = wire::get_capability(wire::CAP_HANDLES, first, count);
-        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(&command).map_err(Fallback::from)?;
         wire::handles_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)
     }
 
@@ -156,7 +170,7 @@ impl Direct {
                     let _ = self.transport.send(&wire::flush_context(session.handle));
                 }
             }
-            Err(Fallback::Io) => {}
+            Err(_) => {}
         }
         result
     }
@@ -166,7 +180,7 @@ impl Direct {
         let nonce_caller = crypto::nonce(DIGEST).ok_or(Fallback::Refused(0))?;
         let command =
             wire::start_auth_session(salt_key.handle, &nonce_caller, &salt.ephemeral_x, &salt.ephemeral_y, policy);
-        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(&command).map_err(Fallback::from)?;
         let started = wire::session_started(&response, policy).map_err(|_| {
             // The TPM may have started a session all the same: do not leave it loaded.
             if let Some(handle) = wire::session_handle_in(&response) {
@@ -196,7 +210,7 @@ impl Direct {
             .into_bytes();
         let command =
             wire::authorised(wire::CC_HMAC, key, session.handle, &nonce_caller, attributes, &auth, &parameters);
-        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(&command).map_err(Fallback::from)?;
         let answer = wire::hmac_answer(&response).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         // The answer is the TPM's only if its HMAC is the session's: checked before anything else.
         let rp_hash = crypto::parameter_hash(&[&0u32.to_be_bytes(), &wire::CC_HMAC.to_be_bytes(), answer.parameters]);

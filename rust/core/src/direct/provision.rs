@@ -27,7 +27,7 @@ impl Direct {
     /// Sends a command and parses its one-session answer with `handles` output handles; the
     /// answer's parameters are copied out.
     fn exchange(&mut self, command: &[u8], handles: usize) -> Result<(Vec<u32>, Vec<u8>), Fallback> {
-        let response = self.transport.send(command).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(command).map_err(Fallback::from)?;
         let answer =
             wire::session_answer(&response, handles).map_err(|_| Fallback::Refused(0))?.map_err(Fallback::Refused)?;
         Ok((answer.handles, answer.parameters.to_vec()))
@@ -94,7 +94,7 @@ impl Direct {
             &auth,
             &parameters,
         );
-        let response = self.transport.send(&command).map_err(|_| Fallback::Io)?;
+        let response = self.transport.send(&command).map_err(Fallback::from)?;
         let answer = match wire::session_answer(&response, 0) {
             Ok(Ok(answer)) => answer,
             Ok(Err(code)) => {

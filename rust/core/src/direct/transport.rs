@@ -66,9 +66,17 @@ impl Transport {
     pub fn send(&mut self, command: &[u8]) -> std::io::Result<Vec<u8>> {
         match self {
             #[cfg(windows)]
-            Transport::Tbs(context) => context
-                .submit(command)
-                .map_err(|rc| std::io::Error::other(format!("TBS could not pass the command on (0x{rc:08X})"))),
+            Transport::Tbs(context) => {
+                let response = context
+                    .submit(command)
+                    .map_err(|rc| std::io::Error::other(format!("TBS could not pass the command on (0x{rc:08X})")))?;
+                // TBS "succeeds" with TPM_E_COMMAND_BLOCKED in the response code: the TPM never saw it.
+                if response.get(6..10) == Some(&keepassxc_tpm_tbs::COMMAND_BLOCKED.to_be_bytes()[..]) {
+                    let code = command.get(6..10).map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]));
+                    return Err(std::io::Error::other(Blocked(code)));
+                }
+                Ok(response)
+            }
             #[cfg(unix)]
             Transport::ResourceManager(device) => {
                 device.write_all(command)?;
@@ -87,6 +95,21 @@ impl Transport {
         }
     }
 }
+
+/// The command (its code) that Windows blocked for this user, as the error of [`Transport::send`].
+#[cfg(windows)]
+#[derive(Debug)]
+pub struct Blocked(pub u32);
+
+#[cfg(windows)]
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Windows blocks the TPM command 0x{:08X} for this user", self.0)
+    }
+}
+
+#[cfg(windows)]
+impl std::error::Error for Blocked {}
 
 /// A new connection to swtpm's command port at `address` (`host:port`), trying each address the
 /// name has in turn, as tpm2-tss does (`localhost` may be ::1 first while swtpm listens on

@@ -12,6 +12,22 @@ pub const CC_CREATE_PRIMARY: u32 = 0x131;
 pub const CC_CREATE: u32 = 0x153;
 pub const CC_LOAD: u32 = 0x157;
 
+/// The command's name, for messages.
+#[cfg(windows)]
+pub fn command_name(code: u32) -> &'static str {
+    match code {
+        CC_START_AUTH_SESSION => "TPM2_StartAuthSession",
+        CC_HMAC => "TPM2_HMAC",
+        CC_FLUSH_CONTEXT => "TPM2_FlushContext",
+        CC_READ_PUBLIC => "TPM2_ReadPublic",
+        CC_GET_CAPABILITY => "TPM2_GetCapability",
+        CC_CREATE_PRIMARY => "TPM2_CreatePrimary",
+        CC_CREATE => "TPM2_Create",
+        CC_LOAD => "TPM2_Load",
+        _ => "(a command this project does not send)",
+    }
+}
+
 /// The owner hierarchy, and the password "session" (Part 2, 7.4).
 pub const RH_OWNER: u32 = 0x4000_0001;
 const RS_PW: u32 = 0x4000_0009;
